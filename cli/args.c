@@ -1,0 +1,84 @@
+/* args.c — see args.h. */
+#include "args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "diffu %s: %s: '%s' is not an integer\n", cmd, opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "diffu %s: %s: %lld is outside [%lld, %lld]\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v != v) {
+        fprintf(stderr, "diffu %s: %s: '%s' is not a number\n", cmd, opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "diffu %s: %s: %g is outside [%g, %g]\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1ull << 30, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (errno || end == s || *end || !(v > 0)) {
+        fprintf(stderr, "diffu %s: %s: '%s' is not a size (e.g. 512M, 2G)\n", cmd, opt, s);
+        return -1;
+    }
+    *out = (uint64_t)(v * (double)mul);
+    return 0;
+}
+
+int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n) {
+    int cap = 8, k = 0;
+    int *v = diffu_xmalloc((size_t)cap * sizeof *v);
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (errno || end == p || x < 1 || x > (1 << 30) || (*end && *end != ',')) {
+            fprintf(stderr, "diffu %s: %s: '%s' is not a comma-separated list of positive integers\n", cmd, opt, s);
+            free(v);
+            return -1;
+        }
+        if (k == cap) v = diffu_xrealloc(v, (size_t)(cap *= 2) * sizeof *v);
+        v[k++] = (int)x;
+        p = *end ? end + 1 : end;
+    }
+    if (!k) {
+        fprintf(stderr, "diffu %s: %s: empty list\n", cmd, opt);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* args.h — strict parsing of option values for the subcommands: a bad value
+ * is a one-line error naming the option, never a silent zero. */
+#ifndef DIFFU_ARGS_H
+#define DIFFU_ARGS_H
+
+#include <stdint.h>
+
+/* Each returns 0, or prints "diffu CMD: --opt: ..." and returns -1. */
+int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out);
+int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* Sizes with an optional K/M/G suffix (powers of 1024). */
+int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* Comma-separated list of positive ints; *out malloc'd. */
+int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
+
+#endif

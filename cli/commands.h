@@ -1,0 +1,12 @@
+/* commands.h — the diffu subcommands. Each lives in cli/cmd_<name>.c and is
+ * listed once in the table in cli/main.c. A command returns the process exit
+ * status: 0 success, 1 user error (message already printed), 2 usage error. */
+#ifndef DIFFU_COMMANDS_H
+#define DIFFU_COMMANDS_H
+
+int cmd_mkmodel(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,39 @@
+/* main.c — the `diffu` command line: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "log.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"mkmodel", cmd_mkmodel, "write a random-weight model in Hugging Face format (tiny|small|7b presets)"},
+    {"inspect", cmd_inspect, "validate a checkpoint; print config, parameters, bytes by dtype, memory per rank"},
+    {"logits", cmd_logits, "raw logits of every position for int32 token ids (testing and outside checks)"},
+    {"bench", cmd_bench, "benchmarks: `bench forward` (ms per forward, GFLOP/s beside raw sgemm)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "diffu %s — distributed CPU inference for masked-diffusion code models (DiffuCoder, Dream)\n\n",
+            "0.1.0");
+    fprintf(f, "usage: diffu <command> [options]   (diffu <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "  %-10s %s\n", "help", "this list");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "diffu: unknown command '%s' (try: diffu help)\n", argv[1]);
+    return 2;
+}

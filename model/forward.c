@@ -1,0 +1,329 @@
+/* forward.c — see forward.h. */
+#include "forward.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+/* OpenBLAS extension (declared in its cblas.h on Debian; repeated for others) */
+void openblas_set_num_threads(int);
+
+struct diffu_model {
+    diffu_model_opts o;
+    diffu_config cfg;
+    diffu_weights *w;
+    diffu_pool *pool;
+    diffu_kscratch ks;
+    int nq, nkv, nffn, nvocab; /* this shard's heads, FFN columns, vocab rows */
+    /* plan buffers */
+    float *x;       /* [max_tokens x hidden] residual stream (for diffu_forward) */
+    float *xn;      /* [max_tokens x hidden] normed input / projection output */
+    float *q;       /* [max_tokens x nq*hd] */
+    float *k, *v;   /* [max_tokens x nkv*hd] */
+    float *att;     /* [max_tokens x nq*hd] */
+    float *g, *u;   /* [max_tokens x nffn] */
+    float *hx;      /* [max_rows x hidden] rows for lm_head */
+    float *rope_cos, *rope_sin; /* [max_seq x hd/2] */
+    int32_t *pos;   /* [max_tokens] */
+    int *seq_start; /* [max_tokens + 1] */
+    size_t plan_bytes;
+    diffu_allreduce_fn allreduce;
+    void *allreduce_user;
+};
+
+void diffu_model_opts_default(diffu_model_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->max_tokens = 2048;
+    o->tp_size = 1;
+}
+
+static float *plan_alloc(diffu_model *m, size_t floats) {
+    m->plan_bytes += floats * 4;
+    return diffu_xaligned(floats * 4);
+}
+
+int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model **out, diffu_err *err) {
+    *out = NULL;
+    diffu_ckpt *ck;
+    if (diffu_ckpt_open(dir, &ck, err)) return -1;
+    diffu_model *m = diffu_xcalloc(1, sizeof *m);
+    m->o = *opts;
+    m->cfg = *diffu_ckpt_config(ck);
+    diffu_model_opts *o = &m->o;
+    if (o->max_tokens <= 0) o->max_tokens = 2048;
+    if (o->max_seq <= 0 || o->max_seq > o->max_tokens) o->max_seq = o->max_tokens;
+    if (o->max_rows <= 0) o->max_rows = o->max_tokens;
+    if (o->threads <= 0) o->threads = diffu_affinity_cpus();
+    if (o->tp_size <= 0) o->tp_size = 1;
+    if (o->layer_end <= 0) o->layer_end = m->cfg.n_layers;
+    if (o->max_seq > m->cfg.max_pos) {
+        diffu_err_set(err, "%s: a sequence of %d tokens exceeds max_position_embeddings %d", dir, o->max_seq,
+                      m->cfg.max_pos);
+        goto fail_ck;
+    }
+    diffu_shard sh;
+    if (diffu_shard_init(&sh, &m->cfg, o->layer_begin, o->layer_end, o->tp_rank, o->tp_size, err)) {
+        diffu_err_prefix(err, "%s: layout", dir);
+        goto fail_ck;
+    }
+    if (diffu_weights_load(ck, &sh, o->f32_weights, &m->w, err)) goto fail_ck;
+    ck = NULL; /* owned by the weights now */
+
+    const diffu_config *c = &m->cfg;
+    int hd = c->head_dim, H = c->hidden;
+    m->nq = sh.q_head_end - sh.q_head_begin;
+    m->nkv = sh.kv_head_end - sh.kv_head_begin;
+    m->nffn = sh.ffn_end - sh.ffn_begin;
+    m->nvocab = sh.vocab_end - sh.vocab_begin;
+    size_t T = (size_t)o->max_tokens;
+    m->x = plan_alloc(m, T * H);
+    m->xn = plan_alloc(m, T * H);
+    m->q = plan_alloc(m, T * m->nq * hd);
+    m->k = plan_alloc(m, T * m->nkv * hd);
+    m->v = plan_alloc(m, T * m->nkv * hd);
+    m->att = plan_alloc(m, T * m->nq * hd);
+    m->g = plan_alloc(m, T * m->nffn);
+    m->u = plan_alloc(m, T * m->nffn);
+    m->hx = plan_alloc(m, (size_t)o->max_rows * H);
+    m->rope_cos = plan_alloc(m, (size_t)o->max_seq * hd / 2);
+    m->rope_sin = plan_alloc(m, (size_t)o->max_seq * hd / 2);
+    m->pos = diffu_xaligned(T * 4);
+    m->seq_start = diffu_xaligned((T + 1) * sizeof(int));
+    m->plan_bytes += T * 4 + (T + 1) * sizeof(int);
+    diffu_rope_table(m->rope_cos, m->rope_sin, o->max_seq, hd, c->rope_theta);
+    int max_k = H > m->nffn ? H : m->nffn;
+    if (m->nq * hd > max_k) max_k = m->nq * hd;
+    diffu_kscratch_init(&m->ks, o->threads, max_k, o->max_seq);
+    m->plan_bytes += diffu_kscratch_bytes(&m->ks);
+    openblas_set_num_threads(1); /* the pool owns the parallelism */
+    m->pool = diffu_pool_create(o->threads);
+    if (!o->quiet) diffu_model_plan_print(m);
+    *out = m;
+    return 0;
+fail_ck:
+    diffu_ckpt_close(ck);
+    free(m);
+    return -1;
+}
+
+void diffu_model_free(diffu_model *m) {
+    if (!m) return;
+    diffu_pool_free(m->pool);
+    diffu_kscratch_free(&m->ks);
+    float *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->g, m->u, m->hx, m->rope_cos, m->rope_sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(m->pos);
+    free(m->seq_start);
+    diffu_weights_free(m->w);
+    free(m);
+}
+
+const diffu_config *diffu_model_config(const diffu_model *m) { return &m->cfg; }
+const diffu_shard *diffu_model_shard(const diffu_model *m) { return &m->w->shard; }
+const diffu_weights *diffu_model_weights(const diffu_model *m) { return m->w; }
+const diffu_model_opts *diffu_model_get_opts(const diffu_model *m) { return &m->o; }
+int diffu_model_vocab_local(const diffu_model *m) { return m->nvocab; }
+size_t diffu_model_plan_bytes(const diffu_model *m) { return m->plan_bytes; }
+
+void diffu_model_set_allreduce(diffu_model *m, diffu_allreduce_fn fn, void *user) {
+    m->allreduce = fn;
+    m->allreduce_user = user;
+}
+
+static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+void diffu_model_plan_print(const diffu_model *m) {
+    const diffu_model_opts *o = &m->o;
+    const diffu_shard *s = &m->w->shard;
+    size_t T = (size_t)o->max_tokens, H = (size_t)m->cfg.hidden, hd = (size_t)m->cfg.head_dim;
+    DLOG_INFO("memory plan: layers [%d,%d) tp %d/%d heads [%d,%d) kv [%d,%d) ffn [%d,%d) vocab [%d,%d)%s%s",
+              s->layer_begin, s->layer_end, s->tp_rank, s->tp_size, s->q_head_begin, s->q_head_end, s->kv_head_begin,
+              s->kv_head_end, s->ffn_begin, s->ffn_end, s->vocab_begin, s->vocab_end, s->embed ? " +embed" : "",
+              s->head ? " +head" : "");
+    DLOG_INFO("memory plan: weights %.1f MiB mapped from the checkpoint + %.1f MiB owned (%s)",
+              mib(m->w->bytes_mapped), mib(m->w->bytes_owned), o->f32_weights ? "fp32-resident" : "checkpoint dtype");
+    DLOG_INFO("memory plan: max %d tokens/forward, %d per sequence, %d lm_head rows, %d threads", o->max_tokens,
+              o->max_seq, o->max_rows, o->threads);
+    DLOG_INFO("memory plan: x %.1f + xn %.1f + q %.1f + k %.1f + v %.1f + attn %.1f + gate %.1f + up %.1f + head rows %.1f MiB",
+              mib(T * H * 4), mib(T * H * 4), mib(T * m->nq * hd * 4), mib(T * m->nkv * hd * 4),
+              mib(T * m->nkv * hd * 4), mib(T * m->nq * hd * 4), mib(T * m->nffn * 4), mib(T * m->nffn * 4),
+              mib((size_t)o->max_rows * H * 4));
+    DLOG_INFO("memory plan: rope %.1f MiB, per-thread scratch %d x (weight tile %.1f + attention %.1f) MiB; total activations %.1f MiB",
+              mib((size_t)o->max_seq * hd * 4), m->ks.n_threads, mib(m->ks.tile_floats * 4), mib(m->ks.att_floats * 4),
+              mib(m->plan_bytes));
+}
+
+int diffu_batch_tokens(const diffu_batch *b) {
+    int n = 0;
+    for (int i = 0; i < b->n_seq; i++) n += b->seq_len[i];
+    return n;
+}
+
+int diffu_batch_check(const diffu_model *m, const diffu_batch *b, diffu_err *err) {
+    if (b->n_seq < 1) return diffu_err_set(err, "batch has no sequences");
+    long long n = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        if (b->seq_len[i] < 1) return diffu_err_set(err, "sequence %d is empty", i);
+        if (b->seq_len[i] > m->o.max_seq)
+            return diffu_err_set(err, "sequence %d has %d tokens, more than the plan's %d per sequence", i,
+                                 b->seq_len[i], m->o.max_seq);
+        n += b->seq_len[i];
+    }
+    if (n > m->o.max_tokens)
+        return diffu_err_set(err, "batch has %lld tokens, more than the plan's %d", n, m->o.max_tokens);
+    if (b->n_rows > m->o.max_rows)
+        return diffu_err_set(err, "%d lm_head rows asked, more than the plan's %d", b->n_rows, m->o.max_rows);
+    if (m->w->shard.embed && b->tokens)
+        for (long long i = 0; i < n; i++)
+            if (b->tokens[i] < 0 || b->tokens[i] >= m->cfg.vocab)
+                return diffu_err_set(err, "token %lld: id %d is outside the vocabulary [0, %d)", i, b->tokens[i],
+                                     m->cfg.vocab);
+    if (b->pos) {
+        for (long long i = 0; i < n; i++)
+            if (b->pos[i] < 0 || b->pos[i] >= m->o.max_seq)
+                return diffu_err_set(err, "token %lld: position %d outside [0, %d)", i, b->pos[i], m->o.max_seq);
+    }
+    for (int r = 0; r < b->n_rows; r++)
+        if (b->rows[r] < 0 || b->rows[r] >= n)
+            return diffu_err_set(err, "lm_head row %d: index %d outside the batch's %lld tokens", r, b->rows[r], n);
+    return 0;
+}
+
+/* ------------------------------------------------------------- the passes */
+
+typedef struct { diffu_model *m; const int32_t *tok; float *x; int per, n; } embed_ctx;
+static void embed_task(void *arg, int i, int tid) {
+    embed_ctx *c = arg;
+    const diffu_mat *e = &c->m->w->embed;
+    size_t es = diffu_dtype_size(e->dtype);
+    int H = c->m->cfg.hidden;
+    int r0 = i * c->per, r1 = r0 + c->per < c->n ? r0 + c->per : c->n;
+    for (int t = r0; t < r1; t++)
+        diffu_widen(c->x + (size_t)t * H, (const uint8_t *)e->data + (size_t)c->tok[t] * e->ld * es, e->dtype, (size_t)H);
+}
+
+void diffu_forward_embed(diffu_model *m, const diffu_batch *b, float *x) {
+    DIFFU_ASSERT(m->w->shard.embed);
+    int n = diffu_batch_tokens(b);
+    embed_ctx c = {m, b->tokens, x, (n + 4 * m->o.threads - 1) / (4 * m->o.threads), n};
+    if (c.per < 1) c.per = 1;
+    diffu_pool_run(m->pool, embed_task, &c, (n + c.per - 1) / c.per);
+}
+
+static void prepare_positions(diffu_model *m, const diffu_batch *b) {
+    int n = 0;
+    m->seq_start[0] = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        for (int p = 0; p < b->seq_len[i]; p++) m->pos[n + p] = b->pos ? b->pos[n + p] : p;
+        n += b->seq_len[i];
+        m->seq_start[i + 1] = n;
+    }
+}
+
+void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
+    const diffu_config *c = &m->cfg;
+    const diffu_shard *s = &m->w->shard;
+    int T = diffu_batch_tokens(b), H = c->hidden, hd = c->head_dim;
+    int ldq = m->nq * hd, ldkv = m->nkv * hd;
+    float eps = (float)c->rms_eps;
+    DIFFU_ASSERT(T <= m->o.max_tokens);
+    prepare_positions(m, b);
+    int nl = s->layer_end - s->layer_begin;
+    for (int l = 0; l < nl; l++) {
+        const diffu_layer_weights *lw = &m->w->layers[l];
+        diffu_rmsnorm(m->pool, m->xn, x, lw->attn_norm, T, H, eps);
+        diffu_matmul_job qkv[3] = {
+            {m->q, ldq, m->xn, H, T, &lw->q, lw->q_bias},
+            {m->k, ldkv, m->xn, H, T, &lw->k, lw->k_bias},
+            {m->v, ldkv, m->xn, H, T, &lw->v, lw->v_bias},
+        };
+        diffu_matmul(m->pool, &m->ks, qkv, 3);
+        diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
+        diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
+        diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, m->nq,
+                        s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
+        diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
+        diffu_matmul(m->pool, &m->ks, &o, 1);
+        if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
+        /* x += o; xn = rmsnorm(x) */
+        diffu_add_rmsnorm(m->pool, x, m->xn, m->xn, lw->ffn_norm, T, H, eps);
+        diffu_matmul_job gu[2] = {
+            {m->g, m->nffn, m->xn, H, T, &lw->gate, NULL},
+            {m->u, m->nffn, m->xn, H, T, &lw->up, NULL},
+        };
+        diffu_matmul(m->pool, &m->ks, gu, 2);
+        diffu_swiglu(m->pool, m->g, m->u, T, m->nffn);
+        diffu_matmul_job d = {m->xn, H, m->g, m->nffn, T, &lw->down, NULL};
+        diffu_matmul(m->pool, &m->ks, &d, 1);
+        if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
+        diffu_add(m->pool, x, m->xn, (size_t)T * H);
+    }
+}
+
+void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, float *logits) {
+    DIFFU_ASSERT(m->w->shard.head);
+    int H = m->cfg.hidden, R = b->n_rows;
+    if (R == 0) return;
+    DIFFU_ASSERT(R <= m->o.max_rows);
+    for (int r = 0; r < R; r++) memcpy(m->hx + (size_t)r * H, x + (size_t)b->rows[r] * H, (size_t)H * 4);
+    diffu_rmsnorm(m->pool, m->hx, m->hx, m->w->out_norm, R, H, (float)m->cfg.rms_eps);
+    diffu_matmul_job j = {logits, m->nvocab, m->hx, H, R, &m->w->lm_head, NULL};
+    diffu_matmul(m->pool, &m->ks, &j, 1);
+}
+
+int diffu_forward(diffu_model *m, const diffu_batch *b, float *logits, diffu_err *err) {
+    if (diffu_batch_check(m, b, err)) return -1;
+    const diffu_shard *s = &m->w->shard;
+    if (!s->embed || !s->head) return diffu_err_set(err, "diffu_forward needs a shard with the embedding and the head");
+    diffu_forward_embed(m, b, m->x);
+    diffu_forward_layers(m, b, m->x);
+    diffu_forward_head(m, b, m->x, logits);
+    return 0;
+}
+
+double diffu_forward_flops(const diffu_model *m, const diffu_batch *b) {
+    const diffu_config *c = &m->cfg;
+    const diffu_shard *s = &m->w->shard;
+    double H = c->hidden, hd = c->head_dim, nq = m->nq, nkv = m->nkv, F = m->nffn;
+    double per_tok = 2.0 * (H * nq * hd + 2.0 * H * nkv * hd + nq * hd * H + 3.0 * H * F);
+    double f = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        double L = b->seq_len[i];
+        f += L * per_tok + 4.0 * L * L * nq * hd; /* QK^T and PV */
+    }
+    f *= (double)(s->layer_end - s->layer_begin);
+    if (s->head) f += 2.0 * H * m->nvocab * b->n_rows;
+    return f;
+}
+
+size_t diffu_plan_activation_bytes(const diffu_config *c, const diffu_shard *s, const diffu_model_opts *o) {
+    size_t T = (size_t)(o->max_tokens > 0 ? o->max_tokens : 2048);
+    size_t S = (size_t)(o->max_seq > 0 && (size_t)o->max_seq < T ? o->max_seq : T);
+    size_t R = (size_t)(o->max_rows > 0 ? o->max_rows : (int)T);
+    size_t H = (size_t)c->hidden, hd = (size_t)c->head_dim;
+    size_t nq = (size_t)(s->q_head_end - s->q_head_begin), nkv = (size_t)(s->kv_head_end - s->kv_head_begin);
+    size_t nf = (size_t)(s->ffn_end - s->ffn_begin);
+    size_t floats = 2 * T * H + 2 * T * nq * hd + 2 * T * nkv * hd + 2 * T * nf + R * H + S * hd;
+    size_t max_k = H > nf ? H : nf;
+    if (nq * hd > max_k) max_k = nq * hd;
+    size_t tile_k = max_k < 4096 ? max_k : 4096;
+    size_t threads = (size_t)(o->threads > 0 ? o->threads : 1);
+    floats += threads * (256 * tile_k + 128 * S);
+    return floats * 4 + T * 4 + (T + 1) * sizeof(int);
+}
+
+uint64_t diffu_plan_weight_bytes(const diffu_config *c, const diffu_shard *s, size_t es) {
+    uint64_t H = (uint64_t)c->hidden, hd = (uint64_t)c->head_dim;
+    uint64_t nq = (uint64_t)(s->q_head_end - s->q_head_begin), nkv = (uint64_t)(s->kv_head_end - s->kv_head_begin);
+    uint64_t nf = (uint64_t)(s->ffn_end - s->ffn_begin), nv = (uint64_t)(s->vocab_end - s->vocab_begin);
+    uint64_t layer = es * (2 * H * nq * hd + 2 * H * nkv * hd + 3 * H * nf) + 4 * (2 * H + nq * hd + 2 * nkv * hd);
+    uint64_t b = layer * (uint64_t)(s->layer_end - s->layer_begin);
+    if (s->embed) b += es * (uint64_t)c->vocab * H;
+    if (s->head) b += es * nv * H + 4 * H;
+    return b;
+}

@@ -1,0 +1,324 @@
+/* kernels.c — see kernels.h. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "log.h"
+
+/* ---------------------------------------------------------------- scratch */
+
+static size_t env_size(const char *name, size_t dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    long long x = atoll(v);
+    return x > 0 ? (size_t)x : dflt;
+}
+
+void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq) {
+    memset(s, 0, sizeof *s);
+    s->n_threads = n_threads;
+    /* Widened tile: tile_n output rows x up to tile_k inputs. Larger tile_n
+     * amortizes sgemm's packing of the activations; the tile should stay
+     * cache-resident (a few MB). Tunable for benchmarks. */
+    s->tile_n = (int)env_size("DIFFU_TILE_N", 256);
+    size_t tile_k = env_size("DIFFU_TILE_K", 4096);
+    if ((int)tile_k > max_k) tile_k = (size_t)max_k;
+    s->tile_floats = (size_t)s->tile_n * tile_k;
+    s->att_qblock = 128;
+    s->att_floats = (size_t)s->att_qblock * (size_t)max_seq;
+    s->tile = diffu_xcalloc((size_t)n_threads, sizeof *s->tile);
+    s->att = diffu_xcalloc((size_t)n_threads, sizeof *s->att);
+    for (int t = 0; t < n_threads; t++) {
+        s->tile[t] = diffu_xaligned(s->tile_floats * 4);
+        s->att[t] = diffu_xaligned(s->att_floats * 4);
+    }
+}
+
+void diffu_kscratch_free(diffu_kscratch *s) {
+    for (int t = 0; t < s->n_threads; t++) {
+        free(s->tile[t]);
+        free(s->att[t]);
+    }
+    free(s->tile);
+    free(s->att);
+    memset(s, 0, sizeof *s);
+}
+
+size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
+    return (size_t)s->n_threads * (s->tile_floats + s->att_floats) * 4;
+}
+
+/* ---------------------------------------------------------------- exp */
+
+/* expf to ~2 ulp (Cephes-style range reduction + degree-6 polynomial), written
+ * branch-free so loops over it vectorize. */
+static inline float exp_approx(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.7f ? 88.7f : x;
+    float fx = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - fx * 0.693359375f;
+    r = r + fx * 2.12194440e-4f;
+    float r2 = r * r;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r2 + r + 1.0f;
+    int32_t e = ((int32_t)fx + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, 4);
+    return y * scale;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+typedef struct {
+    diffu_kscratch *s;
+    const diffu_matmul_job *jobs;
+    int n_jobs;
+    int chunks; /* chunks per job */
+} mm_ctx;
+
+static void mm_chunk(const diffu_matmul_job *j, int n0, int n1, diffu_kscratch *s, int tid) {
+    const diffu_mat *w = j->w;
+    int K = w->cols, T = j->t;
+    if (n1 <= n0 || T == 0) return;
+    if (w->dtype == DIFFU_F32) {
+        const float *wp = (const float *)w->data + (size_t)n0 * w->ld;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n1 - n0, K, 1.0f, j->x, j->ldx, wp, (int)w->ld, 0.0f,
+                    j->y + n0, j->ldy);
+    } else {
+        float *tile = s->tile[tid];
+        size_t es = diffu_dtype_size(w->dtype);
+        for (int nb = n0; nb < n1; nb += s->tile_n) {
+            int nt = n1 - nb < s->tile_n ? n1 - nb : s->tile_n;
+            int kt = (int)(s->tile_floats / (size_t)nt);
+            if (kt > K) kt = K;
+            for (int kb = 0; kb < K; kb += kt) {
+                int kn = K - kb < kt ? K - kb : kt;
+                for (int r = 0; r < nt; r++)
+                    diffu_widen(tile + (size_t)r * kn, (const uint8_t *)w->data + ((size_t)(nb + r) * w->ld + kb) * es,
+                                w->dtype, (size_t)kn);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nt, kn, 1.0f, j->x + kb, j->ldx, tile, kn,
+                            kb ? 1.0f : 0.0f, j->y + nb, j->ldy);
+            }
+        }
+    }
+    if (j->bias)
+        for (int t = 0; t < T; t++) {
+            float *y = j->y + (size_t)t * j->ldy;
+            for (int n = n0; n < n1; n++) y[n] += j->bias[n];
+        }
+}
+
+static void mm_task(void *arg, int i, int tid) {
+    mm_ctx *c = arg;
+    const diffu_matmul_job *j = &c->jobs[i / c->chunks];
+    int k = i % c->chunks, N = j->w->rows;
+    /* chunk boundaries on multiples of 16 rows */
+    int units = (N + 15) / 16;
+    int u0 = (int)((long long)units * k / c->chunks), u1 = (int)((long long)units * (k + 1) / c->chunks);
+    int n0 = u0 * 16, n1 = u1 * 16 < N ? u1 * 16 : N;
+    mm_chunk(j, n0, n1, c->s, tid);
+}
+
+void diffu_matmul(diffu_pool *pool, diffu_kscratch *s, const diffu_matmul_job *jobs, int n_jobs) {
+    mm_ctx c = {s, jobs, n_jobs, diffu_pool_size(pool)};
+    diffu_pool_run(pool, mm_task, &c, n_jobs * c.chunks);
+}
+
+/* ---------------------------------------------------------------- norms */
+
+static float sumsq(const float *x, int h) {
+    float a[8] = {0};
+    int i = 0;
+    for (; i + 8 <= h; i += 8)
+        for (int k = 0; k < 8; k++) a[k] += x[i + k] * x[i + k];
+    float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; i < h; i++) s += x[i] * x[i];
+    return s;
+}
+
+typedef struct {
+    float *x, *y;
+    const float *d, *w;
+    int n, h, per;
+    float eps;
+} norm_ctx;
+
+static void norm_task(void *arg, int i, int tid) {
+    norm_ctx *c = arg;
+    int r0 = i * c->per, r1 = r0 + c->per < c->n ? r0 + c->per : c->n;
+    for (int r = r0; r < r1; r++) {
+        float *x = c->x + (size_t)r * c->h, *y = c->y + (size_t)r * c->h;
+        if (c->d) {
+            const float *d = c->d + (size_t)r * c->h;
+            for (int k = 0; k < c->h; k++) x[k] += d[k];
+        }
+        float inv = 1.0f / sqrtf(sumsq(x, c->h) / (float)c->h + c->eps);
+        for (int k = 0; k < c->h; k++) y[k] = (x[k] * inv) * c->w[k];
+    }
+}
+
+static int rows_per_task(diffu_pool *pool, int n) {
+    int tasks = diffu_pool_size(pool) * 4;
+    int per = (n + tasks - 1) / tasks;
+    return per < 1 ? 1 : per;
+}
+
+void diffu_rmsnorm(diffu_pool *pool, float *y, const float *x, const float *w, int n, int h, float eps) {
+    if (x != y) memcpy(y, x, (size_t)n * (size_t)h * 4);
+    norm_ctx c = {y, y, NULL, w, n, h, rows_per_task(pool, n), eps};
+    diffu_pool_run(pool, norm_task, &c, (n + c.per - 1) / c.per);
+}
+
+void diffu_add_rmsnorm(diffu_pool *pool, float *x, const float *d, float *y, const float *w, int n, int h, float eps) {
+    norm_ctx c = {x, y, d, w, n, h, rows_per_task(pool, n), eps};
+    diffu_pool_run(pool, norm_task, &c, (n + c.per - 1) / c.per);
+}
+
+typedef struct { float *x; const float *d; size_t n, per; } add_ctx;
+static void add_task(void *arg, int i, int tid) {
+    add_ctx *c = arg;
+    size_t a = (size_t)i * c->per, b = a + c->per < c->n ? a + c->per : c->n;
+    for (size_t k = a; k < b; k++) c->x[k] += c->d[k];
+}
+void diffu_add(diffu_pool *pool, float *x, const float *d, size_t n) {
+    size_t tasks = (size_t)diffu_pool_size(pool) * 4, per = (n + tasks - 1) / tasks;
+    if (per < 4096) per = 4096;
+    add_ctx c = {x, d, n, per};
+    diffu_pool_run(pool, add_task, &c, (int)((n + per - 1) / per));
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+void diffu_rope_table(float *cosb, float *sinb, int n_pos, int hd, double theta) {
+    int half = hd / 2;
+    for (int j = 0; j < half; j++) {
+        /* as the reference: inv_freq = 1 / theta^(2j / hd) */
+        double inv = 1.0 / pow(theta, (double)(2 * j) / (double)hd);
+        for (int p = 0; p < n_pos; p++) {
+            double a = (double)p * inv;
+            cosb[(size_t)p * half + j] = (float)cos(a);
+            sinb[(size_t)p * half + j] = (float)sin(a);
+        }
+    }
+}
+
+typedef struct {
+    float *x;
+    int ld, T, n_heads, hd, per;
+    const int32_t *pos;
+    const float *cosb, *sinb;
+} rope_ctx;
+
+static void rope_task(void *arg, int i, int tid) {
+    rope_ctx *c = arg;
+    int half = c->hd / 2;
+    int r0 = i * c->per, r1 = r0 + c->per < c->T ? r0 + c->per : c->T;
+    for (int t = r0; t < r1; t++) {
+        const float *cs = c->cosb + (size_t)c->pos[t] * half, *sn = c->sinb + (size_t)c->pos[t] * half;
+        for (int h = 0; h < c->n_heads; h++) {
+            float *x = c->x + (size_t)t * c->ld + (size_t)h * c->hd;
+            for (int j = 0; j < half; j++) {
+                float a = x[j], b = x[j + half];
+                x[j] = a * cs[j] - b * sn[j];
+                x[j + half] = b * cs[j] + a * sn[j];
+            }
+        }
+    }
+}
+
+void diffu_rope(diffu_pool *pool, float *x, int ld, int T, int n_heads, int hd, const int32_t *pos, const float *cosb,
+                const float *sinb) {
+    rope_ctx c = {x, ld, T, n_heads, hd, rows_per_task(pool, T), pos, cosb, sinb};
+    diffu_pool_run(pool, rope_task, &c, (T + c.per - 1) / c.per);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    diffu_kscratch *s;
+    float *out;
+    const float *q, *k, *v;
+    int ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd;
+    const int *seq_start;
+} att_ctx;
+
+static void att_task(void *arg, int i, int tid) {
+    att_ctx *c = arg;
+    int qb = c->s->att_qblock;
+    /* task i -> (sequence, head, query block) */
+    int seq = 0, rem = i;
+    for (; seq < c->n_seq; seq++) {
+        int L = c->seq_start[seq + 1] - c->seq_start[seq];
+        int per_seq = c->nq * ((L + qb - 1) / qb);
+        if (rem < per_seq) break;
+        rem -= per_seq;
+    }
+    int s0 = c->seq_start[seq], L = c->seq_start[seq + 1] - s0;
+    int blocks = (L + qb - 1) / qb;
+    int h = rem / blocks, b = rem % blocks;
+    int r0 = b * qb, rn = L - r0 < qb ? L - r0 : qb;
+    int g = (h + c->q_head0) / c->group - c->kv_head0;
+    const float *Q = c->q + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
+    const float *K = c->k + (size_t)s0 * c->ldkv + (size_t)g * c->hd;
+    const float *V = c->v + (size_t)s0 * c->ldkv + (size_t)g * c->hd;
+    float *S = c->s->att[tid]; /* [rn x L] */
+    float scale = 1.0f / sqrtf((float)c->hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
+    for (int r = 0; r < rn; r++) {
+        float *row = S + (size_t)r * L;
+        float m = row[0];
+        for (int j = 1; j < L; j++) m = row[j] > m ? row[j] : m;
+        for (int j = 0; j < L; j++) row[j] = exp_approx(row[j] - m);
+        float a[8] = {0}, sum;
+        int j = 0;
+        for (; j + 8 <= L; j += 8)
+            for (int k = 0; k < 8; k++) a[k] += row[j + k];
+        sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (; j < L; j++) sum += row[j];
+        float inv = 1.0f / sum;
+        for (j = 0; j < L; j++) row[j] *= inv;
+    }
+    float *O = c->out + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
+}
+
+void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
+                     const float *v, int ldkv, int n_seq, const int *seq_start, int nq, int q_head0, int kv_head0,
+                     int group, int hd) {
+    att_ctx c = {s, out, q, k, v, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, seq_start};
+    int tasks = 0;
+    for (int i = 0; i < n_seq; i++) {
+        int L = seq_start[i + 1] - seq_start[i];
+        DIFFU_ASSERT((size_t)L * (size_t)s->att_qblock <= s->att_floats);
+        tasks += nq * ((L + s->att_qblock - 1) / s->att_qblock);
+    }
+    diffu_pool_run(pool, att_task, &c, tasks);
+}
+
+/* ---------------------------------------------------------------- SwiGLU */
+
+typedef struct { float *g; const float *u; size_t n, per; } glu_ctx;
+static void glu_task(void *arg, int i, int tid) {
+    glu_ctx *c = arg;
+    size_t a = (size_t)i * c->per, b = a + c->per < c->n ? a + c->per : c->n;
+    float *g = c->g;
+    const float *u = c->u;
+    for (size_t k = a; k < b; k++) g[k] = g[k] / (1.0f + exp_approx(-g[k])) * u[k];
+}
+
+void diffu_swiglu(diffu_pool *pool, float *g, const float *u, int rows, int cols) {
+    size_t n = (size_t)rows * (size_t)cols;
+    size_t tasks = (size_t)diffu_pool_size(pool) * 4, per = (n + tasks - 1) / tasks;
+    if (per < 4096) per = 4096;
+    glu_ctx c = {g, u, n, per};
+    diffu_pool_run(pool, glu_task, &c, (int)((n + per - 1) / per));
+}

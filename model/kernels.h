@@ -1,0 +1,71 @@
+/* kernels.h — the compute kernels of the forward pass, all fp32, threaded on
+ * a diffu_pool. Matrix products go to OpenBLAS sgemm (single-threaded inside
+ * each pool thread: the pool owns the parallelism). Weights in BF16/F16 are
+ * widened to fp32 tile by tile into per-thread scratch just before their
+ * sgemm, so they stay resident in the checkpoint dtype.
+ * None of these allocate; scratch comes from diffu_kscratch, sized at load.
+ * Not collective. */
+#ifndef DIFFU_KERNELS_H
+#define DIFFU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "threadpool.h"
+#include "weights.h"
+
+/* Per-thread scratch, sized once from the memory plan. */
+typedef struct diffu_kscratch {
+    int n_threads;
+    size_t tile_floats;   /* widened weight tile per thread */
+    float **tile;         /* [n_threads][tile_floats] */
+    size_t att_floats;    /* attention scores per thread: att_qblock x max_seq */
+    float **att;          /* [n_threads][att_floats] */
+    int att_qblock;
+    int tile_n;           /* output rows per widened tile */
+} diffu_kscratch;
+
+void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq);
+void diffu_kscratch_free(diffu_kscratch *s);
+size_t diffu_kscratch_bytes(const diffu_kscratch *s);
+
+/* One product Y[T x W.rows] (row stride ldy) = X[T x W.cols] (stride ldx) . W^T (+ bias). */
+typedef struct diffu_matmul_job {
+    float *y;
+    int ldy;
+    const float *x;
+    int ldx;
+    int t;
+    const diffu_mat *w;
+    const float *bias; /* [W.rows] or NULL */
+} diffu_matmul_job;
+
+/* Run several independent products in one parallel region (e.g. q, k, v). */
+void diffu_matmul(diffu_pool *pool, diffu_kscratch *s, const diffu_matmul_job *jobs, int n_jobs);
+
+/* y[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w for n rows of width h; y may equal x. */
+void diffu_rmsnorm(diffu_pool *pool, float *y, const float *x, const float *w, int n, int h, float eps);
+/* x += d, then y = rmsnorm(x) (the residual add fused with the next norm). */
+void diffu_add_rmsnorm(diffu_pool *pool, float *x, const float *d, float *y, const float *w, int n, int h, float eps);
+void diffu_add(diffu_pool *pool, float *x, const float *d, size_t n);
+
+/* RoPE table for positions [0, n_pos): cos/sin [n_pos x hd/2], computed in double. */
+void diffu_rope_table(float *cosb, float *sinb, int n_pos, int hd, double theta);
+/* Rotate heads in place (NeoX / rotate_half layout: j pairs with j + hd/2).
+ * x [T x ld], n_heads heads of hd starting at column 0; pos[T]. */
+void diffu_rope(diffu_pool *pool, float *x, int ld, int T, int n_heads, int hd, const int32_t *pos,
+                const float *cosb, const float *sinb);
+
+/* Bidirectional grouped-query attention over ragged sequences.
+ * q [T x ldq] (nq heads), k, v [T x ldkv] (nkv heads), out [T x ldq].
+ * Query head h reads KV head (h + q_head0) / group - kv_head0, where q_head0 /
+ * kv_head0 are the shard's first global heads. Sequence i is rows
+ * [seq_start[i], seq_start[i+1]) and attends to exactly those rows. */
+void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
+                     const float *v, int ldkv, int n_seq, const int *seq_start, int nq, int q_head0, int kv_head0,
+                     int group, int hd);
+
+/* g[i] = silu(g[i]) * u[i] */
+void diffu_swiglu(diffu_pool *pool, float *g, const float *u, int rows, int cols);
+
+#endif
