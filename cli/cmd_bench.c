@@ -30,12 +30,27 @@ static void fill(float *p, size_t n, uint32_t seed) {
     }
 }
 
+/* VmRSS / VmHWM of this process in MiB (Linux), -1 if unknown. */
+static void rss_mib(double *rss, double *hwm) {
+    *rss = *hwm = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        long kb;
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) *rss = (double)kb / 1024.0;
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) *hwm = (double)kb / 1024.0;
+    }
+    fclose(f);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu bench forward --model DIR --tokens N [--seqs S] [--rows R] [--threads T] [--reps K]\n"
-            "                            [--f32-weights] [--no-sgemm]\n"
+            "                            [--f32-weights | --compare-f32] [--no-sgemm]\n"
             "  Times K forwards (after one warm-up) of S sequences totalling N tokens with lm_head on R rows\n"
-            "  (default all), prints the median ms and GFLOP/s, then raw sgemm on the same GEMM shapes.\n");
+            "  (default all), prints the median ms and GFLOP/s, then raw sgemm on the same GEMM shapes.\n"
+            "  --compare-f32  also load the model fp32-resident and alternate the two, rep by rep\n");
 }
 
 typedef struct { int n, k, count; const char *name; } shape;
@@ -43,11 +58,12 @@ typedef struct { int n, k, count; const char *name; } shape;
 static int bench_forward(int argc, char **argv) {
     static const struct option opts[] = {{"model", 1, 0, 'm'},       {"tokens", 1, 0, 'n'},  {"seqs", 1, 0, 's'},
                                          {"rows", 1, 0, 'r'},        {"threads", 1, 0, 't'}, {"reps", 1, 0, 'k'},
-                                         {"f32-weights", 0, 0, 'f'}, {"no-sgemm", 0, 0, 'x'}, {"help", 0, 0, 'h'},
+                                         {"f32-weights", 0, 0, 'f'}, {"no-sgemm", 0, 0, 'x'}, {"compare-f32", 0, 0, 'c'},
+                                         {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model = NULL;
     long long tokens = 256, seqs = 1, rows = -1, threads = 0, reps = 5;
-    int f32 = 0, no_sgemm = 0;
+    int f32 = 0, no_sgemm = 0, compare = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -60,6 +76,7 @@ static int bench_forward(int argc, char **argv) {
         case 'k': if (arg_int("bench forward", "--reps", optarg, 1, 1000, &reps)) return 2; break;
         case 'f': f32 = 1; break;
         case 'x': no_sgemm = 1; break;
+        case 'c': compare = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -78,11 +95,17 @@ static int bench_forward(int argc, char **argv) {
     mo.threads = (int)threads;
     mo.f32_weights = f32;
     diffu_err err;
-    diffu_model *m;
-    if (diffu_model_load(model, &mo, &m, &err)) {
-        fprintf(stderr, "diffu bench forward: error: %s\n", err.msg);
-        return 1;
+    diffu_model *models[2] = {NULL, NULL};
+    int n_models = compare ? 2 : 1;
+    for (int k = 0; k < n_models; k++) {
+        mo.f32_weights = k == 1 ? 1 : f32;
+        if (k == 1) mo.pool = diffu_model_pool(models[0]); /* one set of threads for both */
+        if (diffu_model_load(model, &mo, &models[k], &err)) {
+            fprintf(stderr, "diffu bench forward: error: %s\n", err.msg);
+            return 1;
+        }
     }
+    diffu_model *m = models[0];
     const diffu_config *cfg = diffu_model_config(m);
     int nthreads = diffu_model_get_opts(m)->threads;
     int *lens = diffu_xmalloc((size_t)seqs * sizeof *lens);
@@ -96,22 +119,40 @@ static int bench_forward(int argc, char **argv) {
     for (int i = 0; i < rows; i++) rowv[i] = (int32_t)((long long)i * tokens / rows);
     diffu_batch b = {(int)seqs, lens, ids, NULL, (int)rows, rowv};
     float *logits = diffu_xaligned((size_t)(rows > 0 ? rows : 1) * cfg->vocab * 4);
-    double *t = diffu_xmalloc((size_t)reps * sizeof *t);
-    if (diffu_forward(m, &b, logits, &err)) { /* warm-up (pages the weights in) */
-        fprintf(stderr, "diffu bench forward: error: %s\n", err.msg);
-        return 1;
+    double *t[2] = {diffu_xmalloc((size_t)reps * sizeof(double)), diffu_xmalloc((size_t)reps * sizeof(double))};
+    for (int k = 0; k < n_models; k++)
+        if (diffu_forward(models[k], &b, logits, &err)) { /* warm-up (pages the weights in) */
+            fprintf(stderr, "diffu bench forward: error: %s\n", err.msg);
+            return 1;
+        }
+    /* alternate the modes rep by rep so machine noise hits both alike */
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < n_models; k++) {
+            double t0 = diffu_now();
+            diffu_forward(models[k], &b, logits, &err);
+            t[k][r] = diffu_now() - t0;
+            fprintf(stderr, "[diffu] bench forward: rep %d/%lld %s %.1f ms\n", r + 1, reps,
+                    k == 1 || f32 ? "fp32-resident" : "checkpoint-dtype", 1e3 * t[k][r]);
+        }
+    double flops = diffu_forward_flops(m, &b);
+    double fwd = median(t[0], (int)reps);
+    for (int k = 0; k < n_models; k++) {
+        const diffu_weights *wt = diffu_model_weights(models[k]);
+        double med = median(t[k], (int)reps);
+        printf("forward: model %s, %lld tokens in %lld seq, %lld lm_head rows, %d threads, weights %s\n", model, tokens,
+               seqs, rows, nthreads, k == 1 || f32 ? "fp32-resident" : "checkpoint dtype (widened per tile)");
+        printf("forward: median %.1f ms over %lld reps, %.2f GFLOP per forward, %.1f GFLOP/s; weights %.1f MiB resident\n",
+               1e3 * med, reps, flops / 1e9, flops / med / 1e9,
+               (double)(wt->bytes_mapped + wt->bytes_owned) / 1048576.0);
     }
-    for (int r = 0; r < reps; r++) {
-        double t0 = diffu_now();
-        diffu_forward(m, &b, logits, &err);
-        t[r] = diffu_now() - t0;
-        fprintf(stderr, "[diffu] bench forward: rep %d/%lld %.1f ms\n", r + 1, reps, 1e3 * t[r]);
-    }
-    double fwd = median(t, (int)reps), flops = diffu_forward_flops(m, &b);
-    printf("forward: model %s, %lld tokens in %lld seq, %lld lm_head rows, %d threads, weights %s\n", model, tokens,
-           seqs, rows, nthreads, f32 ? "fp32-resident" : "checkpoint dtype (widened per tile)");
-    printf("forward: median %.1f ms over %lld reps, %.2f GFLOP per forward, %.1f GFLOP/s\n", 1e3 * fwd, reps,
-           flops / 1e9, flops / fwd / 1e9);
+    if (compare)
+        printf("compare: fp32-resident / checkpoint-dtype time ratio %.3f\n", median(t[1], (int)reps) / fwd);
+    double rss, hwm;
+    rss_mib(&rss, &hwm);
+    const diffu_weights *wt = diffu_model_weights(m);
+    printf("memory: weights %.1f MiB mapped + %.1f MiB owned, activations %.1f MiB; process RSS %.1f MiB (peak %.1f)%s\n",
+           (double)wt->bytes_mapped / 1048576.0, (double)wt->bytes_owned / 1048576.0,
+           (double)diffu_model_plan_bytes(m) / 1048576.0, rss, hwm, compare ? " (both models loaded)" : "");
     if (!no_sgemm) {
         int H = cfg->hidden, hd = cfg->head_dim, L = cfg->n_layers;
         shape sh[] = {{cfg->n_heads * hd, H, L, "q_proj"},      {cfg->n_kv_heads * hd, H, 2 * L, "k/v_proj"},
@@ -153,18 +194,23 @@ static int bench_forward(int argc, char **argv) {
         double raw = gemm_flops / gemm_time;
         printf("sgemm: the forward's GEMMs at raw sgemm speed: %.1f ms, %.1f GFLOP/s (%d threads)\n", 1e3 * gemm_time,
                raw / 1e9, nthreads);
-        printf("result: forward %.1f GFLOP/s = %.1f%% of raw sgemm %.1f GFLOP/s (time ratio sgemm-only/forward %.3f)\n",
-               flops / fwd / 1e9, 100.0 * (flops / fwd) / raw, raw / 1e9, gemm_time / fwd);
+        for (int k = 0; k < n_models; k++) {
+            double med = median(t[k], (int)reps);
+            printf("result: forward (%s) %.1f GFLOP/s = %.1f%% of raw sgemm %.1f GFLOP/s (time ratio sgemm-only/forward %.3f)\n",
+                   k == 1 || f32 ? "fp32-resident" : "checkpoint dtype", flops / med / 1e9,
+                   100.0 * (flops / med) / raw, raw / 1e9, gemm_time / med);
+        }
         free(W);
         free(X);
         free(Y);
     }
-    free(t);
+    free(t[0]);
+    free(t[1]);
     free(logits);
     free(ids);
     free(rowv);
     free(lens);
-    diffu_model_free(m);
+    for (int k = n_models - 1; k >= 0; k--) diffu_model_free(models[k]);
     return 0;
 }
 

@@ -58,6 +58,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     if (o->max_tokens <= 0) o->max_tokens = 2048;
     if (o->max_seq <= 0 || o->max_seq > o->max_tokens) o->max_seq = o->max_tokens;
     if (o->max_rows <= 0) o->max_rows = o->max_tokens;
+    if (o->pool) o->threads = diffu_pool_size(o->pool);
     if (o->threads <= 0) o->threads = diffu_affinity_cpus();
     if (o->tp_size <= 0) o->tp_size = 1;
     if (o->layer_end <= 0) o->layer_end = m->cfg.n_layers;
@@ -101,7 +102,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     diffu_kscratch_init(&m->ks, o->threads, max_k, o->max_seq);
     m->plan_bytes += diffu_kscratch_bytes(&m->ks);
     openblas_set_num_threads(1); /* the pool owns the parallelism */
-    m->pool = diffu_pool_create(o->threads);
+    m->pool = o->pool ? o->pool : diffu_pool_create(o->threads);
     if (!o->quiet) diffu_model_plan_print(m);
     *out = m;
     return 0;
@@ -113,7 +114,7 @@ fail_ck:
 
 void diffu_model_free(diffu_model *m) {
     if (!m) return;
-    diffu_pool_free(m->pool);
+    if (!m->o.pool) diffu_pool_free(m->pool);
     diffu_kscratch_free(&m->ks);
     float *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->g, m->u, m->hx, m->rope_cos, m->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -127,6 +128,7 @@ const diffu_config *diffu_model_config(const diffu_model *m) { return &m->cfg; }
 const diffu_shard *diffu_model_shard(const diffu_model *m) { return &m->w->shard; }
 const diffu_weights *diffu_model_weights(const diffu_model *m) { return m->w; }
 const diffu_model_opts *diffu_model_get_opts(const diffu_model *m) { return &m->o; }
+diffu_pool *diffu_model_pool(diffu_model *m) { return m->pool; }
 int diffu_model_vocab_local(const diffu_model *m) { return m->nvocab; }
 size_t diffu_model_plan_bytes(const diffu_model *m) { return m->plan_bytes; }
 

@@ -37,6 +37,7 @@ typedef struct diffu_model_opts {
     int layer_begin, layer_end; /* this shard's layers; layer_end 0 = to the last layer */
     int tp_rank, tp_size;       /* tensor-parallel slice; tp_size 0 or 1 = whole */
     int quiet;        /* do not print the memory plan */
+    struct diffu_pool *pool; /* share this thread pool (not owned; its size wins over threads); NULL: own one */
 } diffu_model_opts;
 
 void diffu_model_opts_default(diffu_model_opts *o);
@@ -50,6 +51,9 @@ const diffu_config *diffu_model_config(const diffu_model *m);
 const diffu_shard *diffu_model_shard(const diffu_model *m);
 const diffu_weights *diffu_model_weights(const diffu_model *m);
 const diffu_model_opts *diffu_model_get_opts(const diffu_model *m);
+/* The model's thread pool, for other per-step work of the same rank (the
+ * sampler) so that one set of threads serves everything. */
+struct diffu_pool *diffu_model_pool(diffu_model *m);
 int diffu_model_vocab_local(const diffu_model *m); /* lm_head rows this shard computes */
 
 /* The memory plan, one line per buffer, to stderr. */

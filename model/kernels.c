@@ -90,9 +90,14 @@ static void mm_chunk(const diffu_matmul_job *j, int n0, int n1, diffu_kscratch *
     int K = w->cols, T = j->t;
     if (n1 <= n0 || T == 0) return;
     if (w->dtype == DIFFU_F32) {
-        const float *wp = (const float *)w->data + (size_t)n0 * w->ld;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n1 - n0, K, 1.0f, j->x, j->ldx, wp, (int)w->ld, 0.0f,
-                    j->y + n0, j->ldy);
+        /* fp32-resident: no widening, same blocking over output rows */
+        int step = s->tile_n * 4;
+        for (int nb = n0; nb < n1; nb += step) {
+            int nt = n1 - nb < step ? n1 - nb : step;
+            const float *wp = (const float *)w->data + (size_t)nb * w->ld;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nt, K, 1.0f, j->x, j->ldx, wp, (int)w->ld, 0.0f,
+                        j->y + nb, j->ldy);
+        }
     } else {
         float *tile = s->tile[tid];
         size_t es = diffu_dtype_size(w->dtype);

@@ -22,13 +22,21 @@ int diffu_err_set(diffu_err *err, const char *fmt, ...) {
 
 int diffu_err_prefix(diffu_err *err, const char *fmt, ...) {
     if (!err) return -1;
-    char pre[512], old[sizeof err->msg];
+    char pre[256], old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    snprintf(old, sizeof old, "%s", err->msg);
+    size_t n = strlen(pre);
+    if (n + 2 >= sizeof err->msg) n = sizeof err->msg - 3;
+    memcpy(err->msg, pre, n);
+    memcpy(err->msg + n, ": ", 2);
+    size_t rest = sizeof err->msg - n - 3;
+    size_t ol = strlen(old);
+    if (ol > rest) ol = rest;
+    memcpy(err->msg + n + 2, old, ol);
+    err->msg[n + 2 + ol] = 0;
     return -1;
 }
 

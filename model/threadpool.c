@@ -48,9 +48,10 @@ static void *worker(void *v) {
     for (;;) {
         /* spin a little for low latency between back-to-back runs, then sleep */
         int spins = 0;
-        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && spins < 20000) {
+        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && spins < 4000) {
             spins++;
-            CPU_RELAX();
+            if (spins < 2000) CPU_RELAX();
+            else sched_yield(); /* oversubscribed ranks: let the others run */
         }
         if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
             pthread_mutex_lock(&p->mu);
@@ -120,9 +121,10 @@ void diffu_pool_run(diffu_pool *p, diffu_pool_fn fn, void *arg, int n) {
     drain(p, 0);
     /* wait for the workers to leave this run */
     int spins = 0;
-    while (atomic_load(&p->active) > 0 && spins < 200000) {
+    while (atomic_load(&p->active) > 0 && spins < 20000) {
         spins++;
-        CPU_RELAX();
+        if (spins < 10000) CPU_RELAX();
+        else sched_yield();
     }
     if (atomic_load(&p->active) > 0) {
         pthread_mutex_lock(&p->mu);

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tensor_names.h"
 
@@ -56,10 +58,20 @@ static const diffu_st_tensor *tensor(diffu_weights *w, diffu_tensor_role role, i
 
 /* Sub-block rows [r0, r1) x cols [c0, c1) of a 2-D tensor, as a view when the
  * columns are whole (and f32 is not asked), else copied (widened if f32). */
+/* Drop the mapped pages of [p, p + len) from this process once copied, so a
+ * copied (fp32 or column-sliced) tensor is not resident twice. Only whole
+ * pages inside the range are released. */
+static void release_pages(const void *p, size_t len) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(uintptr_t)(pg - 1), b = ((uintptr_t)p + len) & ~(uintptr_t)(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static diffu_mat load_mat(diffu_weights *w, diffu_tensor_role role, int layer, int r0, int r1, int c0, int c1, int f32) {
     const diffu_st_tensor *t = tensor(w, role, layer);
     size_t cols = (size_t)t->shape[1], es = diffu_dtype_size(t->dtype);
     diffu_mat m = {t->dtype, r1 - r0, c1 - c0, cols, NULL};
+    int release_after_copy = 0;
     const uint8_t *base = (const uint8_t *)t->data + ((size_t)r0 * cols + (size_t)c0) * es;
     int aligned = ((uintptr_t)base % es) == 0;
     if (!f32 && aligned && c0 == 0 && (size_t)c1 == cols) {
@@ -68,6 +80,7 @@ static diffu_mat load_mat(diffu_weights *w, diffu_tensor_role role, int layer, i
         return m;
     }
     size_t n = (size_t)m.cols;
+    if (f32 || c0 != 0 || (size_t)c1 != cols) release_after_copy = 1;
     if (f32) {
         float *dst = own(w, (size_t)m.rows * n * 4);
         for (int r = 0; r < m.rows; r++) {
@@ -87,6 +100,7 @@ static diffu_mat load_mat(diffu_weights *w, diffu_tensor_role role, int layer, i
         for (int r = 0; r < m.rows; r++) memcpy(dst + (size_t)r * n * es, base + (size_t)r * cols * es, n * es);
         m.data = dst;
     }
+    if (release_after_copy) release_pages(t->data, (size_t)(t->end - t->begin));
     m.ld = n;
     return m;
 }

@@ -54,6 +54,7 @@ import sys
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # keep tests/ref free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np as st  # noqa: E402
 
@@ -152,16 +153,18 @@ class DreamRef:
             self.cache[name] = a
         return a
 
+    def lm_head_name(self):
+        return "model.embed_tokens.weight" if self.tie else "lm_head.weight"
+
     def lm_head_weight(self):
-        return self.w("model.embed_tokens.weight" if self.tie else "lm_head.weight")
+        return self.w(self.lm_head_name())
 
     def embed(self, ids):
         ids = np.asarray(ids)
         if ids.min() < 0 or ids.max() >= self.V:
             raise ValueError("token id out of range [0, %d)" % self.V)
-        if self.cache is None:  # avoid converting a huge table: gather raw rows
-            E = self.ck.get("model.embed_tokens.weight", np.float32)
-            return E[ids].astype(np.float64)
+        if self.cache is None:  # big model: gather only the needed rows
+            return self.ck.get_rows("model.embed_tokens.weight", ids, np.float64)
         return self.w("model.embed_tokens.weight")[ids]
 
     def layer(self, i, x, cos, sin, allowed):
@@ -213,7 +216,13 @@ class DreamRef:
         return x
 
     def logits_of(self, hidden):
-        return hidden @ self.lm_head_weight().T
+        if self.cache is not None:
+            return hidden @ self.lm_head_weight().T
+        out = np.empty(hidden.shape[:-1] + (self.V,))
+        for a in range(0, self.V, 16384):  # big model: convert the head in row blocks
+            b = min(self.V, a + 16384)
+            out[..., a:b] = hidden @ self.ck.get_rows(self.lm_head_name(), slice(a, b), np.float64).T
+        return out
 
     def forward(self, ids, attention_mask=None, position_ids=None):
         """Raw (unshifted) logits [B,N,V]."""

@@ -39,7 +39,12 @@ What is reproduced (names as in the original):
     full_confidence = -inf except at masked positions; if n > 0: top-n per row
     (alg_temp None/0) or n samples without replacement from softmax(full_confidence /
     alg_temp); the chosen positions get x0 (positions not masked get mask_token_id, exactly
-    like the original's x_ buffer -- only reachable when rows have different mask counts).
+    like the original's x_ buffer).  When the rows' mask counts differ (prompts containing
+    <|mask|>, or the model predicting <|mask|>, which then stays masked), the batch-mean n
+    is used for every row: a row with more masks can keep masks after the last step, a
+    row with fewer gets n > its masks and has unmasked positions (prompt or committed
+    tokens) overwritten with <|mask|>; a warning is printed.  With equal counts (the
+    normal case: same max_new_tokens, no mask predicted) per-row n equals the batch n.
 
 Deterministic path (the one a C engine must match exactly): temperature 0 and alg_temp
 0/None, with alg maskgit_plus / topk_margin / entropy.
@@ -93,6 +98,7 @@ from fractions import Fraction
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # keep tests/ref free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dream_forward_ref as fr  # noqa: E402
 import safetensors_np as st  # noqa: E402

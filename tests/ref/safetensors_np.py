@@ -203,6 +203,20 @@ class Checkpoint:
         return a.astype(dtype).reshape(shape)
 
 
+    def get_rows(self, name, rows, dtype=np.float32):
+        """Rows of a 2-D (or higher) tensor along axis 0, converted to `dtype`, without
+        converting the whole tensor (rows: int array or slice)."""
+        dt, shape = self.info(name)
+        st_, esz = _DT[dt]
+        rowb = int(np.prod(shape[1:], dtype=np.int64)) * esz
+        raw = np.asarray(self.raw(name)).reshape(shape[0], rowb)[rows]
+        lead = raw.shape[:-1]
+        a = np.ascontiguousarray(raw).view(np.dtype(st_).newbyteorder("<"))
+        if dt == "BF16":
+            a = bf16_bits_to_f32(a)
+        return a.astype(dtype).reshape(lead + tuple(shape[1:]))
+
+
 def read_safetensors_file(path, dtype=np.float32):
     ck = Checkpoint(path)
     return {n: ck.get(n, dtype) for n in ck.names()}
