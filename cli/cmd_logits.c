@@ -69,11 +69,16 @@ int cmd_logits(int argc, char **argv) {
     }
     int *lens = NULL, n_seq = 1;
     if (lengths) {
-        if (arg_int_list("logits", "--lengths", lengths, &lens, &n_seq)) return 2;
+        if (arg_int_list("logits", "--lengths", lengths, &lens, &n_seq)) {
+            free(ids);
+            return 2;
+        }
         long long tot = 0;
         for (int i = 0; i < n_seq; i++) tot += lens[i];
         if (tot != n) {
             fprintf(stderr, "diffu logits: error: --lengths add up to %lld but %s holds %d ids\n", tot, ids_path, n);
+            free(ids);
+            free(lens);
             return 1;
         }
     } else {
@@ -89,6 +94,8 @@ int cmd_logits(int argc, char **argv) {
     diffu_model *m;
     if (diffu_model_load(model, &mo, &m, &err)) {
         fprintf(stderr, "diffu logits: error: %s\n", err.msg);
+        free(ids);
+        free(lens);
         return 1;
     }
     int V = diffu_model_config(m)->vocab;

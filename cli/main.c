@@ -15,6 +15,7 @@ static const command COMMANDS[] = {
     {"mkmodel", cmd_mkmodel, "write a random-weight model in Hugging Face format (tiny|small|7b presets)"},
     {"inspect", cmd_inspect, "validate a checkpoint; print config, parameters, bytes by dtype, memory per rank"},
     {"logits", cmd_logits, "raw logits of every position for int32 token ids (testing and outside checks)"},
+    {"tokenize", cmd_tokenize, "text <-> token ids with a checkpoint's tokenizer (exact to Hugging Face); --chat, --decode"},
     {"bench", cmd_bench, "benchmarks: `bench forward` (ms per forward, GFLOP/s beside raw sgemm)"},
 };
 

@@ -24,9 +24,11 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
+/* lstat: a dangling symlink (a Hugging Face cache snapshot copied without its
+ * blobs) counts as present, so opening it reports the real error. */
 static int file_exists(const char *p) {
     struct stat st;
-    return stat(p, &st) == 0;
+    return lstat(p, &st) == 0;
 }
 
 static int add_file(diffu_ckpt *c, const char *name, diffu_err *err) {
@@ -62,7 +64,13 @@ static int load_index(diffu_ckpt *c, const char *index_path, diffu_err *err) {
             diffu_err_set(err, "%s: weight_map['%s'] is not a file name", index_path, wm->u.kids.keys[i]);
             goto out;
         }
-        int fi = add_file(c, v->u.str.s, err);
+        const char *fname = v->u.str.s;
+        if (!*fname || v->u.str.len != strlen(fname) || strchr(fname, '/') || !strcmp(fname, ".") || !strcmp(fname, "..")) {
+            diffu_err_set(err, "%s: weight_map['%s']: shard name '%s' must be a plain file name in the model directory",
+                          index_path, wm->u.kids.keys[i], fname);
+            goto out;
+        }
+        int fi = add_file(c, fname, err);
         if (fi < 0) goto out;
         if (!diffu_st_find(c->files[fi], wm->u.kids.keys[i])) {
             diffu_err_set(err, "%s: tensor '%s' is listed in %s but missing from that file", c->files[fi]->path,
@@ -146,7 +154,8 @@ int diffu_ckpt_open(const char *dir, diffu_ckpt **out, diffu_err *err) {
     char *idx = join(dir, "model.safetensors.index.json");
     char *single = join(dir, "model.safetensors");
     int rc = -1;
-    if (!file_exists(dir)) {
+    struct stat dst;
+    if (stat(dir, &dst) != 0) {
         diffu_err_set(err, "%s: model directory does not exist", dir);
         goto out;
     }

@@ -246,6 +246,7 @@ static diffu_json *parse_number(parser *ps) {
     buf[len] = 0;
     diffu_json *n = new_node(ps, DJ_NUM);
     n->u.num.d = strtod(buf, NULL);
+    if (isinf(n->u.num.d)) { fail(ps, "number out of range"); return NULL; } /* 1e400 must not become inf */
     if (is_int) {
         errno = 0;
         long long v = strtoll(buf, NULL, 10);
@@ -390,11 +391,11 @@ diffu_json_doc *diffu_json_parse_file(const char *path, diffu_err *err) {
         n += r;
         if (n == cap) buf = diffu_xrealloc(buf, cap *= 2);
     }
-    int rerr = ferror(f);
+    int rerr = ferror(f), rerrno = errno;
     fclose(f);
     if (rerr) {
         free(buf);
-        diffu_err_set(err, "%s: read error", path);
+        diffu_err_set(err, "%s: read error: %s", path, strerror(rerrno));
         return NULL;
     }
     diffu_json_doc *d = diffu_json_parse(buf, n, err);

@@ -16,7 +16,9 @@ int diffu_err_set(diffu_err *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    for (char *p = err->msg; *p; p++) if (*p == '\n') *p = ' ';
+    /* one line, and nothing that drives a terminal */
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     return -1;
 }
 

@@ -46,8 +46,10 @@ static int parse_entry(const char *name, const diffu_json *e, diffu_st_tensor *t
         if (d->type != DJ_NUM || !d->u.num.is_int || d->u.num.i < 0 || d->u.num.i > (1ll << 40))
             return diffu_err_set(err, "tensor '%s': shape[%d] is not a valid dimension", name, i);
         t->shape[i] = d->u.num.i;
+        /* check before multiplying: the product of two dims up to 2^40 can wrap to 0 */
+        if (d->u.num.i && numel > (1ull << 42) / (uint64_t)d->u.num.i)
+            return diffu_err_set(err, "tensor '%s': shape too large", name);
         numel *= (uint64_t)d->u.num.i;
-        if (numel > (1ull << 42)) return diffu_err_set(err, "tensor '%s': shape too large", name);
     }
     const diffu_json *off = diffu_json_get(e, "data_offsets");
     if (!off || off->type != DJ_ARR || off->u.kids.n != 2)
@@ -91,7 +93,7 @@ static int parse_header(diffu_st_file *f, const char *hdr, size_t hlen, diffu_er
         const char *name = root->u.kids.keys[i];
         if (!strcmp(name, "__metadata__")) continue;
         if (strlen(name) != root->u.kids.klen[i]) {
-            diffu_err_set(err, "tensor name with a NUL byte");
+            diffu_err_set(err, "tensor '%s\\u0000...': NUL byte in the tensor name", name);
             goto out;
         }
         diffu_st_tensor *t = &f->tensors[n];
@@ -130,7 +132,7 @@ out:
 
 int diffu_st_open(const char *path, diffu_st_file **out, diffu_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* NONBLOCK: a FIFO must not hang the open */
     if (fd < 0) return diffu_err_set(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -52,11 +52,15 @@ typedef struct {
     size_t mask;
 } tok_strmap;
 
-/* (left id, right id) -> (rank, merged id), open addressing. */
+/* (left id, right id) -> (rank, merged id), open addressing; one 16-byte
+ * slot per entry so a lookup touches one cache line. */
 typedef struct {
-    uint64_t *key;  /* (left << 32 | right) + 1, 0 = empty */
-    uint32_t *rank;
-    int32_t *merged;
+    uint64_t key; /* (left << 32 | right) + 1, 0 = empty */
+    uint32_t rank;
+    int32_t merged;
+} tok_pairslot;
+typedef struct {
+    tok_pairslot *slot;
     size_t mask;
 } tok_pairmap;
 

@@ -98,17 +98,17 @@ static void strmap_put(diffu_tokenizer *tok, tok_strmap *m, int32_t id) {
 }
 
 int tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *merged) {
-    if (!m->key) return 0;
+    if (!m->slot) return 0;
     uint64_t k = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     size_t h = (size_t)tok_mix64(k) & m->mask;
     for (;;) {
-        uint64_t v = m->key[h];
-        if (v == k) {
-            *rank = m->rank[h];
-            *merged = m->merged[h];
+        const tok_pairslot *e = &m->slot[h];
+        if (e->key == k) {
+            *rank = e->rank;
+            *merged = e->merged;
             return 1;
         }
-        if (!v) return 0;
+        if (!e->key) return 0;
         h = (h + 1) & m->mask;
     }
 }
@@ -118,10 +118,8 @@ int tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, 
 static void pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t merged) {
     uint64_t k = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     size_t h = (size_t)tok_mix64(k) & m->mask;
-    while (m->key[h] && m->key[h] != k) h = (h + 1) & m->mask;
-    m->key[h] = k;
-    m->rank[h] = rank;
-    m->merged[h] = merged;
+    while (m->slot[h].key && m->slot[h].key != k) h = (h + 1) & m->mask;
+    m->slot[h] = (tok_pairslot){k, rank, merged};
 }
 
 /* ---- the builder: what both file layouts produce ------------------------- */
@@ -333,9 +331,7 @@ static diffu_tokenizer *build(builder *bd, diffu_err *err) {
     /* merges: left, right and merged token must all be in the vocabulary */
     tok->n_merges = (int32_t)bd->n_merges;
     tok->merges.mask = pow2_at_least(bd->n_merges * 2 + 1) - 1;
-    tok->merges.key = diffu_xcalloc(tok->merges.mask + 1, sizeof(uint64_t));
-    tok->merges.rank = diffu_xmalloc((tok->merges.mask + 1) * sizeof(uint32_t));
-    tok->merges.merged = diffu_xmalloc((tok->merges.mask + 1) * sizeof(int32_t));
+    tok->merges.slot = diffu_xcalloc(tok->merges.mask + 1, sizeof(tok_pairslot));
     {
         /* vocabulary string -> id, by the JSON spelling (merges name tokens so) */
         size_t cap = pow2_at_least(bd->n_vocab * 2 + 1), mask = cap - 1;
@@ -983,9 +979,7 @@ void diffu_tokenizer_free(diffu_tokenizer **tokp) {
     free(tok->dec_len);
     free(tok->dec_pool);
     free(tok->flags);
-    free(tok->merges.key);
-    free(tok->merges.rank);
-    free(tok->merges.merged);
+    free(tok->merges.slot);
     free(tok);
     *tokp = NULL;
 }

@@ -29,7 +29,8 @@ TOTAL=$("$PY" -c "import sys; print(sum(int(x) for x in sys.argv[1].split(',')))
 import numpy as np, sys
 rng = np.random.default_rng(7)
 rng.integers(0, int(sys.argv[2]), int(sys.argv[1])).astype('<i4').tofile(sys.argv[3])" "$TOTAL" "$VOCAB" "$W/ids.bin"
-"$BIN" logits --model "$W/model" --ids "$W/ids.bin" --lengths "$LENGTHS" --out "$W/ours.bin" 2>"$W/ours.log" || {
+# DIFFU_LOGITS_ARGS: extra options for `diffu logits` (e.g. --f32-weights, --threads 1)
+"$BIN" logits --model "$W/model" --ids "$W/ids.bin" --lengths "$LENGTHS" --out "$W/ours.bin" ${DIFFU_LOGITS_ARGS:-} 2>"$W/ours.log" || {
     cat "$W/ours.log" >&2; exit 1; }
 PADARG=()
 [[ "$PADTO" != 0 ]] && PADARG=(--pad-to "$PADTO")

@@ -1,0 +1,271 @@
+/* sampler.c — see sampler.h. */
+#include "sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "threadpool.h"
+
+typedef struct {
+    double z;
+    int32_t id;
+} cand_t;
+
+struct diffu_sampler_scratch {
+    int vocab;
+    double *z;    /* [vocab] working logits, then exp(z - max) */
+    double *sel;  /* [vocab] copy for the top-k selection */
+    cand_t *cand; /* [vocab] top-p candidates */
+};
+
+struct diffu_sampler {
+    int vocab;
+    struct diffu_pool *pool;
+    int n_scratch;
+    diffu_sampler_scratch **scratch; /* one per pool thread */
+};
+
+void diffu_sampler_params_default(diffu_sampler_params *p) {
+    memset(p, 0, sizeof *p);
+    p->conf = DIFFU_CONF_PROB;
+    p->ban_token = -1;
+}
+
+diffu_sampler_scratch *diffu_sampler_scratch_create(int vocab) {
+    DIFFU_ASSERT(vocab >= 1);
+    diffu_sampler_scratch *s = diffu_xcalloc(1, sizeof *s);
+    s->vocab = vocab;
+    s->z = diffu_xaligned((size_t)vocab * sizeof *s->z);
+    s->sel = diffu_xaligned((size_t)vocab * sizeof *s->sel);
+    s->cand = diffu_xmalloc((size_t)vocab * sizeof *s->cand);
+    return s;
+}
+
+void diffu_sampler_scratch_free(diffu_sampler_scratch **sp) {
+    if (!sp || !*sp) return;
+    diffu_sampler_scratch *s = *sp;
+    free(s->z);
+    free(s->sel);
+    free(s->cand);
+    free(s);
+    *sp = NULL;
+}
+
+/* ------------------------------------------------------------ filters */
+
+/* The k-th smallest (0-based `target`) of a[0..n), reordering a. Three-way
+ * partitioning keeps runs of equal values (e.g. many -inf) linear. */
+static double select_smallest(double *a, int n, int target) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double x = a[lo], y = a[lo + (hi - lo) / 2], w = a[hi];
+        double pv = x < y ? (y < w ? y : (x < w ? w : x)) : (x < w ? x : (y < w ? w : y)); /* median of 3 */
+        int lt = lo, i = lo, gt = hi;
+        while (i <= gt) {
+            double v = a[i];
+            if (v < pv) {
+                a[i++] = a[lt];
+                a[lt++] = v;
+            } else if (v > pv) {
+                a[i] = a[gt];
+                a[gt--] = v;
+            } else {
+                i++;
+            }
+        }
+        if (target < lt) hi = lt - 1;
+        else if (target > gt) lo = gt + 1;
+        else return pv;
+    }
+    return a[lo];
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand_t *x = a, *y = b;
+    if (x->z > y->z) return -1;
+    if (x->z < y->z) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Dream's top_p_logits: sort descending (stable: lower id first among equal
+ * values), cumulative softmax, remove where cum > top_p shifted right by one.
+ * Kept = the sorted prefix up to and including the first position whose
+ * cumulative mass exceeds top_p. Only tokens with p >= (1 - top_p) / V can be
+ * in that prefix (the tail after a kept token has mass >= 1 - top_p spread
+ * over at most V tokens, each <= its p), so only those are sorted; half that
+ * bound leaves room for rounding. */
+static void apply_top_p(double *z, int V, double top_p, diffu_sampler_scratch *s) {
+    double m = -INFINITY;
+    for (int v = 0; v < V; v++) m = z[v] > m ? z[v] : m;
+    double Z = 0;
+    for (int v = 0; v < V; v++) Z += exp(z[v] - m);
+    double bound = 0.5 * (1.0 - top_p) / (double)V * Z; /* in exp(z - m) units */
+    for (int pass = 0; pass < 2; pass++) {
+        int n = 0;
+        for (int v = 0; v < V; v++)
+            if (pass == 1 || exp(z[v] - m) >= bound) {
+                s->cand[n].z = z[v];
+                s->cand[n].id = v;
+                n++;
+            }
+        qsort(s->cand, (size_t)n, sizeof *s->cand, cand_cmp);
+        double cum = 0;
+        int r = -1;
+        for (int i = 0; i < n; i++) {
+            cum += exp(s->cand[i].z - m) / Z;
+            if (cum > top_p) {
+                r = i;
+                break;
+            }
+        }
+        if (r < 0) {
+            if (pass == 0 && n < V) continue; /* rounding: retry with the whole vocabulary */
+            return;                           /* the mass never exceeds top_p: nothing removed */
+        }
+        double zr = s->cand[r].z;
+        int32_t ir = s->cand[r].id;
+        for (int v = 0; v < V; v++)
+            if (z[v] < zr || (z[v] == zr && v > ir)) z[v] = -INFINITY;
+        return;
+    }
+}
+
+/* Dream's top_k_logits: remove z < the k-th largest value (ties kept). */
+static void apply_top_k(double *z, int V, int k, diffu_sampler_scratch *s) {
+    memcpy(s->sel, z, (size_t)V * sizeof *z);
+    double kth = select_smallest(s->sel, V, V - k);
+    for (int v = 0; v < V; v++)
+        if (z[v] < kth) z[v] = -INFINITY;
+}
+
+/* ------------------------------------------------------------ one row */
+
+void diffu_sample_row(const float *logits, int V, const diffu_sample_job *job, diffu_sampler_scratch *s,
+                      diffu_sample *out) {
+    DIFFU_ASSERT(V == s->vocab);
+    const diffu_sampler_params *p = job->params;
+    double *z = s->z;
+    double T = p->temperature;
+    if (T > 0)
+        for (int v = 0; v < V; v++) z[v] = (double)logits[v] / T;
+    else
+        for (int v = 0; v < V; v++) z[v] = (double)logits[v];
+    if (p->ban_token >= 0 && p->ban_token < V) z[p->ban_token] = -INFINITY;
+    if (p->top_p > 0 && p->top_p < 1) apply_top_p(z, V, p->top_p, s);
+    if (p->top_k > 0 && p->top_k < V) apply_top_k(z, V, p->top_k, s);
+
+    /* softmax over the full vocabulary; z becomes exp(z - max) */
+    double m = -INFINITY;
+    int32_t arg = -1;
+    for (int v = 0; v < V; v++)
+        if (z[v] > m) {
+            m = z[v];
+            arg = v;
+        }
+    DIFFU_ASSERTF(isfinite(m), "logits row has no finite maximum (NaN/inf from the forward?)");
+    double Z = 0;
+    for (int v = 0; v < V; v++) {
+        double e = exp(z[v] - m); /* exp(-inf) = 0 */
+        z[v] = e;
+        Z += e;
+    }
+    int32_t tok = arg; /* argmax: the first maximal id (exp is monotone; z[arg] = 1) */
+    if (T > 0) {
+        uint32_t r[4];
+        diffu_philox4x32(&job->ctr, &job->key, r);
+        double target = diffu_u01_double(r) * Z, cum = 0;
+        int32_t last = arg;
+        tok = -1;
+        for (int v = 0; v < V; v++) {
+            if (z[v] <= 0) continue;
+            cum += z[v];
+            last = v;
+            if (cum > target) {
+                tok = v;
+                break;
+            }
+        }
+        if (tok < 0) tok = last; /* rounding at the very top of the CDF */
+    }
+    double conf;
+    switch (p->conf) {
+    case DIFFU_CONF_MARGIN: {
+        double a = -1, b = -1; /* top-1 and top-2 of exp values (a duplicate maximum gives margin 0) */
+        for (int v = 0; v < V; v++) {
+            double e = z[v];
+            if (e > a) {
+                b = a;
+                a = e;
+            } else if (e > b) {
+                b = e;
+            }
+        }
+        if (b < 0) b = 0;
+        conf = a / Z - b / Z;
+        break;
+    }
+    case DIFFU_CONF_NEG_ENTROPY: {
+        double h = 0;
+        for (int v = 0; v < V; v++) {
+            if (z[v] <= 0) continue; /* p = 0 adds 0 * log(1e-10) = 0 */
+            double pv = z[v] / Z;
+            h += pv * log(pv + 1e-10);
+        }
+        conf = h;
+        break;
+    }
+    default: conf = z[tok] / Z; break;
+    }
+    out->token = tok;
+    out->pad_ = 0;
+    out->conf = conf;
+}
+
+/* ------------------------------------------------------------ threaded */
+
+diffu_sampler *diffu_sampler_create(int vocab, struct diffu_pool *pool) {
+    diffu_sampler *s = diffu_xcalloc(1, sizeof *s);
+    s->vocab = vocab;
+    s->pool = pool;
+    s->n_scratch = pool ? diffu_pool_size(pool) : 1;
+    s->scratch = diffu_xcalloc((size_t)s->n_scratch, sizeof *s->scratch);
+    for (int t = 0; t < s->n_scratch; t++) s->scratch[t] = diffu_sampler_scratch_create(vocab);
+    return s;
+}
+
+void diffu_sampler_free(diffu_sampler **sp) {
+    if (!sp || !*sp) return;
+    diffu_sampler *s = *sp;
+    for (int t = 0; t < s->n_scratch; t++) diffu_sampler_scratch_free(&s->scratch[t]);
+    free(s->scratch);
+    free(s);
+    *sp = NULL;
+}
+
+int diffu_sampler_vocab(const diffu_sampler *s) { return s->vocab; }
+
+typedef struct {
+    diffu_sampler *s;
+    const float *logits;
+    size_t ld;
+    const diffu_sample_job *jobs;
+    diffu_sample *out;
+} run_ctx;
+
+static void run_task(void *arg, int r, int tid) {
+    run_ctx *c = arg;
+    diffu_sample_row(c->logits + (size_t)r * c->ld, c->s->vocab, &c->jobs[r], c->s->scratch[tid], &c->out[r]);
+}
+
+void diffu_sampler_run(diffu_sampler *s, int n_rows, const float *logits, size_t ld, const diffu_sample_job *jobs,
+                       diffu_sample *out) {
+    DIFFU_ASSERT(ld >= (size_t)s->vocab);
+    run_ctx c = {s, logits, ld, jobs, out};
+    if (!s->pool) {
+        for (int r = 0; r < n_rows; r++) run_task(&c, r, 0);
+        return;
+    }
+    diffu_pool_run(s->pool, run_task, &c, n_rows);
+}
