@@ -16,10 +16,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu logits --model DIR --ids FILE --out FILE [--lengths L1,L2,...] [--threads N] [--f32-weights]\n"
             "  FILE of --ids: little-endian int32 token ids; with --lengths, several sequences back to back\n"
-            "  (each attends only to itself, positions from 0). --out gets float32 [N x vocab], unshifted.\n");
+            "  (each attends only to itself, positions from 0). --out gets float32 [N x vocab], unshifted.\n"
+            "  Under mpirun with --pp P --tp T: the distributed forward (see `diffu logits --pp 1 --help`).\n");
 }
 
 int cmd_logits(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* the distributed forward under mpirun: cli/cmd_logits_dist.c */
+        if (!strncmp(argv[i], "--pp", 4) || !strncmp(argv[i], "--tp", 4)) return cmd_logits_dist(argc, argv);
     static const struct option opts[] = {{"model", 1, 0, 'm'},   {"ids", 1, 0, 'i'},   {"out", 1, 0, 'o'},
                                          {"lengths", 1, 0, 'l'}, {"threads", 1, 0, 't'}, {"f32-weights", 0, 0, 'f'},
                                          {"help", 0, 0, 'h'},    {0, 0, 0, 0}};

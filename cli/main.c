@@ -17,6 +17,8 @@ static const command COMMANDS[] = {
     {"logits", cmd_logits, "raw logits of every position for int32 token ids (testing and outside checks)"},
     {"tokenize", cmd_tokenize, "text <-> token ids with a checkpoint's tokenizer (exact to Hugging Face); --chat, --decode"},
     {"bench", cmd_bench, "benchmarks: `bench forward` (ms per forward, GFLOP/s beside raw sgemm)"},
+    {"layout", cmd_layout, "the parallel plan of a pp x tp job: stages, slices, memory, communication per rank"},
+    {"generate", cmd_generate, "denoise prompts into code: Dream's algorithms exactly, plus threshold/blocks/early stop; --watch"},
 };
 
 static void usage(FILE *f) {

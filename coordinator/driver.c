@@ -26,8 +26,19 @@ struct diffu_driver {
     diffu_sample_job *jobs;   /* [max_rows] */
     diffu_sample *samples;    /* [max_rows] */
     float *logits;            /* [max_rows x vocab] */
+    diffu_driver_forward_fn fwd;
+    void *fwd_user;
     diffu_driver_stats st;
 };
+
+static int model_forward(void *user, const diffu_batch *b, float *logits, diffu_err *err) {
+    return diffu_forward((diffu_model *)user, b, logits, err);
+}
+
+void diffu_driver_set_forward(diffu_driver *dr, diffu_driver_forward_fn fn, void *user) {
+    dr->fwd = fn ? fn : model_forward;
+    dr->fwd_user = fn ? user : dr->m;
+}
 
 diffu_driver *diffu_driver_create(diffu_model *m, const diffu_driver_plan *plan, diffu_err *err) {
     const diffu_model_opts *mo = diffu_model_get_opts(m);
@@ -52,6 +63,8 @@ diffu_driver *diffu_driver_create(diffu_model *m, const diffu_driver_plan *plan,
     dr->m = m;
     dr->plan = *plan;
     dr->vocab = cfg->vocab;
+    dr->fwd = model_forward;
+    dr->fwd_user = m;
     dr->sampler = diffu_sampler_create(dr->vocab, diffu_model_pool(m));
     dr->slots = diffu_xcalloc((size_t)plan->max_canvases, sizeof *dr->slots);
     dr->tokens = diffu_xmalloc((size_t)plan->max_tokens * sizeof *dr->tokens);
@@ -124,7 +137,7 @@ int diffu_driver_step(diffu_driver *dr, diffu_err *err) {
     dr->st.t_policy += t1 - t0;
     if (n_rows > 0) {
         diffu_batch b = {n_seq, dr->seq_len, dr->tokens, NULL, n_rows, dr->rows};
-        if (diffu_forward(dr->m, &b, dr->logits, err)) return -1;
+        if (dr->fwd(dr->fwd_user, &b, dr->logits, err)) return -1;
         double t2 = diffu_now();
         diffu_sampler_run(dr->sampler, n_rows, dr->logits, (size_t)dr->vocab, dr->jobs, dr->samples);
         double t3 = diffu_now();

@@ -38,7 +38,7 @@ typedef struct diffu_driver_stats {
     long forwards;    /* steps that ran a forward */
     long rows;        /* lm_head rows computed */
     long tokens;      /* tokens through the forward */
-    long committed;   /* tokens committed */
+    long committed;   /* positions unmasked (commits and early-stop fills) */
     double t_forward, t_sample, t_policy; /* seconds */
 } diffu_driver_stats;
 
@@ -53,6 +53,12 @@ void diffu_driver_free(diffu_driver **dr);
 int diffu_driver_add(diffu_driver *dr, diffu_denoise *d, diffu_err *err);
 /* Canvases in flight (admitted, not finished). */
 int diffu_driver_active(const diffu_driver *dr);
+/* Replace the forward (tests; a forward that runs elsewhere). fn gets the
+ * batch the driver built and fills logits [b->n_rows x vocab]; returns 0 or
+ * -1 with err. NULL restores diffu_forward on the model. */
+typedef int (*diffu_driver_forward_fn)(void *user, const diffu_batch *b, float *logits, diffu_err *err);
+void diffu_driver_set_forward(diffu_driver *dr, diffu_driver_forward_fn fn, void *user);
+
 /* One step of every canvas in flight. 0, or -1 with err (forward failure). */
 int diffu_driver_step(diffu_driver *dr, diffu_err *err);
 const diffu_driver_stats *diffu_driver_get_stats(const diffu_driver *dr);

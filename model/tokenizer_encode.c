@@ -199,13 +199,16 @@ void tok_matchers_build(diffu_tokenizer *tok) {
     matcher_build(tok, &tok->match_norm, 1);
 }
 
-/* Unicode \w (Rust regex: Alphabetic, M, Nd, Pc, Join_Control) approximated
- * by categories L, M, N, Pc and ZWJ/ZWNJ; only single_word tokens use it. */
+/* Unicode \w as the Rust regex crate has it (tokenizers' single_word check):
+ * Alphabetic (L, Nl, Other_Alphabetic), M, Nd, Pc, Join_Control. From
+ * utf8proc's categories; Other_Alphabetic outside L/M is the circled and
+ * squared Latin letters (So). */
 static int is_word_cp(int32_t c) {
     if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
     int cat = utf8proc_category(c);
-    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NO) || cat == UTF8PROC_CATEGORY_PC ||
-           c == 0x200C || c == 0x200D;
+    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NL) || cat == UTF8PROC_CATEGORY_PC ||
+           c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+           (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
 }
 
 static int is_ws_cp(int32_t c) {
@@ -303,7 +306,6 @@ void tok_scratch_free_all(diffu_tokenizer *tok) {
         pcre2_jit_stack_free(s->jstack);
         diffu_text_free(&s->repaired);
         diffu_text_free(&s->norm);
-        diffu_text_free(&s->prefixed);
         free(s->wslot);
         free(s->wkeys);
         free(s->wids);
@@ -334,7 +336,7 @@ static tok_wslot *cache_find(tok_scratch *s, const char *w, size_t n, uint64_t h
 
 static void cache_store(tok_scratch *s, tok_wslot *e, const char *w, size_t n, uint64_t h, const int32_t *ids,
                         size_t k) {
-    if (s->wcount * 2 >= s->wmask + 1 || s->wkeys_len + n > (8u << 20) || s->wids_len + k > (2u << 20)) {
+    if (s->wcount * 4 >= (s->wmask + 1) * 3 || s->wkeys_len + n > (8u << 20) || s->wids_len + k > (2u << 20)) {
         cache_clear(s);
         e = cache_find(s, w, n, h);
     }
@@ -545,43 +547,48 @@ static int pretokenize(const diffu_tokenizer *tok, tok_scratch *s, int step, con
 
 /* ---- NFC ----------------------------------------------------------------- */
 
-/* Code points that are NFC_Quick_Check=Yes and never compose with a neighbour:
- * everything below U+0300, and the CJK Unified Ideographs block. A string of
- * only these is its own NFC. */
-static int nfc_trivial(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = u[i];
-        if (c < 0x80) {
-            i++;
-        } else if (c < 0xCC) { /* 2-byte lead < 0xCC: U+0080..U+02FF */
-            i += 2;
-        } else if (c == 0xE4 || (c >= 0xE5 && c <= 0xE9)) { /* U+4000..U+9FFF */
-            uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(u[i + 1] & 0x3F) << 6) | (u[i + 2] & 0x3F);
-            if (cp < 0x4E00) return 0;
-            i += 3;
-        } else {
-            return 0;
-        }
+/* "Trivial" code points: NFC_Quick_Check=Yes, canonically stable starters
+ * that are never the second character of a composition: everything below
+ * U+0300 and the CJK Unified Ideographs U+4E00..U+9FFF. NFC never changes a
+ * run of them, and NFC(A + tB) == NFC(A) + NFC(tB) when t is trivial, so the
+ * text splits before every trivial character into independent segments. */
+static size_t trivial_len(const unsigned char *u, size_t n, size_t i) {
+    unsigned char c = u[i];
+    if (c < 0x80) return 1;
+    if (c < 0xCC) return 2; /* U+0080..U+02FF */
+    if (c >= 0xE4 && c <= 0xE9 && i + 2 < n) {
+        uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(u[i + 1] & 0x3F) << 6) | (u[i + 2] & 0x3F);
+        if (cp >= 0x4E00) return 3;
     }
-    return 1;
+    return 0;
 }
 
+static size_t utf8_len(unsigned char c) { return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2; }
+
 void diffu_utf8_nfc(const char *s, size_t n, diffu_text *out) {
-    if (nfc_trivial(s, n)) {
-        diffu_text_append(out, s, n);
-        return;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, done = 0, last_start = 0; /* last_start: start of the last trivial character */
+    while (i < n) {
+        size_t k = trivial_len(u, n, i);
+        if (k) {
+            last_start = i;
+            i += k;
+            continue;
+        }
+        /* a non-trivial run: from the trivial starter before it (which may
+         * compose with it) to the next trivial character */
+        size_t from = last_start >= done && last_start < i ? last_start : i;
+        while (i < n && !trivial_len(u, n, i)) i += utf8_len(u[i]);
+        if (i > n) i = n;
+        diffu_text_append(out, s + done, from - done);
+        utf8proc_uint8_t *dst = NULL;
+        utf8proc_ssize_t r = utf8proc_map(u + from, (utf8proc_ssize_t)(i - from), &dst, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (r < 0) diffu_text_append(out, s + from, i - from); /* only for invalid UTF-8, which callers never pass */
+        else diffu_text_append(out, (const char *)dst, (size_t)r);
+        free(dst);
+        done = i;
     }
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (k < 0) {
-        diffu_text_append(out, s, n); /* only for invalid UTF-8, which callers never pass */
-        return;
-    }
-    diffu_text_append(out, (const char *)dst, (size_t)k);
-    free(dst);
+    diffu_text_append(out, s + done, n - done);
 }
 
 /* ---- encode -------------------------------------------------------------- */

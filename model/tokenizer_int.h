@@ -116,7 +116,7 @@ typedef struct tok_scratch {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
-    diffu_text repaired, norm, prefixed;
+    diffu_text repaired, norm;
     /* word cache: words of <= TOK_CACHE_MAX_WORD bytes */
     tok_wslot *wslot;
     size_t wmask, wcount;
@@ -131,7 +131,7 @@ typedef struct tok_scratch {
 } tok_scratch;
 
 #define TOK_CACHE_MAX_WORD 255
-#define TOK_CACHE_SLOTS (1u << 16)
+#define TOK_CACHE_SLOTS (1u << 17)
 
 /* ---- the tokenizer ------------------------------------------------------- */
 

@@ -22,6 +22,10 @@ Categories (the number is the category byte in the file):
                 surrogates, > U+10FFFF)
   8 ids         random id sequences for the decoder (partial UTF-8 bytes,
                 special tokens), not text
+  9 unicode15   characters new in Unicode 15.0 (CJK Ext H, Kawi, Nag Mundari,
+                Kaktovik numerals...): letters/numbers to Hugging Face (Unicode
+                16 tables) and to diffu (utf8proc's 15.0), unknown to PCRE2
+                10.42's own tables (14.0) and to Python 3.11's
 
 Record format: see oracle.js. The code and prose found depend on the machine;
 for one machine the output is byte-identical for a given seed.
@@ -34,7 +38,7 @@ import struct
 import sys
 import unicodedata
 
-CATS = ["code", "prose", "nfd", "whitespace", "special", "emoji", "fuzz_text", "fuzz_bytes", "ids"]
+CATS = ["code", "prose", "nfd", "whitespace", "special", "emoji", "fuzz_text", "fuzz_bytes", "ids", "unicode15"]
 
 CODE_EXT = {
     ".py", ".pl", ".pm", ".sh", ".bash", ".c", ".h", ".cc", ".cpp", ".hpp", ".hh", ".js", ".mjs", ".ts", ".rb",
@@ -347,6 +351,28 @@ def fuzz_bytes_docs(rng, n_bytes, cps, cps_set):
     return docs
 
 
+# Assigned in Unicode 15.0 (checked against utf8proc 2.8's tables): letters,
+# digits, numbers, punctuation, symbols. No combining marks: the Rust library
+# normalizes with Unicode 9.0 tables, where new marks are unassigned starters
+# (a documented deviation, see docs/BENCHMARKS-tokenizer.md).
+UNICODE15 = [(0x31350, 0x323AF), (0x11F04, 0x11F10), (0x11F12, 0x11F33), (0x11F50, 0x11F59), (0x1E4D0, 0x1E4EB),
+             (0x1E4F0, 0x1E4F9), (0x1E030, 0x1E06D), (0x1DF25, 0x1DF2A), (0x1D2C0, 0x1D2D3), (0x11B00, 0x11B09),
+             (0x1123F, 0x11240), (0x13441, 0x13446), (0x1F6DC, 0x1F6DC), (0x1FA75, 0x1FA77)]
+
+
+def unicode15_docs(rng, n):
+    docs = []
+    for _ in range(n):
+        out = []
+        for _ in range(rng.randint(1, 50)):
+            lo, hi = rng.choice(UNICODE15)
+            out.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 4))))
+            if rng.random() < 0.5:
+                out.append(rng.choice([" ", "'s", "!", "1", "x", "\n", "中", "é", "  "]))
+        docs.append("".join(out).encode())
+    return docs
+
+
 def id_docs(rng, n):
     docs = []
     for _ in range(n):
@@ -369,6 +395,8 @@ def main():
     ap.add_argument("--seed", type=int, default=20250610)
     ap.add_argument("--mb", type=float, default=5.5, help="approximate size of the text part")
     ap.add_argument("--small", action="store_true", help="a ~300 KB corpus (for the sanitizer build)")
+    ap.add_argument("--code-txt", help="also write the code part as one plain text file (for benchmarks)")
+    ap.add_argument("--prose-txt", help="also write the prose part as one plain text file (for benchmarks)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     size = int((0.3 if a.small else a.mb) * 1e6)
@@ -391,6 +419,7 @@ def main():
     cps = set(assigned_codepoints())
     records += [(1, 6, b) for b in fuzz_text_docs(rng, int(size * 0.12), cps)]
     records += [(1, 7, b) for b in fuzz_bytes_docs(rng, int(size * 0.03), sorted(cps), cps)]
+    records += [(1, 9, b) for b in unicode15_docs(rng, 300 if not a.small else 30)]
     records += [(2, 8, b) for b in id_docs(rng, 3000 if not a.small else 300)]
 
     with open(a.out, "wb") as fh:
@@ -398,6 +427,12 @@ def main():
         for kind, cat, b in records:
             fh.write(struct.pack("<BBI", kind, cat, len(b)))
             fh.write(b)
+    for path, want in ((a.code_txt, 0), (a.prose_txt, 1)):
+        if path:
+            with open(path, "wb") as fh:
+                for kind, cat, b in records:
+                    if cat == want:
+                        fh.write(b)
     per = {}
     for kind, cat, b in records:
         n, s = per.get(CATS[cat], (0, 0))

@@ -1,19 +1,23 @@
-/* tok_compare.c — diffu's tokenizer against the oracle (oracle.js, i.e.
- * @lenml/tokenizers run on the same tokenizer.json), record by record.
+/* tok_compare.c — diffu's tokenizer against the references of oracle.js,
+ * record by record: Hugging Face's Rust tokenizers library (tokenizers@0.23.2
+ * on npm) and the independent JavaScript port @lenml/tokenizers@3.7.2, both on
+ * the same tokenizer.json.
  *
  *   tok_compare TOKENIZER_DIR CORPUS.bin ORACLE.bin [--threads N]
  *
  * Checks, for every text record x (corpus format: see oracle.js):
- *   ids       encode(x) == the oracle's ids (its "compat" instance)
- *   stock     where the published oracle differs from "compat", x contains a
- *             character of a documented deviation (U+0085, U+FEFF, 'ſ)
- *   roundtrip decode(encode(x)) == NFC(x) as computed by the oracle (ICU)
- *   decode    decode(ids) == the oracle's decode of the same ids
+ *   ids       encode(x) == the Rust library's ids, and == lenml's ("compat")
+ *   stock     where the published lenml differs from its compat mode, x holds
+ *             a character of a documented deviation (U+0085, U+FEFF, 'ſ)
+ *   roundtrip decode(encode(x)) == NFC(x) as computed by ICU (node), except
+ *             where an added token is followed by a mark NFC would compose
+ *             into it (">" + U+0338): then == NFC of the pieces between tokens
+ *   decode    decode(ids) == the Rust library's and lenml's decode
  *   stream    the incremental decoder fed in random chunks == decode
  * and for every id record: decode with and without skipping special tokens
- * == the oracle's, whole and streamed.
- * Encoding runs on N threads sharing one tokenizer (default 4), then a
- * subset is re-encoded on one thread: results must be identical.
+ * == both references', whole and streamed.
+ * Encoding runs on N threads sharing one tokenizer (default 4), then every
+ * 7th record is re-encoded on one thread: results must be identical.
  * Prints per-category counts and a closing "N passed, M failed". */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,18 +27,19 @@
 
 #include "tokenizer.h"
 
-static const char *CATS[] = {"code", "prose", "nfd", "whitespace", "special", "emoji", "fuzz_text", "fuzz_bytes", "ids"};
-#define NCAT 9
+static const char *CATS[] = {"code",      "prose",      "nfd", "whitespace", "special",
+                             "emoji",     "fuzz_text",  "fuzz_bytes", "ids", "unicode15"};
+#define NCAT 10
 
 typedef struct {
     int kind, cat;
     const unsigned char *p;
     size_t n;
-    /* oracle */
-    const uint32_t *ids_c, *ids_s;
-    size_t n_c, n_s;
-    const char *nfc, *dec, *dec_skip, *pieces;
-    size_t nfc_n, dec_n, dec_skip_n, pieces_n;
+    /* references: r = Rust tokenizers, c/s = lenml compat/stock */
+    const uint32_t *ids_r, *ids_c, *ids_s;
+    size_t n_r, n_c, n_s;
+    const char *nfc, *pieces, *dec[4]; /* text: dec[0] rust, dec[1] lenml; ids: rust, rust skip, lenml, lenml skip */
+    size_t nfc_n, pieces_n, dec_n[4];
     /* ours */
     diffu_ids mine;
 } record;
@@ -59,6 +64,13 @@ static unsigned char *read_file(const char *path, size_t *n) {
 }
 
 static uint32_t rd32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* The file's u32 arrays are unaligned: copy them out. */
+static const uint32_t *copy_ids(const unsigned char *p, size_t n) {
+    uint32_t *v = malloc(4 * (n + 1));
+    for (size_t i = 0; i < n; i++) v[i] = rd32(p + 4 * i);
+    return v;
+}
 
 static const diffu_tokenizer *g_tok;
 static record *g_rec;
@@ -135,6 +147,33 @@ static void stream_decode(const diffu_tokenizer *tok, const int32_t *ids, size_t
     diffu_detok_free(&d);
 }
 
+static diffu_text g_tmp;
+static const diffu_tokenizer *g_show_tok;
+
+/* Our ids vs a reference's; on a difference print where. */
+static int ids_eq(size_t idx, const record *r, const char *what, const uint32_t *want, size_t wn) {
+    int ok = r->mine.len == wn;
+    for (size_t k = 0; ok && k < wn; k++)
+        if ((uint32_t)r->mine.data[k] != want[k]) ok = 0;
+    if (ok) return 1;
+    if (n_fail_printed < 12) {
+        size_t j = 0;
+        while (j < r->mine.len && j < wn && (uint32_t)r->mine.data[j] == want[j]) j++;
+        fail(idx, r, what);
+        fprintf(stderr, "    first difference at id %zu (ours %zu ids, reference %zu)\n    ours:     ", j, r->mine.len, wn);
+        for (size_t q = j > 3 ? j - 3 : 0; q < j + 6 && q < r->mine.len; q++) fprintf(stderr, " %d", r->mine.data[q]);
+        fprintf(stderr, "\n    reference:");
+        for (size_t q = j > 3 ? j - 3 : 0; q < j + 6 && q < wn; q++) fprintf(stderr, " %u", want[q]);
+        fprintf(stderr, "\n");
+        g_tmp.len = 0;
+        diffu_tokenizer_decode(g_show_tok, r->mine.data, j, 0, &g_tmp);
+        show_bytes("text     ", r->nfc, r->nfc_n, g_tmp.len);
+    } else {
+        n_fail_printed++;
+    }
+    return 0;
+}
+
 static int has_deviation_char(const record *r) {
     static const char *trig[] = {"\xc2\x85", "\xef\xbb\xbf", "'\xc5\xbf"};
     for (int k = 0; k < 3; k++)
@@ -157,7 +196,7 @@ int main(int argc, char **argv) {
     }
     size_t cn, on;
     unsigned char *cb = read_file(argv[2], &cn), *ob = read_file(argv[3], &on);
-    if (cn < 5 || memcmp(cb, "DTKC\x01", 5) || on < 5 || memcmp(ob, "DTKO\x01", 5)) {
+    if (cn < 5 || memcmp(cb, "DTKC\x01", 5) || on < 5 || memcmp(ob, "DTKO\x02", 5)) {
         fprintf(stderr, "tok_compare: bad corpus or oracle file\n");
         return 2;
     }
@@ -179,48 +218,38 @@ int main(int argc, char **argv) {
         r->n = rd32(cb + co + 2);
         r->p = cb + co + 6;
         co += 6 + r->n;
+#define IDS(P, N)                                      \
+    do {                                               \
+        NEED(4);                                       \
+        N = rd32(ob + oo);                             \
+        NEED(4 + 4 * (N));                             \
+        P = copy_ids(ob + oo + 4, N);                  \
+        oo += 4 + 4 * (N);                             \
+    } while (0)
+#define BLOB(P, N)                                     \
+    do {                                               \
+        NEED(4);                                       \
+        N = rd32(ob + oo);                             \
+        NEED(4 + (N));                                 \
+        P = (const char *)ob + oo + 4;                 \
+        oo += 4 + (N);                                 \
+    } while (0)
         if (r->kind == 1) {
-            NEED(4);
-            r->n_c = rd32(ob + oo);
-            NEED(4 + 4 * r->n_c);
-            r->ids_c = (const uint32_t *)(ob + oo + 4);
-            oo += 4 + 4 * r->n_c;
-            NEED(4);
-            r->n_s = rd32(ob + oo);
-            NEED(4 + 4 * r->n_s);
-            r->ids_s = (const uint32_t *)(ob + oo + 4);
-            oo += 4 + 4 * r->n_s;
-            NEED(4);
-            r->nfc_n = rd32(ob + oo);
-            NEED(4 + r->nfc_n);
-            r->nfc = (const char *)ob + oo + 4;
-            oo += 4 + r->nfc_n;
-            NEED(4);
-            r->dec_n = rd32(ob + oo);
-            NEED(4 + r->dec_n);
-            r->dec = (const char *)ob + oo + 4;
-            oo += 4 + r->dec_n;
-            NEED(4);
-            r->pieces_n = rd32(ob + oo);
-            NEED(4 + r->pieces_n);
-            r->pieces = (const char *)ob + oo + 4;
-            oo += 4 + r->pieces_n;
+            IDS(r->ids_r, r->n_r);
+            IDS(r->ids_c, r->n_c);
+            IDS(r->ids_s, r->n_s);
+            BLOB(r->nfc, r->nfc_n);
+            BLOB(r->dec[0], r->dec_n[0]);
+            BLOB(r->dec[1], r->dec_n[1]);
+            BLOB(r->pieces, r->pieces_n);
         } else {
-            NEED(4);
-            r->dec_n = rd32(ob + oo);
-            NEED(4 + r->dec_n);
-            r->dec = (const char *)ob + oo + 4;
-            oo += 4 + r->dec_n;
-            NEED(4);
-            r->dec_skip_n = rd32(ob + oo);
-            NEED(4 + r->dec_skip_n);
-            r->dec_skip = (const char *)ob + oo + 4;
-            oo += 4 + r->dec_skip_n;
+            for (int k = 0; k < 4; k++) BLOB(r->dec[k], r->dec_n[k]);
         }
     }
 
     /* encode everything on `threads` threads sharing the tokenizer */
     g_tok = tok;
+    g_show_tok = tok;
     g_rec = rec;
     g_nrec = n;
     double t0 = diffu_now();
@@ -249,30 +278,10 @@ int main(int argc, char **argv) {
         record *r = &rec[i];
         if (r->kind == 1) {
             text_bytes += r->n;
-            n_ids_cmp += r->n_c;
-            /* ids */
-            int ok = r->mine.len == r->n_c;
-            size_t k = 0;
-            for (; ok && k < r->n_c; k++)
-                if ((uint32_t)r->mine.data[k] != r->ids_c[k]) ok = 0;
-            if (!ok && n_fail_printed < 12) {
-                size_t j = 0;
-                while (j < r->mine.len && j < r->n_c && (uint32_t)r->mine.data[j] == r->ids_c[j]) j++;
-                fail(i, r, "ids differ");
-                fprintf(stderr, "    first difference at id %zu (ours %zu ids, oracle %zu)\n    ours:  ", j,
-                        r->mine.len, r->n_c);
-                for (size_t q = j > 3 ? j - 3 : 0; q < j + 6 && q < r->mine.len; q++) fprintf(stderr, "%d ", r->mine.data[q]);
-                fprintf(stderr, "\n    oracle:");
-                for (size_t q = j > 3 ? j - 3 : 0; q < j + 6 && q < r->n_c; q++) fprintf(stderr, " %u", r->ids_c[q]);
-                fprintf(stderr, "\n");
-                a.len = 0;
-                diffu_tokenizer_decode(tok, r->mine.data, j, 0, &a);
-                show_bytes("text  ", r->nfc, r->nfc_n, a.len);
-            } else if (!ok) {
-                n_fail_printed++;
-            }
-            CHECK(ok);
-            /* stock oracle: differences only where a documented deviation applies */
+            n_ids_cmp += r->n_r;
+            CHECK(ids_eq(i, r, "ids differ from the Rust tokenizers library", r->ids_r, r->n_r));
+            CHECK(ids_eq(i, r, "ids differ from @lenml/tokenizers (compat)", r->ids_c, r->n_c));
+            /* published lenml: differences only where a documented deviation applies */
             int same_stock = r->n_s == r->n_c && memcmp(r->ids_s, r->ids_c, 4 * r->n_c) == 0;
             if (!same_stock) {
                 stock_diff++;
@@ -282,27 +291,28 @@ int main(int argc, char **argv) {
                 }
             }
             CHECK(same_stock || has_deviation_char(r));
-            /* decode(encode(x)) == NFC(x), except that an added token is kept
-             * whole even where NFC would compose its last character with a
-             * following mark (">" + U+0338): then it equals the oracle's
-             * piecewise form (tokens as they are, NFC between them) */
+            /* decode(encode(x)) == NFC(x), or its piecewise form (see the top) */
             a.len = 0;
             diffu_tokenizer_decode(tok, r->mine.data, r->mine.len, 0, &a);
             int pure = r->pieces_n == r->nfc_n && !memcmp(r->pieces, r->nfc, r->nfc_n);
             if (!pure) not_nfc++;
             CHECK(!text_eq(i, r, "decode(encode(x)) != NFC(x)", a.data ? a.data : "", a.len, r->pieces, r->pieces_n));
             CHECK(pure || r->cat == 4); /* only the special-token category has such text */
-            /* decode of the oracle's ids == the oracle's decode */
-            int32_t *oid = malloc(4 * (r->n_c + 1));
-            for (size_t q = 0; q < r->n_c; q++) oid[q] = (int32_t)r->ids_c[q];
-            b.len = 0;
-            diffu_tokenizer_decode(tok, oid, r->n_c, 0, &b);
-            CHECK(!text_eq(i, r, "decode(oracle ids) differs", b.data ? b.data : "", b.len, r->dec, r->dec_n));
-            /* streaming == whole */
-            b.len = 0;
-            stream_decode(tok, oid, r->n_c, 0, (unsigned)i, &b);
-            CHECK(!text_eq(i, r, "stream decode differs", b.data ? b.data : "", b.len, r->dec, r->dec_n));
-            free(oid);
+            /* decode of each reference's ids == that reference's decode, whole and streamed */
+            for (int k = 0; k < 2; k++) {
+                const uint32_t *rid = k ? r->ids_c : r->ids_r;
+                size_t rn = k ? r->n_c : r->n_r;
+                int32_t *oid = malloc(4 * (rn + 1));
+                for (size_t q = 0; q < rn; q++) oid[q] = (int32_t)rid[q];
+                b.len = 0;
+                diffu_tokenizer_decode(tok, oid, rn, 0, &b);
+                CHECK(!text_eq(i, r, k ? "decode differs from lenml's" : "decode differs from Rust's", b.data ? b.data : "",
+                               b.len, r->dec[k], r->dec_n[k]));
+                b.len = 0;
+                stream_decode(tok, oid, rn, 0, (unsigned)i + (unsigned)k, &b);
+                CHECK(!text_eq(i, r, "stream decode differs", b.data ? b.data : "", b.len, r->dec[k], r->dec_n[k]));
+                free(oid);
+            }
             /* one thread vs many: re-encode every 7th record here */
             if (i % 7 == 0) {
                 again.len = 0;
@@ -313,36 +323,44 @@ int main(int argc, char **argv) {
             size_t m = r->n / 4;
             int32_t *ids = malloc(4 * (m + 1));
             for (size_t q = 0; q < m; q++) ids[q] = (int32_t)rd32(r->p + 4 * q);
-            for (int skip = 0; skip < 2; skip++) {
-                const char *want = skip ? r->dec_skip : r->dec;
-                size_t wn = skip ? r->dec_skip_n : r->dec_n;
+            for (int k = 0; k < 4; k++) {
+                int skip = k & 1;
                 int fl = skip ? DIFFU_DECODE_SKIP_SPECIAL : 0;
+                const char *who = k < 2 ? (skip ? "decode(skip special) differs from Rust's" : "decode differs from Rust's")
+                                        : (skip ? "decode(skip special) differs from lenml's" : "decode differs from lenml's");
                 a.len = 0;
                 diffu_tokenizer_decode(tok, ids, m, fl, &a);
-                CHECK(!text_eq(i, r, skip ? "decode(skip special) differs" : "decode differs", a.data ? a.data : "",
-                               a.len, want, wn));
+                CHECK(!text_eq(i, r, who, a.data ? a.data : "", a.len, r->dec[k], r->dec_n[k]));
                 b.len = 0;
-                stream_decode(tok, ids, m, fl, (unsigned)i * 31u, &b);
-                CHECK(!text_eq(i, r, "stream decode differs", b.data ? b.data : "", b.len, want, wn));
+                stream_decode(tok, ids, m, fl, (unsigned)i * 31u + (unsigned)k, &b);
+                CHECK(!text_eq(i, r, "stream decode differs", b.data ? b.data : "", b.len, r->dec[k], r->dec_n[k]));
             }
             free(ids);
         }
     }
-    printf("tok_compare: %zu records, %.2f MB of text, %zu ids compared; encoded on %d threads in %.2f s (%.1f MB/s)\n",
+    printf("tok_compare: %zu records, %.2f MB of text, %zu ids compared with each reference; encoded on %d threads "
+           "in %.2f s (%.1f MB/s)\n",
            n, text_bytes / 1e6, n_ids_cmp, threads, dt, text_bytes / 1e6 / dt);
     for (int c = 0; c < NCAT; c++) printf("  %-11s %7zu checks passed, %zu failed\n", CATS[c], pass[c], failc[c]);
-    printf("  the published oracle differs from its compat mode on %zu records (all explained: %s)\n", stock_diff,
+    printf("  the published @lenml/tokenizers differs from its compat mode (and Rust) on %zu records, all with\n"
+           "  U+0085, U+FEFF or 'ſ: %s\n", stock_diff,
            stock_unexplained ? "NO" : "yes");
     printf("  decode(encode(x)) == NFC(x) on all but %zu records, where a token is followed by a mark that NFC\n"
            "  would compose into it (they equal the pipeline's piecewise NFC)\n", not_nfc);
     printf("%zu passed, %zu failed\n", passed, failed);
-    for (size_t i = 0; i < n; i++) diffu_ids_free(&rec[i].mine);
+    for (size_t i = 0; i < n; i++) {
+        diffu_ids_free(&rec[i].mine);
+        free((void *)rec[i].ids_r);
+        free((void *)rec[i].ids_c);
+        free((void *)rec[i].ids_s);
+    }
     free(rec);
     free(cb);
     free(ob);
     diffu_text_free(&a);
     diffu_text_free(&b);
     diffu_ids_free(&again);
+    diffu_text_free(&g_tmp);
     diffu_tokenizer_free(&tok);
     return failed ? 1 : 0;
 }

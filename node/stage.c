@@ -1,0 +1,166 @@
+/* stage.c — see stage.h. */
+#include "stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct diffu_stage {
+    diffu_comm *c;
+    const diffu_layout *l;
+    const diffu_rank_plan *p;
+    diffu_model *m;
+    int hidden, max_tokens, nvocab;
+    float *x[2];          /* [max_tokens x hidden] each: the residual stream of a microbatch */
+    float *logits;        /* [max_rows x nvocab] on the last stage */
+    diffu_xfer *rx[2], *tx[2];
+    uint64_t next_id;     /* microbatch ids continue across runs (identical on every rank) */
+    int runs;
+    size_t io_bytes;
+};
+
+int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, const diffu_model_opts *mo_in,
+                     diffu_stage **out, diffu_err *err) {
+    *out = NULL;
+    const diffu_rank_plan *p = diffu_layout_rank(l, diffu_comm_rank(c));
+    diffu_model_opts mo = *mo_in;
+    mo.layer_begin = p->shard.layer_begin;
+    mo.layer_end = p->shard.layer_end;
+    mo.tp_rank = p->tp_rank;
+    mo.tp_size = diffu_layout_tp(l);
+    diffu_model *m;
+    if (diffu_model_load(dir, &mo, &m, err)) return -1;
+    const diffu_config *mc = diffu_model_config(m), *lc = diffu_layout_config(l);
+    if (mc->hidden != lc->hidden || mc->n_layers != lc->n_layers || mc->vocab != lc->vocab) {
+        diffu_model_free(m);
+        return diffu_err_set(err, "%s: config.json changed between the layout and the load", dir);
+    }
+    diffu_stage *s = diffu_xcalloc(1, sizeof *s);
+    s->c = c;
+    s->l = l;
+    s->p = p;
+    s->m = m;
+    s->hidden = mc->hidden;
+    s->max_tokens = diffu_model_get_opts(m)->max_tokens;
+    s->nvocab = diffu_model_vocab_local(m);
+    size_t xb = (size_t)s->max_tokens * (size_t)s->hidden * 4;
+    s->x[0] = diffu_xaligned(xb);
+    s->x[1] = diffu_xaligned(xb);
+    s->io_bytes = 2 * xb;
+    if (p->shard.head) {
+        size_t lb = (size_t)diffu_model_get_opts(m)->max_rows * (size_t)s->nvocab * 4;
+        s->logits = diffu_xaligned(lb);
+        s->io_bytes += lb;
+    }
+    for (int i = 0; i < 2; i++) {
+        s->rx[i] = diffu_xfer_new();
+        s->tx[i] = diffu_xfer_new();
+    }
+    if (diffu_layout_tp(l) > 1) diffu_model_set_allreduce(m, diffu_comm_tp_allreduce, c);
+    *out = s;
+    return 0;
+}
+
+void diffu_stage_free(diffu_stage *s) {
+    if (!s) return;
+    for (int i = 0; i < 2; i++) {
+        diffu_comm_wait(s->c, s->rx[i], NULL, NULL);
+        diffu_comm_wait(s->c, s->tx[i], NULL, NULL);
+        diffu_xfer_free(s->rx[i]);
+        diffu_xfer_free(s->tx[i]);
+    }
+    free(s->x[0]);
+    free(s->x[1]);
+    free(s->logits);
+    diffu_model_free(s->m);
+    free(s);
+}
+
+diffu_model *diffu_stage_model(diffu_stage *s) { return s->m; }
+
+/* VmRSS of this process in bytes (Linux), 0 if unknown. */
+static size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
+}
+
+static double mib(double b) { return b / 1048576.0; }
+
+void diffu_stage_log_memory(diffu_stage *s) {
+    const diffu_shard *sh = &s->p->shard;
+    const diffu_weights *w = diffu_model_weights(s->m);
+    char voc[48] = "-";
+    if (sh->head) snprintf(voc, sizeof voc, "[%d,%d)", sh->vocab_begin, sh->vocab_end);
+    DLOG_INFO("shard: stage %d/%d tp %d/%d layers [%d,%d)%s%s q heads [%d,%d) kv [%d,%d) ffn [%d,%d) vocab %s; "
+              "weights %.2f MiB mapped + %.2f MiB owned, activations %.2f MiB + pipeline %.2f MiB; VmRSS %.1f MiB "
+              "(host %s, pid %d, %d thread(s))",
+              s->p->stage, diffu_layout_pp(s->l), s->p->tp_rank, diffu_layout_tp(s->l), sh->layer_begin, sh->layer_end,
+              sh->embed ? " +embed" : "", sh->head ? " +head" : "", sh->q_head_begin, sh->q_head_end, sh->kv_head_begin,
+              sh->kv_head_end, sh->ffn_begin, sh->ffn_end, voc, mib((double)w->bytes_mapped), mib((double)w->bytes_owned),
+              mib((double)diffu_model_plan_bytes(s->m)), mib((double)s->io_bytes), mib((double)rss_bytes()),
+              diffu_comm_hostname(s->c), (int)getpid(), diffu_model_get_opts(s->m)->threads);
+}
+
+/* The same verdict on every rank: depends only on the batch and the plan. */
+static int check_batch(diffu_stage *s, const diffu_batch *b, int mb, diffu_err *err) {
+    if (diffu_batch_check(s->m, b, err)) return diffu_err_prefix(err, "microbatch %d", mb);
+    if (s->p->stage == 0 && !b->tokens) return diffu_err_set(err, "microbatch %d: no tokens for the embedding", mb);
+    if (b->tokens) { /* diffu_batch_check looks at ids only on the embedding's ranks */
+        int n = diffu_batch_tokens(b), V = diffu_model_config(s->m)->vocab;
+        for (int i = 0; i < n; i++)
+            if (b->tokens[i] < 0 || b->tokens[i] >= V)
+                return diffu_err_set(err, "microbatch %d: token %d: id %d is outside the vocabulary [0, %d)", mb, i,
+                                     b->tokens[i], V);
+    }
+    return 0;
+}
+
+int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_stage_logits_fn fn, void *user,
+                    diffu_err *err) {
+    for (int i = 0; i < n; i++)
+        if (check_batch(s, &batches[i], i, err)) return -1;
+    if (n == 0) return 0;
+    const diffu_rank_plan *p = s->p;
+    int first = p->prev_rank < 0, last = p->next_rank < 0, H = s->hidden;
+    uint64_t base = s->next_id;
+    s->next_id += (uint64_t)n;
+    if (s->runs++ == 0) diffu_comm_debug_stall(s->c, "its first forward");
+    if (!first) diffu_comm_recv_act(s->c, s->rx[0], p->prev_rank, s->x[0], s->max_tokens, H);
+    for (int mb = 0; mb < n; mb++) {
+        const diffu_batch *b = &batches[mb];
+        int cur = mb & 1, T = diffu_batch_tokens(b);
+        float *x = s->x[cur];
+        if (first) {
+            diffu_comm_wait(s->c, s->tx[cur], NULL, NULL); /* microbatch mb-2 left this buffer */
+            diffu_forward_embed(s->m, b, x);
+        } else {
+            int got = 0;
+            uint64_t id = 0;
+            diffu_comm_wait(s->c, s->rx[cur], &got, &id);
+            DIFFU_ASSERTF(got == T && id == base + (uint64_t)mb,
+                          "stage %d got microbatch %llu of %d tokens from rank %d, expected %llu of %d", p->stage,
+                          (unsigned long long)id, got, p->prev_rank, (unsigned long long)(base + mb), T);
+            if (mb + 1 < n) { /* receive the next microbatch while computing this one */
+                int nx = cur ^ 1;
+                diffu_comm_wait(s->c, s->tx[nx], NULL, NULL);
+                diffu_comm_recv_act(s->c, s->rx[nx], p->prev_rank, s->x[nx], s->max_tokens, H);
+            }
+        }
+        diffu_forward_layers(s->m, b, x);
+        if (!last) {
+            diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, T, H, base + (uint64_t)mb);
+        } else {
+            diffu_forward_head(s->m, b, x, s->logits);
+            if (fn) fn(user, mb, b, s->logits, p->shard.vocab_begin, p->shard.vocab_end);
+        }
+    }
+    for (int i = 0; i < 2; i++) diffu_comm_wait(s->c, s->tx[i], NULL, NULL);
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* stage.h — one rank's part of the pipelined forward: its shard of the model
+ * (only its own slices are read from the checkpoint), two activation buffers
+ * and the transfers between stages.
+ *
+ * A run pushes microbatches through the pipeline:
+ *   stage 0       embed(tokens) -> layers -> send to stage 1
+ *   stage s       recv from s-1 (the receive of microbatch k+1 is posted before
+ *                 microbatch k is computed, into the other buffer) -> layers -> send
+ *   last stage    recv -> layers -> its vocabulary slice of lm_head for the rows
+ *                 asked -> the caller's callback (generation: vocab-parallel
+ *                 sampling; `diffu logits`: send to rank 0 for the test)
+ * with the TP all-reduce (diffu_comm_tp_allreduce) twice per layer inside a
+ * stage. Every TP rank of a stage holds the whole residual stream and talks to
+ * the same TP rank of the neighbouring stages.
+ *
+ * Memory: the model's plan (diffu_model_load) + 2 x [max_tokens x hidden]
+ * fp32 + the logits slice [max_rows x vocab rows] on the last stage; all
+ * allocated at init, nothing in diffu_stage_run. */
+#ifndef DIFFU_STAGE_H
+#define DIFFU_STAGE_H
+
+#include "comm.h"
+#include "forward.h"
+#include "layout.h"
+#include "log.h"
+
+typedef struct diffu_stage diffu_stage;
+
+/* Local: load this rank's shard of DIR as the layout says (mo gives
+ * max_tokens, max_seq, max_rows, threads, f32_weights, quiet; its layer and
+ * tp fields are overwritten), install the TP all-reduce when tp > 1 and
+ * allocate the pipeline buffers. Returns 0 or -1 with err. A rank can fail
+ * alone (a missing file on one host): follow with diffu_comm_agree. The
+ * stage keeps c and l (which must outlive it). */
+int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, const diffu_model_opts *mo,
+                     diffu_stage **out, diffu_err *err);
+void diffu_stage_free(diffu_stage *s);
+
+diffu_model *diffu_stage_model(diffu_stage *s);
+
+/* Local: one log line with this rank's shard and memory: weight bytes mapped
+ * from the checkpoint / owned, activation and pipeline bytes, VmRSS. */
+void diffu_stage_log_memory(diffu_stage *s);
+
+/* Called on every rank of the last stage, once per microbatch, in order:
+ * logits [b->n_rows x (vocab_end - vocab_begin)] of this rank's vocabulary
+ * slice. The buffer is the stage's and is reused after the call returns. */
+typedef void (*diffu_stage_logits_fn)(void *user, int mb, const diffu_batch *b, const float *logits, int vocab_begin,
+                                      int vocab_end);
+
+/* Collective over the whole job (every rank, the same batches in the same
+ * order). Every batch is checked against the plan first, on every rank; the
+ * check depends only on the batches and the plan, so all ranks agree without
+ * communicating: -1 with err and nothing sent. Then 0 after the microbatches
+ * went through (this rank's sends completed). */
+int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_stage_logits_fn fn, void *user,
+                    diffu_err *err);
+
+#endif
