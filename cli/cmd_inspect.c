@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "forward.h"
+#include "layout.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -86,28 +87,19 @@ int cmd_inspect(int argc, char **argv) {
                (double)diffu_config_params(&cfg) / 1e9);
     }
     if (f32) es = 4;
-    if (pp > cfg.n_layers) {
-        fprintf(stderr, "diffu inspect: error: --pp %lld: more pipeline stages than the model's %d layers\n", pp,
-                cfg.n_layers);
+    /* the same plan the distributed runtime uses (node/layout.h) */
+    diffu_layout_opts lo;
+    diffu_layout_opts_default(&lo);
+    lo.max_tokens = mo.max_tokens;
+    lo.threads = mo.threads;
+    lo.weight_elem_size = es;
+    diffu_layout *lay;
+    if (diffu_layout_init(&cfg, (int)(pp * tp), (int)pp, (int)tp, &lo, &lay, &err)) {
+        fprintf(stderr, "diffu inspect: error: layout pp %lld x tp %lld: %s\n", pp, tp, err.msg);
         return 1;
     }
-    printf("memory per rank for pp %lld x tp %lld, %d tokens per forward, %d thread(s), weights %s:\n", pp, tp,
-           mo.max_tokens, mo.threads, es == 4 ? "fp32" : "16-bit");
-    printf("  %-6s %-4s %-10s %12s %12s %12s\n", "stage", "tp", "layers", "weights GiB", "activ. GiB", "total GiB");
-    for (int s = 0; s < pp; s++) {
-        int lb = (int)((long long)cfg.n_layers * s / pp), le = (int)((long long)cfg.n_layers * (s + 1) / pp);
-        for (int t = 0; t < tp; t++) {
-            diffu_shard sh;
-            if (diffu_shard_init(&sh, &cfg, lb, le, t, (int)tp, &err)) {
-                fprintf(stderr, "diffu inspect: error: layout pp %lld x tp %lld: %s\n", pp, tp, err.msg);
-                return 1;
-            }
-            double wb = (double)diffu_plan_weight_bytes(&cfg, &sh, es);
-            double ab = (double)diffu_plan_activation_bytes(&cfg, &sh, &mo);
-            char lay[32];
-            snprintf(lay, sizeof lay, "[%d,%d)", lb, le);
-            printf("  %-6d %-4d %-10s %12.3f %12.3f %12.3f\n", s, t, lay, gib(wb), gib(ab), gib(wb + ab));
-        }
-    }
+    printf("\n");
+    diffu_layout_print(lay, stdout);
+    diffu_layout_free(lay);
     return 0;
 }
