@@ -46,7 +46,8 @@ static void rss_mib(double *rss, double *hwm) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: diffu bench forward --model DIR --tokens N [--seqs S] [--rows R] [--threads T] [--reps K]\n"
+            "usage: diffu bench tokenize --model DIR [--runs N] FILE...   (encoder MB/s on one thread)\n"
+            "       diffu bench forward --model DIR --tokens N [--seqs S] [--rows R] [--threads T] [--reps K]\n"
             "                            [--f32-weights | --compare-f32] [--no-sgemm]\n"
             "  Times K forwards (after one warm-up) of S sequences totalling N tokens with lm_head on R rows\n"
             "  (default all), prints the median ms and GFLOP/s, then raw sgemm on the same GEMM shapes.\n"
@@ -220,6 +221,7 @@ int cmd_bench(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
-    fprintf(stderr, "diffu bench: unknown benchmark '%s' (forward)\n", argv[1]);
+    if (!strcmp(argv[1], "tokenize")) return bench_tokenize(argc - 1, argv + 1);
+    fprintf(stderr, "diffu bench: unknown benchmark '%s' (forward, tokenize)\n", argv[1]);
     return 2;
 }

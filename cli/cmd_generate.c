@@ -217,7 +217,7 @@ int cmd_generate(int argc, char **argv) {
         case O_MAXNEW: if (arg_int(CMD, "--max-new-tokens", optarg, 1, 1 << 20, &v)) BAIL(2); p.max_new_tokens = (int)v; break;
         case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &steps)) BAIL(2); break;
         case O_ALG:
-            if ((int)(v = diffu_alg_parse(optarg)) < 0) {
+            if ((int)(v = diffu_denoise_alg_parse(optarg)) < 0) {
                 fprintf(stderr, "diffu " CMD ": --alg: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", optarg);
                 BAIL(2);
             }

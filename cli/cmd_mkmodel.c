@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "mkmodel.h"
+#include "tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -16,7 +17,10 @@ static void usage(FILE *f) {
             "  --hidden N --layers N --heads N --kv-heads N --inter N --vocab N\n"
             "  --rope-theta X --rms-eps X --max-pos N --tie   override the preset\n"
             "  --config-only          write config.json only (memory planning for big presets)\n"
-            "  --threads N            generator threads (default: CPUs in the affinity mask)\n");
+            "  --threads N            generator threads (default: CPUs in the affinity mask)\n"
+            "  --tokenizer PATH|none  base Qwen2.5 tokenizer.json to give the model, with Dream's added tokens\n"
+            "                         (default: the cached vocabulary from deploy/fetch_vocab.sh, when the\n"
+            "                         model's vocab holds Dream's ids; none: no tokenizer files)\n");
 }
 
 int cmd_mkmodel(int argc, char **argv) {
@@ -25,8 +29,8 @@ int cmd_mkmodel(int argc, char **argv) {
         {"shard-size", 1, 0, 'S'}, {"hidden", 1, 0, 1},  {"layers", 1, 0, 2},       {"heads", 1, 0, 3},
         {"kv-heads", 1, 0, 4},  {"inter", 1, 0, 5},      {"vocab", 1, 0, 6},        {"rope-theta", 1, 0, 7},
         {"rms-eps", 1, 0, 8},   {"max-pos", 1, 0, 9},    {"tie", 0, 0, 10},         {"config-only", 0, 0, 11},
-        {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
-    const char *preset = NULL, *out = NULL, *dtype = "bf16";
+        {"threads", 1, 0, 't'}, {"tokenizer", 1, 0, 'T'}, {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    const char *preset = NULL, *out = NULL, *dtype = "bf16", *tokenizer = NULL;
     long long v;
     double d;
     int ovr_int[12] = {0}, have[12] = {0}, tie = -1;
@@ -53,6 +57,7 @@ int cmd_mkmodel(int argc, char **argv) {
         case 8: if (arg_double("mkmodel", "--rms-eps", optarg, 1e-12, 0.1, &d)) return 2; eps = d; break;
         case 10: tie = 1; break;
         case 11: o.config_only = 1; break;
+        case 'T': tokenizer = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -94,11 +99,29 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     cf->head_dim = cf->hidden / cf->n_heads;
     diffu_mkmodel_fix_ids(cf);
+    /* the tokenizer: Dream's added tokens go up to id 151667 */
+    const char *tok_src = NULL;
+    if (tokenizer && strcmp(tokenizer, "none")) {
+        if (cf->vocab < 151668) {
+            fprintf(stderr, "diffu mkmodel: --tokenizer: vocab %d cannot hold Dream's token ids (up to 151667); use --tokenizer none or a larger --vocab\n", cf->vocab);
+            return 2;
+        }
+        tok_src = tokenizer;
+    } else if (!tokenizer && cf->vocab >= 151668) {
+        tok_src = diffu_vocab_default_path();
+        if (!tok_src)
+            fprintf(stderr, "[diffu] mkmodel: no cached vocabulary (run deploy/fetch_vocab.sh); writing the model without a tokenizer\n");
+    }
     if (diffu_mkmodel_write(out, &o, &err)) {
         fprintf(stderr, "diffu mkmodel: error: %s\n", err.msg);
         return 1;
     }
-    fprintf(stderr, "[diffu] mkmodel: %s preset (hidden %d, %d layers, %d/%d heads, inter %d, vocab %d, %s) -> %s\n",
-            preset, cf->hidden, cf->n_layers, cf->n_heads, cf->n_kv_heads, cf->inter, cf->vocab, dtype, out);
+    if (tok_src && !o.config_only && diffu_tokenizer_write_dream(tok_src, out, &err)) {
+        fprintf(stderr, "diffu mkmodel: error: --tokenizer: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "[diffu] mkmodel: %s preset (hidden %d, %d layers, %d/%d heads, inter %d, vocab %d, %s%s) -> %s\n",
+            preset, cf->hidden, cf->n_layers, cf->n_heads, cf->n_kv_heads, cf->inter, cf->vocab, dtype,
+            tok_src ? ", Dream tokenizer" : ", no tokenizer", out);
     return 0;
 }

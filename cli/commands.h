@@ -8,6 +8,7 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_tokenize(int argc, char **argv); /* cli/bench_tokenize.c: `diffu bench tokenize` */
 int cmd_layout(int argc, char **argv);
 int cmd_logits_dist(int argc, char **argv); /* `logits --pp P --tp T` under mpirun (cmd_logits dispatches) */
 int cmd_generate(int argc, char **argv);

@@ -37,13 +37,13 @@ struct diffu_denoise {
 
 static const char *ALG_NAMES[] = {"origin", "maskgit_plus", "topk_margin", "entropy"};
 
-int diffu_alg_parse(const char *s) {
+int diffu_denoise_alg_parse(const char *s) {
     for (int i = 0; i < 4; i++)
         if (!strcmp(s, ALG_NAMES[i])) return i;
     return -1;
 }
 
-const char *diffu_alg_name(diffu_alg a) { return (unsigned)a < 4 ? ALG_NAMES[a] : "?"; }
+const char *diffu_denoise_alg_name(diffu_alg a) { return (unsigned)a < 4 ? ALG_NAMES[a] : "?"; }
 
 void diffu_denoise_params_default(diffu_denoise_params *p) {
     memset(p, 0, sizeof *p);
@@ -214,7 +214,7 @@ static uint32_t philox_draw_u32(const diffu_denoise *d, int pos, uint32_t purpos
 static float origin_u(const diffu_denoise *d, int pos) {
     uint32_t r[4];
     philox_draw_u32(d, pos, DIFFU_RNG_ORIGIN, r);
-    return diffu_u01_float(r);
+    return diffu_philox_u01f(r);
 }
 
 /* Dream's number_transfer_tokens: int(masked * (1 - s/t)) in float32. */
@@ -381,7 +381,7 @@ void diffu_denoise_commit(diffu_denoise *d, const diffu_sample *smp) {
                 for (int i = 0; i < n; i++) {
                     uint32_t r[4];
                     philox_draw_u32(d, d->want[i], DIFFU_RNG_POSITION, r);
-                    double u = diffu_u01_open(r);
+                    double u = diffu_philox_u01_open(r);
                     d->sortkey[i] = smp[i].conf / d->p.alg_temp - log(-log(u));
                 }
             } else {

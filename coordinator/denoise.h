@@ -43,7 +43,10 @@
  *                   it is filled, the masked positions right of it are filled
  *                   with that end token and the request ends.
  * Random draws are Philox addresses (philox.h) keyed by (seed, request,
- * sample, step, position, purpose): results do not depend on the batch.
+ * sample, step, position, purpose): results do not depend on the batch, and
+ * the RNG carries no state, so a canvas is fully described by (parameters,
+ * canvas, commit steps, step counter, current block) — what a resume has to
+ * save (no save/restore API yet).
  *
  * Step protocol (the driver calls, per active canvas, once per step):
  *   n = diffu_denoise_prepare(d);          positions needing (token, confidence)
@@ -77,8 +80,8 @@ typedef enum {
 } diffu_alg;
 
 /* "origin", "maskgit_plus", "topk_margin", "entropy"; -1 if unknown. */
-int diffu_alg_parse(const char *s);
-const char *diffu_alg_name(diffu_alg a);
+int diffu_denoise_alg_parse(const char *s);
+const char *diffu_denoise_alg_name(diffu_alg a);
 
 #define DIFFU_MAX_END_IDS 4
 

@@ -50,17 +50,17 @@ static inline diffu_philox_ctr diffu_philox_addr(uint32_t request, uint32_t samp
 }
 
 /* Uniform double in [0, 1) with 53 random bits (from out[0], out[1]). */
-static inline double diffu_u01_double(const uint32_t out[4]) {
+static inline double diffu_philox_u01(const uint32_t out[4]) {
     uint64_t a = out[0] >> 5, b = out[1] >> 6; /* 27 + 26 bits */
     return (double)((a << 26) | b) * (1.0 / 9007199254740992.0);
 }
 /* Uniform float in [0, 1) with 24 random bits (from out[2]), like torch.rand. */
-static inline float diffu_u01_float(const uint32_t out[4]) {
+static inline float diffu_philox_u01f(const uint32_t out[4]) {
     return (float)(out[2] >> 8) * (1.0f / 16777216.0f);
 }
 /* Uniform double in (0, 1) (never 0 or 1: safe under log(-log u)), 52 bits
  * from out[0], out[1]. */
-static inline double diffu_u01_open(const uint32_t out[4]) {
+static inline double diffu_philox_u01_open(const uint32_t out[4]) {
     uint64_t a = out[0] >> 6, b = out[1] >> 6; /* 26 + 26 bits */
     return ((double)((a << 26) | b) + 0.5) * (1.0 / 4503599627370496.0);
 }

@@ -161,7 +161,7 @@ static void apply_top_k(double *z, int V, int k, diffu_sampler_scratch *s) {
 
 /* ------------------------------------------------------------ one row */
 
-void diffu_sample_row(const float *logits, int V, const diffu_sample_job *job, diffu_sampler_scratch *s,
+void diffu_sampler_row(const float *logits, int V, const diffu_sample_job *job, diffu_sampler_scratch *s,
                       diffu_sample *out) {
     DIFFU_ASSERT(V == s->vocab);
     const diffu_sampler_params *p = job->params;
@@ -194,7 +194,7 @@ void diffu_sample_row(const float *logits, int V, const diffu_sample_job *job, d
     if (T > 0) {
         uint32_t r[4];
         diffu_philox4x32(&job->ctr, &job->key, r);
-        double target = diffu_u01_double(r) * Z, cum = 0;
+        double target = diffu_philox_u01(r) * Z, cum = 0;
         int32_t last = arg;
         tok = -1;
         for (int v = 0; v < V; v++) {
@@ -275,7 +275,7 @@ typedef struct {
 
 static void run_task(void *arg, int r, int tid) {
     run_ctx *c = arg;
-    diffu_sample_row(c->logits + (size_t)r * c->ld, c->s->vocab, &c->jobs[r], c->s->scratch[tid], &c->out[r]);
+    diffu_sampler_row(c->logits + (size_t)r * c->ld, c->s->vocab, &c->jobs[r], c->s->scratch[tid], &c->out[r]);
 }
 
 void diffu_sampler_run(diffu_sampler *s, int n_rows, const float *logits, size_t ld, const diffu_sample_job *jobs,

@@ -93,7 +93,7 @@ void diffu_sampler_scratch_free(diffu_sampler_scratch **s);
 /* logits: [vocab] float32 (unshifted raw lm_head output of the predicting
  * row). vocab must equal the scratch's. Finite logits are required (a NaN is
  * a bug upstream: asserted). */
-void diffu_sample_row(const float *logits, int vocab, const diffu_sample_job *job, diffu_sampler_scratch *s,
+void diffu_sampler_row(const float *logits, int vocab, const diffu_sample_job *job, diffu_sampler_scratch *s,
                       diffu_sample *out);
 
 /* ---- many rows, threaded -------------------------------------------------- */

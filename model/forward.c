@@ -44,7 +44,9 @@ void diffu_model_opts_default(diffu_model_opts *o) {
 
 static float *plan_alloc(diffu_model *m, size_t floats) {
     m->plan_bytes += floats * 4;
-    return diffu_xaligned(floats * 4);
+    float *p = diffu_xaligned(floats * 4);
+    memset(p, 0, floats * 4); /* the padding rows of matmul inputs must be finite */
+    return p;
 }
 
 int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model **out, diffu_err *err) {
@@ -81,7 +83,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->nkv = sh.kv_head_end - sh.kv_head_begin;
     m->nffn = sh.ffn_end - sh.ffn_begin;
     m->nvocab = sh.vocab_end - sh.vocab_begin;
-    size_t T = (size_t)o->max_tokens;
+    size_t T = (size_t)diffu_round_rows(o->max_tokens); /* matmul inputs are read in whole row panels */
     m->x = plan_alloc(m, T * H);
     m->xn = plan_alloc(m, T * H);
     m->q = plan_alloc(m, T * m->nq * hd);
@@ -90,7 +92,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->att = plan_alloc(m, T * m->nq * hd);
     m->g = plan_alloc(m, T * m->nffn);
     m->u = plan_alloc(m, T * m->nffn);
-    m->hx = plan_alloc(m, (size_t)o->max_rows * H);
+    m->hx = plan_alloc(m, (size_t)diffu_round_rows(o->max_rows) * H);
     m->rope_cos = plan_alloc(m, (size_t)o->max_seq * hd / 2);
     m->rope_sin = plan_alloc(m, (size_t)o->max_seq * hd / 2);
     m->pos = diffu_xaligned(T * 4);

@@ -25,16 +25,18 @@ void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_se
      * amortizes sgemm's packing of the activations; the tile should stay
      * cache-resident (a few MB). Tunable for benchmarks. */
     s->tile_n = (int)env_size("DIFFU_TILE_N", 256);
-    size_t tile_k = env_size("DIFFU_TILE_K", 4096);
-    if ((int)tile_k > max_k) tile_k = (size_t)max_k;
+    s->tile_k = (int)env_size("DIFFU_TILE_K", 4096);
+    size_t tile_k = (size_t)(s->tile_k < max_k ? s->tile_k : max_k);
     s->tile_floats = (size_t)s->tile_n * tile_k;
     s->att_qblock = 128;
     s->att_floats = (size_t)s->att_qblock * (size_t)max_seq;
     s->tile = diffu_xcalloc((size_t)n_threads, sizeof *s->tile);
     s->att = diffu_xcalloc((size_t)n_threads, sizeof *s->att);
+    s->rowpad = diffu_xcalloc((size_t)n_threads, sizeof *s->rowpad);
     for (int t = 0; t < n_threads; t++) {
         s->tile[t] = diffu_xaligned(s->tile_floats * 4);
         s->att[t] = diffu_xaligned(s->att_floats * 4);
+        s->rowpad[t] = diffu_xaligned((size_t)DIFFU_ROW_PANEL * s->tile_n * 4);
     }
 }
 
@@ -42,14 +44,16 @@ void diffu_kscratch_free(diffu_kscratch *s) {
     for (int t = 0; t < s->n_threads; t++) {
         free(s->tile[t]);
         free(s->att[t]);
+        free(s->rowpad[t]);
     }
     free(s->tile);
     free(s->att);
+    free(s->rowpad);
     memset(s, 0, sizeof *s);
 }
 
 size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
-    return (size_t)s->n_threads * (s->tile_floats + s->att_floats) * 4;
+    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + (size_t)DIFFU_ROW_PANEL * s->tile_n) * 4;
 }
 
 /* ---------------------------------------------------------------- exp */
@@ -79,64 +83,86 @@ static inline float exp_approx(float x) {
 
 /* ---------------------------------------------------------------- matmul */
 
+/* Batch invariance: a row's result must not depend on what else is in the
+ * batch or on the thread count, so that a request decodes the same tokens
+ * alone, batched, pipelined or resumed. Hence (1) the work unit is a fixed
+ * tile of tile_n weight rows with a fixed K split (tile_k), handed out
+ * dynamically, never a per-thread share; (2) sgemm only ever sees row counts
+ * that are multiples of ROW_PANEL, so every row goes through the same full
+ * micro-kernel (OpenBLAS's edge kernels sum in another order): the last
+ * partial panel is computed from the padded input into per-thread scratch and
+ * only its real rows are copied out. Inputs therefore need ROW_PANEL-padded
+ * row storage (the model's plan buffers have it). */
+#define ROW_PANEL DIFFU_ROW_PANEL
+
 typedef struct {
     diffu_kscratch *s;
     const diffu_matmul_job *jobs;
     int n_jobs;
-    int chunks; /* chunks per job */
+    int *first_task; /* [n_jobs + 1] task index where each job starts */
 } mm_ctx;
 
-static void mm_chunk(const diffu_matmul_job *j, int n0, int n1, diffu_kscratch *s, int tid) {
+/* Y[rows m0..m0+M) cols [nb, nb+nt) (+)= X[.., kb..kb+kn) . Wt^T, Wt [nt x kn] with row stride ldw. */
+static void mm_rows(const diffu_matmul_job *j, const float *wt, int ldw, int nb, int nt, int kb, int kn, float beta,
+                    diffu_kscratch *s, int tid) {
+    int T = j->t, full = T - T % ROW_PANEL, rem = T - full;
+    if (full)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, full, nt, kn, 1.0f, j->x + kb, j->ldx, wt, ldw, beta,
+                    j->y + nb, j->ldy);
+    if (rem) {
+        float *tmp = s->rowpad[tid]; /* [ROW_PANEL x tile_n] */
+        float *ybase = j->y + (size_t)full * j->ldy + nb;
+        if (beta != 0.0f)
+            for (int r = 0; r < rem; r++) memcpy(tmp + (size_t)r * nt, ybase + (size_t)r * j->ldy, (size_t)nt * 4);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ROW_PANEL, nt, kn, 1.0f,
+                    j->x + (size_t)full * j->ldx + kb, j->ldx, wt, ldw, beta, tmp, nt);
+        for (int r = 0; r < rem; r++) memcpy(ybase + (size_t)r * j->ldy, tmp + (size_t)r * nt, (size_t)nt * 4);
+    }
+}
+
+static void mm_tile(const diffu_matmul_job *j, int nb, diffu_kscratch *s, int tid) {
     const diffu_mat *w = j->w;
-    int K = w->cols, T = j->t;
-    if (n1 <= n0 || T == 0) return;
+    int K = w->cols, N = w->rows;
+    int nt = N - nb < s->tile_n ? N - nb : s->tile_n;
+    if (j->t == 0) return;
     if (w->dtype == DIFFU_F32) {
-        /* fp32-resident: no widening, same blocking over output rows */
-        int step = s->tile_n * 4;
-        for (int nb = n0; nb < n1; nb += step) {
-            int nt = n1 - nb < step ? n1 - nb : step;
-            const float *wp = (const float *)w->data + (size_t)nb * w->ld;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nt, K, 1.0f, j->x, j->ldx, wp, (int)w->ld, 0.0f,
-                        j->y + nb, j->ldy);
-        }
+        mm_rows(j, (const float *)w->data + (size_t)nb * w->ld, (int)w->ld, nb, nt, 0, K, 0.0f, s, tid);
     } else {
         float *tile = s->tile[tid];
         size_t es = diffu_dtype_size(w->dtype);
-        for (int nb = n0; nb < n1; nb += s->tile_n) {
-            int nt = n1 - nb < s->tile_n ? n1 - nb : s->tile_n;
-            int kt = (int)(s->tile_floats / (size_t)nt);
-            if (kt > K) kt = K;
-            for (int kb = 0; kb < K; kb += kt) {
-                int kn = K - kb < kt ? K - kb : kt;
-                for (int r = 0; r < nt; r++)
-                    diffu_widen(tile + (size_t)r * kn, (const uint8_t *)w->data + ((size_t)(nb + r) * w->ld + kb) * es,
-                                w->dtype, (size_t)kn);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nt, kn, 1.0f, j->x + kb, j->ldx, tile, kn,
-                            kb ? 1.0f : 0.0f, j->y + nb, j->ldy);
-            }
+        int kt = s->tile_k; /* fixed: the summation order must not depend on nt */
+        for (int kb = 0; kb < K; kb += kt) {
+            int kn = K - kb < kt ? K - kb : kt;
+            for (int r = 0; r < nt; r++)
+                diffu_widen(tile + (size_t)r * kn, (const uint8_t *)w->data + ((size_t)(nb + r) * w->ld + kb) * es,
+                            w->dtype, (size_t)kn);
+            mm_rows(j, tile, kn, nb, nt, kb, kn, kb ? 1.0f : 0.0f, s, tid);
         }
     }
     if (j->bias)
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < j->t; t++) {
             float *y = j->y + (size_t)t * j->ldy;
-            for (int n = n0; n < n1; n++) y[n] += j->bias[n];
+            for (int n = nb; n < nb + nt; n++) y[n] += j->bias[n];
         }
 }
 
 static void mm_task(void *arg, int i, int tid) {
     mm_ctx *c = arg;
-    const diffu_matmul_job *j = &c->jobs[i / c->chunks];
-    int k = i % c->chunks, N = j->w->rows;
-    /* chunk boundaries on multiples of 16 rows */
-    int units = (N + 15) / 16;
-    int u0 = (int)((long long)units * k / c->chunks), u1 = (int)((long long)units * (k + 1) / c->chunks);
-    int n0 = u0 * 16, n1 = u1 * 16 < N ? u1 * 16 : N;
-    mm_chunk(j, n0, n1, c->s, tid);
+    int k = 0;
+    while (i >= c->first_task[k + 1]) k++;
+    mm_tile(&c->jobs[k], (i - c->first_task[k]) * c->s->tile_n, c->s, tid);
 }
 
 void diffu_matmul(diffu_pool *pool, diffu_kscratch *s, const diffu_matmul_job *jobs, int n_jobs) {
-    mm_ctx c = {s, jobs, n_jobs, diffu_pool_size(pool)};
-    diffu_pool_run(pool, mm_task, &c, n_jobs * c.chunks);
+    int first[9];
+    DIFFU_ASSERT(n_jobs >= 1 && n_jobs <= 8);
+    first[0] = 0;
+    for (int k = 0; k < n_jobs; k++) {
+        DIFFU_ASSERT(jobs[k].w->cols <= 0 || s->tile_k > 0);
+        first[k + 1] = first[k] + (jobs[k].w->rows + s->tile_n - 1) / s->tile_n;
+    }
+    mm_ctx c = {s, jobs, n_jobs, first};
+    diffu_pool_run(pool, mm_task, &c, first[n_jobs]);
 }
 
 /* ---------------------------------------------------------------- norms */

@@ -14,6 +14,12 @@
 #include "threadpool.h"
 #include "weights.h"
 
+/* sgemm inputs are read in whole panels of this many rows (see kernels.c,
+ * batch invariance): a matmul input X with t rows must have storage for
+ * round_up(t, DIFFU_ROW_PANEL) rows, the extra rows finite (zeroed at alloc). */
+#define DIFFU_ROW_PANEL 16
+static inline int diffu_round_rows(int t) { return (t + DIFFU_ROW_PANEL - 1) / DIFFU_ROW_PANEL * DIFFU_ROW_PANEL; }
+
 /* Per-thread scratch, sized once from the memory plan. */
 typedef struct diffu_kscratch {
     int n_threads;
@@ -22,14 +28,19 @@ typedef struct diffu_kscratch {
     size_t att_floats;    /* attention scores per thread: att_qblock x max_seq */
     float **att;          /* [n_threads][att_floats] */
     int att_qblock;
-    int tile_n;           /* output rows per widened tile */
+    int tile_n;           /* output rows per widened tile: the matmul work unit */
+    int tile_k;           /* inputs per widened tile (fixed K split) */
+    float **rowpad;       /* [n_threads][DIFFU_ROW_PANEL x tile_n] last partial row panel */
 } diffu_kscratch;
 
 void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq);
 void diffu_kscratch_free(diffu_kscratch *s);
 size_t diffu_kscratch_bytes(const diffu_kscratch *s);
 
-/* One product Y[T x W.rows] (row stride ldy) = X[T x W.cols] (stride ldx) . W^T (+ bias). */
+/* One product Y[T x W.rows] (row stride ldy) = X[T x W.cols] (stride ldx) . W^T (+ bias).
+ * X needs round_up(T, DIFFU_ROW_PANEL) rows of storage; Y gets exactly T rows.
+ * Each row's result is independent of T, of the other rows and of the thread
+ * count (bit for bit). */
 typedef struct diffu_matmul_job {
     float *y;
     int ldy;
@@ -40,7 +51,7 @@ typedef struct diffu_matmul_job {
     const float *bias; /* [W.rows] or NULL */
 } diffu_matmul_job;
 
-/* Run several independent products in one parallel region (e.g. q, k, v). */
+/* Run several (at most 8) independent products in one parallel region (e.g. q, k, v). */
 void diffu_matmul(diffu_pool *pool, diffu_kscratch *s, const diffu_matmul_job *jobs, int n_jobs);
 
 /* y[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w for n rows of width h; y may equal x. */

@@ -565,6 +565,89 @@ static size_t trivial_len(const unsigned char *u, size_t n, size_t i) {
 
 static size_t utf8_len(unsigned char c) { return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2; }
 
+/* NFC of one segment with utf8proc's data and steps, except the canonical
+ * reordering: utf8proc_decompose_custom does it with a gnome sort, quadratic
+ * in a run of combining marks (a prompt of 10^6 alternating marks would take
+ * hours). Here each run of non-starters is stable-sorted by combining class
+ * (insertion sort, counting sort for long runs), which is the same order. */
+static void nfc_segment(const unsigned char *s, size_t n, diffu_text *out) {
+    size_t cap = n + 16, len = 0;
+    int32_t *buf = diffu_xmalloc(cap * sizeof(int32_t));
+    size_t i = 0;
+    int boundclass = UTF8PROC_BOUNDCLASS_START;
+    while (i < n) {
+        utf8proc_int32_t uc;
+        utf8proc_ssize_t k = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &uc);
+        DIFFU_ASSERT(k > 0); /* callers pass valid UTF-8 */
+        i += (size_t)k;
+        for (;;) {
+            utf8proc_ssize_t r = utf8proc_decompose_char(uc, buf + len, (utf8proc_ssize_t)(cap - len),
+                                                         UTF8PROC_STABLE | UTF8PROC_COMPOSE, &boundclass);
+            DIFFU_ASSERT(r >= 0);
+            if ((size_t)r <= cap - len) {
+                len += (size_t)r;
+                break;
+            }
+            cap = cap * 2 + (size_t)r;
+            buf = diffu_xrealloc(buf, cap * sizeof(int32_t));
+        }
+    }
+    /* canonical ordering: stable sort of every maximal run with ccc > 0 */
+    uint8_t *ccc = diffu_xmalloc(len + 1);
+    for (size_t j = 0; j < len; j++) ccc[j] = (uint8_t)utf8proc_get_property(buf[j])->combining_class;
+    int32_t *tmp = NULL;
+    uint8_t *tmpc = NULL;
+    for (size_t a = 0; a < len;) {
+        if (!ccc[a]) {
+            a++;
+            continue;
+        }
+        size_t b = a;
+        while (b < len && ccc[b]) b++;
+        if (b - a <= 32) {
+            for (size_t x = a + 1; x < b; x++) {
+                int32_t v = buf[x];
+                uint8_t c = ccc[x];
+                size_t y = x;
+                while (y > a && ccc[y - 1] > c) {
+                    buf[y] = buf[y - 1];
+                    ccc[y] = ccc[y - 1];
+                    y--;
+                }
+                buf[y] = v;
+                ccc[y] = c;
+            }
+        } else {
+            size_t cnt[257] = {0};
+            if (!tmp) {
+                tmp = diffu_xmalloc(len * sizeof(int32_t));
+                tmpc = diffu_xmalloc(len);
+            }
+            for (size_t x = a; x < b; x++) cnt[ccc[x] + 1]++;
+            for (int c = 1; c < 257; c++) cnt[c] += cnt[c - 1];
+            for (size_t x = a; x < b; x++) {
+                size_t at = cnt[ccc[x]]++;
+                tmp[at] = buf[x];
+                tmpc[at] = ccc[x];
+            }
+            memcpy(buf + a, tmp, (b - a) * sizeof(int32_t));
+            memcpy(ccc + a, tmpc, b - a);
+        }
+        a = b;
+    }
+    free(tmp);
+    free(tmpc);
+    free(ccc);
+    utf8proc_ssize_t m = utf8proc_normalize_utf32(buf, (utf8proc_ssize_t)len, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    DIFFU_ASSERT(m >= 0);
+    for (utf8proc_ssize_t j = 0; j < m; j++) {
+        utf8proc_uint8_t enc[4];
+        utf8proc_ssize_t e = utf8proc_encode_char(buf[j], enc);
+        diffu_text_append(out, (const char *)enc, (size_t)e);
+    }
+    free(buf);
+}
+
 void diffu_utf8_nfc(const char *s, size_t n, diffu_text *out) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, done = 0, last_start = 0; /* last_start: start of the last trivial character */
@@ -581,11 +664,7 @@ void diffu_utf8_nfc(const char *s, size_t n, diffu_text *out) {
         while (i < n && !trivial_len(u, n, i)) i += utf8_len(u[i]);
         if (i > n) i = n;
         diffu_text_append(out, s + done, from - done);
-        utf8proc_uint8_t *dst = NULL;
-        utf8proc_ssize_t r = utf8proc_map(u + from, (utf8proc_ssize_t)(i - from), &dst, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (r < 0) diffu_text_append(out, s + from, i - from); /* only for invalid UTF-8, which callers never pass */
-        else diffu_text_append(out, (const char *)dst, (size_t)r);
-        free(dst);
+        nfc_segment(u + from, i - from, out);
         done = i;
     }
     diffu_text_append(out, s + done, n - done);
@@ -593,8 +672,8 @@ void diffu_utf8_nfc(const char *s, size_t n, diffu_text *out) {
 
 /* ---- encode -------------------------------------------------------------- */
 
-/* tokenizers' AddedVocabulary::find_matches on s[0..n) for one matcher;
- * calls piece() for the text between tokens and emits the tokens' ids. */
+/* tokenizers' AddedVocabulary::find_matches on s[0..n) for one matcher: the
+ * spans of matched tokens (id >= 0) and of the text between them (id -1). */
 typedef struct {
     size_t start, end;
     int32_t id; /* -1: text */

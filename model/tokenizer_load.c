@@ -433,6 +433,27 @@ static diffu_tokenizer *build(builder *bd, diffu_err *err) {
         tok->special.dlm_pad = lookup_token_string(tok, "<|dlm_pad|>");
     }
 
+    /* tokenizers ignores the ids in added_tokens when loading: a token gets its
+     * vocabulary id, or the next id after the vocabulary, in file order (and
+     * warns). diffu keeps the file's ids and warns where they would differ. */
+    {
+        int32_t next = (int32_t)bd->n_vocab;
+        for (size_t i = 0; i < tok->n_added; i++) {
+            const tok_added *a = &tok->added[i];
+            diffu_text raw = {0};
+            int32_t want = -1;
+            if (bl_to_bytes(a->content, a->len, &raw)) want = tok_strmap_get(tok, &tok->vocab, raw.data, raw.len);
+            diffu_text_free(&raw);
+            for (size_t j = 0; j < i && want < 0; j++)
+                if (tok->added[j].len == a->len && !memcmp(tok->added[j].content, a->content, a->len))
+                    want = tok->added[j].id;
+            if (want < 0) want = next++;
+            if (want != a->id)
+                DLOG_WARN("%s: added token '%s' has id %d; Hugging Face tokenizers would give it %d", bd->added_file,
+                          tok_show(a->content, a->len, sbuf, sizeof sbuf), a->id, want);
+        }
+    }
+
     tok_matchers_build(tok);
     return tok;
 

@@ -25,6 +25,13 @@ order: at temperature 0.8 with top-p and alg_temp, a prompt's samples do not dep
   what else is in the batch, on --n, or on --threads. (The fp32 forward is not bitwise
   batch-invariant, so this relies on no sampled value falling within ~1e-6 of a
   decision boundary; with the fixed seeds here it does not.)
+early_stop: decoding left to right (blocks of 1), the end token chosen as the token the
+  plain run commits at generated position k (first occurrence): with --early-stop the run
+  ends after k + 1 forwards, positions 0..k equal the plain run and the rest is that token.
+watch: --watch under a pseudo-terminal (util-linux `script`) redraws the canvas every
+  step (clear-screen sequences, one header per step, masks as shaded boxes, highlighted new
+  tokens) and still prints the ids on stdout; without a terminal it warns and does not draw.
+  Skipped (exit 77) when `script` is missing.
 cli_errors: bad option combinations are one-line errors with exit status 1 or 2.
 Prints one line per comparison; exits 1 on the first mismatch (after printing a diff).
 """
@@ -206,6 +213,49 @@ def order_case(work):
     print("ok   another seed gives another sample")
 
 
+def early_stop_case(work):
+    m = model_diffu(work, "m_diffu", "--seed", "1")
+    p = prompts_of([9], 77)
+    G = 24
+    opts = ["--max-new-tokens", str(G), "--steps", str(G), "--block-length", "1", "--alg", "maskgit_plus"]
+    o = os.path.join(work, "es")
+    plain, _ = ours(m, p, o + ".plain.json", opts)
+    gen = plain[0][len(p[0]):]
+    k = next(i for i in range(5, G) if gen[i] not in gen[:i])
+    end = gen[k]
+    got, err = ours(m, p, o + ".es.json", opts + ["--early-stop", "--end-id", str(end)])
+    want = [p[0] + gen[:k + 1] + [end] * (G - k - 1)]
+    same("early stop at generated position %d (end id %d)" % (k, end), got, want)
+    fw = forwards_of(err)
+    if fw != [k + 1] or "early stop" not in err:
+        print("FAIL early stop used %s forwards, expected %d (%s)" % (fw, k + 1, err.strip()))
+        sys.exit(1)
+    print("ok   early stop used %d forwards for %d positions" % (k + 1, G))
+
+
+def watch_case(work):
+    import shutil
+    m = model_diffu(work, "m_diffu", "--seed", "1")
+    if not shutil.which("script"):
+        print("skip: no `script` command to provide a terminal")
+        sys.exit(77)
+    cmd = "%s generate --model %s --prompt-ids 1,2,3 --max-new-tokens 12 --steps 6 --emit-ids --watch" % (BIN, m)
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = r.stdout.decode("utf-8", "replace")
+    clears = out.count("\x1b[H\x1b[2J")
+    ok = (r.returncode == 0 and clears == 6 and "\u2591" in out and "\x1b[1;30;42m" in out
+          and "0 masked \u00b7 done" in out)
+    if not ok:
+        print("FAIL --watch on a terminal: exit %d, %d redraws, output %r" % (r.returncode, clears, out[-400:]))
+        sys.exit(1)
+    print("ok   --watch on a terminal: %d redraws" % clears)
+    r = subprocess.run(cmd.split(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0 or "\x1b[2J" in r.stderr or "not a terminal" not in r.stderr or not r.stdout.strip():
+        print("FAIL --watch without a terminal: %r" % r.stderr)
+        sys.exit(1)
+    print("ok   --watch without a terminal: warns, draws nothing")
+
+
 def cli_errors(work):
     m = model_diffu(work, "m_diffu", "--seed", "1")
     bad = [
@@ -238,6 +288,10 @@ if __name__ == "__main__":
         threshold_case(WORK)
     elif CASE == "order":
         order_case(WORK)
+    elif CASE == "early_stop":
+        early_stop_case(WORK)
+    elif CASE == "watch":
+        watch_case(WORK)
     elif CASE == "cli_errors":
         cli_errors(WORK)
     else:

@@ -214,7 +214,7 @@ static void run_by_hand(diffu_model *m, int i, result *r) {
             const diffu_sample_job *jobs = diffu_denoise_jobs(d);
             for (int k = 0; k < n; k++) {
                 int row = pos[k] == 0 ? 0 : pos[k] - 1; /* Dream: cat([logits[:, :1], logits[:, :-1]]) */
-                diffu_sample_row(logits + (size_t)row * VOCAB, VOCAB, &jobs[k], s, &smp[k]);
+                diffu_sampler_row(logits + (size_t)row * VOCAB, VOCAB, &jobs[k], s, &smp[k]);
             }
         }
         diffu_denoise_commit(d, n ? smp : NULL);

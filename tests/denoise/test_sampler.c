@@ -197,7 +197,7 @@ static void test_greedy(void) {
             p.conf = (diffu_conf_kind)((r / 16) % 3);
             diffu_sample_job job = {&p, diffu_philox_seed(1), diffu_philox_addr(0, 0, 0, r, DIFFU_RNG_TOKEN)};
             diffu_sample out;
-            diffu_sample_row(row, V, &job, s, &out);
+            diffu_sampler_row(row, V, &job, s, &out);
             ref_probs(row, V, &p, VAR_NONE, prob);
             double conf;
             int am;
@@ -208,7 +208,7 @@ static void test_greedy(void) {
             /* temperature > 0: the prob confidence is that of the drawn token */
             p.temperature = 0.7;
             p.conf = DIFFU_CONF_PROB;
-            diffu_sample_row(row, V, &job, s, &out);
+            diffu_sampler_row(row, V, &job, s, &out);
             ref_probs(row, V, &p, VAR_NONE, prob);
             CHECK(out.token >= 0 && out.token < V && prob[out.token] > 0, "drawn token %d has probability 0",
                   out.token);
@@ -255,7 +255,7 @@ static void test_stats(void) {
         for (long i = 0; i < N; i++) {
             diffu_sample_job job = {&p, key, diffu_philox_addr(3, 0, (uint32_t)(i >> 12), (uint32_t)(i & 4095), DIFFU_RNG_TOKEN)};
             diffu_sample out;
-            diffu_sample_row(row, V, &job, s, &out);
+            diffu_sampler_row(row, V, &job, s, &out);
             count[out.token]++;
         }
         double prob[V];
@@ -306,19 +306,19 @@ static void test_ties(void) {
     p.conf = DIFFU_CONF_MARGIN;
     diffu_sample_job job = {&p, diffu_philox_seed(0), diffu_philox_addr(0, 0, 0, 0, DIFFU_RNG_TOKEN)};
     diffu_sample out;
-    diffu_sample_row(row, V, &job, s, &out);
+    diffu_sampler_row(row, V, &job, s, &out);
     CHECK(out.token == 0 && out.conf == 0, "all equal: token %d margin %g", out.token, out.conf);
     row[3] = row[7] = 2.0f;
-    diffu_sample_row(row, V, &job, s, &out);
+    diffu_sampler_row(row, V, &job, s, &out);
     CHECK(out.token == 3 && out.conf == 0, "duplicate max: token %d margin %g", out.token, out.conf);
     p.conf = DIFFU_CONF_NEG_ENTROPY;
     for (int v = 0; v < V; v++) row[v] = 0;
-    diffu_sample_row(row, V, &job, s, &out);
+    diffu_sampler_row(row, V, &job, s, &out);
     double h = log(1.0 / V + 1e-10);
     CHECK(fabs(out.conf - h) < 1e-12, "uniform entropy %.15g vs %.15g", out.conf, h);
     p.top_k = 1; /* one token left: p = 1, entropy 1 * log(1 + 1e-10) */
     row[5] = 1;
-    diffu_sample_row(row, V, &job, s, &out);
+    diffu_sampler_row(row, V, &job, s, &out);
     CHECK(out.token == 5 && fabs(out.conf - log(1 + 1e-10)) < 1e-15, "top-1 entropy %.17g", out.conf);
     diffu_sampler_scratch_free(&s);
 }

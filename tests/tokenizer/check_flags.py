@@ -7,6 +7,8 @@ non-word characters), normalized (matched after NFC, decoded in NFC form),
 a token that is a prefix of another (leftmost-longest), and a token with a
 space in it (decoded as itself, not through the byte-level map). The variant
 is WORK/dream with those flags set; ids and decodes must be identical.
+Long runs of one kind of character check the regex stack, BPE of very long
+words and canonical ordering of many marks.
 Also a tiny tokenizer whose merges make the pre-tokenizer's case-insensitive
 contractions visible in the ids: Oniguruma folds 'ſ (U+017F) to 's, so does
 diffu (PCRE2 caseless); the JavaScript port does not."""
@@ -108,5 +110,11 @@ for a_, b_ in merges:
 t2 = dict(tj, added_tokens=[], model=dict(tj["model"], vocab=vocab, merges=merges))
 json.dump(t2, open(os.path.join(tiny, "tokenizer.json"), "w", encoding="utf-8"), ensure_ascii=False)
 compare(tiny, ["x'\u017ft", "'\u017ft", "it'St", "a'st", "\u017ft'\u017f", "'\u017f'\u017ft x'St"])
+# long runs (the regex JIT stack, BPE on very long words, canonical ordering of
+# 10^5 combining marks) on the plain Dream tokenizer
+compare(os.path.join(work, "dream"), [
+    " " * 200000, "a" * 200000, "e" + "\u0301\u0323" * 50000 + " x", "\r\n" * 100000 + "x",
+    "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(50000)), "!?" * 100000, "\t \n" * 50000,
+    "1" * 100000, "'s" * 100000, "<|mask|>" * 20000])
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -44,9 +44,9 @@ for a, b in merges:
 QWEN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 VALID = {
     "version": "1.0", "truncation": None, "padding": None,
-    "added_tokens": [{"id": 300, "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False,
+    "added_tokens": [{"id": 260, "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False,
                       "normalized": False, "special": True},
-                     {"id": 301, "content": "<|mask|>", "single_word": False, "lstrip": False, "rstrip": False,
+                     {"id": 261, "content": "<|mask|>", "single_word": False, "lstrip": False, "rstrip": False,
                       "normalized": False, "special": True}],
     "normalizer": {"type": "NFC"},
     "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
@@ -93,7 +93,7 @@ def expect_error(name, want, **kw):
 # the valid base loads and encodes (" the" is merged by rank: Ġt + he)
 d = case("valid")
 p = subprocess.run([diffu, "tokenize", "--model", d], input=b"hello the <|mask|>", capture_output=True)
-check(p.returncode == 0 and p.stdout.split()[-1] == b"301", f"valid tiny tokenizer: {p.stdout!r} {p.stderr!r}")
+check(p.returncode == 0 and p.stdout.split()[-1] == b"261", f"valid tiny tokenizer: {p.stdout!r} {p.stderr!r}")
 ids = p.stdout.split()
 check(str(vocab["Ġthe"]).encode() in ids, "merges applied by rank")
 
@@ -108,7 +108,7 @@ nonutf8 = json.dumps(VALID, ensure_ascii=False).encode().replace(b'"in":', b'"i\
 expect_error("non_utf8_vocab_entry", "invalid UTF-8", raw=nonutf8)
 surrogate = json.dumps(VALID, ensure_ascii=False).encode().replace(b'"in":', b'"i\\udc80n":', 1)
 expect_error("lone_surrogate_vocab_entry", "surrogate", raw=surrogate)
-expect_error("duplicate_added_ids", "field 'added_tokens': id 300 is given to both",
+expect_error("duplicate_added_ids", "field 'added_tokens': id 260 is given to both",
              mutate=lambda t: t["added_tokens"].append(dict(t["added_tokens"][0], content="<|other|>")))
 expect_error("added_without_id", "added_tokens[0]: field 'id' is missing",
              mutate=lambda t: t["added_tokens"][0].pop("id"))

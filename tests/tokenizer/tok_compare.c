@@ -125,6 +125,23 @@ static int text_eq(size_t idx, const record *r, const char *what, const char *a,
     return 1;
 }
 
+/* 1 if s[0..n) is well-formed UTF-8 (RFC 3629). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        int k = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : -1;
+        if (k < 0 || i + (size_t)k >= n) return 0;
+        for (int j = 1; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) || (c == 0xF0 && s[i + 1] < 0x90) ||
+            (c == 0xF4 && s[i + 1] > 0x8F))
+            return 0;
+        i += (size_t)k + 1;
+    }
+    return 1;
+}
+
 /* Incremental decode of ids in random-sized chunks (seeded per record). */
 static void stream_decode(const diffu_tokenizer *tok, const int32_t *ids, size_t n, int flags, unsigned seed,
                           diffu_text *out) {
@@ -136,9 +153,9 @@ static void stream_decode(const diffu_tokenizer *tok, const int32_t *ids, size_t
         if (k > n - i) k = n - i;
         size_t before = out->len;
         diffu_detok_push(d, ids + i, k, out);
-        /* never half a character: what was emitted so far is valid UTF-8 */
-        if (out->len > before && ((unsigned char)out->data[out->len - 1] & 0xC0) == 0xC0) {
-            fprintf(stderr, "stream emitted a lead byte at the end\n");
+        /* never half a character: every chunk emitted is whole UTF-8 */
+        if (!valid_utf8((const unsigned char *)out->data + before, out->len - before)) {
+            fprintf(stderr, "tok_compare: the incremental decoder emitted part of a character\n");
             exit(1);
         }
         i += k;

@@ -1,0 +1,949 @@
+/* job_input.c — see job_input.h. */
+#include "job_input.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "job_util.h"
+#include "json.h"
+
+#define RAW_KEEP ((size_t)1 << 20)   /* raw bytes kept per reject */
+#define RAW_KEEP_LONG ((size_t)4096) /* ... for a line over the limit */
+
+/* ------------------------------------------------------------ string pool */
+
+typedef struct pool_block {
+    struct pool_block *next;
+    size_t used, cap;
+    char data[];
+} pool_block;
+
+struct diffu_jobin {
+    char *path;
+    diffu_jobin_opts o;
+    const char *def_system, *def_prefill; /* pooled copies */
+    diffu_jobin_req *reqs;
+    int n_reqs, cap_reqs;
+    diffu_jobin_reject *rej;
+    int n_rej, cap_rej;
+    diffu_jobu_map *seen;     /* id -> first line with that id (accepted or not) */
+    diffu_jobu_map *accepted; /* id -> request index */
+    diffu_jobin_stats st;
+    pool_block *pool;
+};
+
+static char *pool_dup(diffu_jobin *in, const char *s, size_t n) {
+    pool_block *b = in->pool;
+    if (!b || b->used + n + 1 > b->cap) {
+        size_t cap = n + 1 > (1u << 20) ? n + 1 : (1u << 20);
+        b = diffu_xmalloc(sizeof *b + cap);
+        b->used = 0;
+        b->cap = cap;
+        /* a big string gets its own block, placed after the current one so
+         * the current one keeps filling */
+        if (in->pool && cap > (1u << 20)) {
+            b->next = in->pool->next;
+            in->pool->next = b;
+        } else {
+            b->next = in->pool;
+            in->pool = b;
+        }
+    }
+    char *r = b->data + b->used;
+    if (n) memcpy(r, s, n);
+    r[n] = 0;
+    b->used += n + 1;
+    return r;
+}
+
+/* ------------------------------------------------------------ rejects */
+
+typedef struct {
+    diffu_jobin *in;
+    int line;
+    const char *raw;
+    size_t raw_len, raw_total;
+    const char *id; /* once known */
+} line_ctx;
+
+__attribute__((format(printf, 3, 4))) static void reject(line_ctx *c, const char *field, const char *fmt, ...) {
+    diffu_jobin *in = c->in;
+    if (in->n_rej == in->cap_rej) {
+        in->cap_rej = in->cap_rej ? 2 * in->cap_rej : 16;
+        in->rej = diffu_xrealloc(in->rej, (size_t)in->cap_rej * sizeof *in->rej);
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    diffu_jobin_reject *r = &in->rej[in->n_rej++];
+    r->line = c->line;
+    r->field = field ? pool_dup(in, field, strlen(field)) : NULL;
+    r->id = c->id ? pool_dup(in, c->id, strlen(c->id)) : NULL;
+    r->reason = pool_dup(in, msg, strlen(msg));
+    size_t keep = c->raw_len < RAW_KEEP ? c->raw_len : RAW_KEEP;
+    r->raw = pool_dup(in, c->raw ? c->raw : "", keep);
+    r->raw_len = keep;
+    r->raw_total = c->raw_total;
+}
+
+/* ------------------------------------------------------------ fields */
+
+static const char *const ID_FIELDS[] = {"id", "task_id"};
+static const char *const OVERRIDES[] = {"max_new_tokens", "steps", "temperature", "top_p", "top_k", "alg",
+                                        "alg_temp", "seed", "n", "block_length", "threshold", "prefill"};
+static const char *const META[] = {"entry_point", "test", "canonical_solution", "text", "code", "test_list",
+                                   "test_setup_code", "challenge_test_list", "test_imports", "source_file",
+                                   "contract", "base_input", "plus_input", "atol", "declaration", "example_test",
+                                   "metadata"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int in_list(const char *k, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(k, list[i])) return 1;
+    return 0;
+}
+
+static int known_field(const char *k) {
+    return in_list(k, ID_FIELDS, COUNT(ID_FIELDS)) || !strcmp(k, "prompt") || !strcmp(k, "messages") ||
+           in_list(k, OVERRIDES, COUNT(OVERRIDES)) || in_list(k, META, COUNT(META));
+}
+
+/* the closest known field within edit distance 2, or NULL */
+static const char *suggest(const char *k) {
+    static const char *const extra[] = {"id", "task_id", "prompt", "messages"};
+    const char *best = NULL;
+    int bd = 3;
+    const char *const *lists[] = {extra, OVERRIDES, META};
+    size_t ns[] = {COUNT(extra), COUNT(OVERRIDES), COUNT(META)};
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < ns[l]; i++) {
+            int d = diffu_jobu_edit_distance(k, lists[l][i]);
+            if (d < bd) bd = d, best = lists[l][i];
+        }
+    /* also case-insensitive equality ("Temperature") */
+    if (!best)
+        for (int l = 0; l < 3; l++)
+            for (size_t i = 0; i < ns[l]; i++)
+                if (!strcasecmp(k, lists[l][i])) return lists[l][i];
+    return best;
+}
+
+static const char *type_desc(const diffu_json *v) {
+    if (v->type == DJ_NUM && !v->u.num.is_int) return "a fractional number";
+    if (v->type == DJ_NUM) return "an integer";
+    static const char *names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
+    return names[v->type];
+}
+
+/* present and not null */
+static const diffu_json *field(const diffu_json *obj, const char *k) {
+    const diffu_json *v = diffu_json_get(obj, k);
+    return v && v->type != DJ_NULL ? v : NULL;
+}
+
+/* 0 ok (or absent: *set 0), -1 rejected */
+static int get_int(line_ctx *c, const diffu_json *obj, const char *k, long long lo, long long hi, long long *out,
+                   int *set) {
+    const diffu_json *v = field(obj, k);
+    *set = 0;
+    if (!v) return 0;
+    if (v->type != DJ_NUM || !v->u.num.is_int) {
+        reject(c, k, "field '%s': expected an integer, got %s", k, type_desc(v));
+        return -1;
+    }
+    if (v->u.num.i < lo || v->u.num.i > hi) {
+        reject(c, k, "field '%s': %lld is out of range [%lld, %lld]", k, (long long)v->u.num.i, lo, hi);
+        return -1;
+    }
+    *out = v->u.num.i;
+    *set = 1;
+    return 0;
+}
+
+/* lo_open: the lower bound is excluded */
+static int get_num(line_ctx *c, const diffu_json *obj, const char *k, double lo, int lo_open, double hi, double *out,
+                   int *set) {
+    const diffu_json *v = field(obj, k);
+    *set = 0;
+    if (!v) return 0;
+    if (v->type != DJ_NUM) {
+        reject(c, k, "field '%s': expected a number, got %s", k, type_desc(v));
+        return -1;
+    }
+    double d = v->u.num.d;
+    if (!(lo_open ? d > lo : d >= lo) || !(d <= hi)) {
+        reject(c, k, "field '%s': %g is out of range %s%g, %g]", k, d, lo_open ? "(" : "[", lo, hi);
+        return -1;
+    }
+    *out = d;
+    *set = 1;
+    return 0;
+}
+
+/* a string field for text the model reads: valid (the parser checked UTF-8), no NUL */
+static int text_ok(line_ctx *c, const char *fname, const diffu_json *v, int allow_empty) {
+    if (v->type != DJ_STR) {
+        reject(c, fname, "field '%s': expected a string, got %s", fname, type_desc(v));
+        return -1;
+    }
+    if (!allow_empty && v->u.str.len == 0) {
+        reject(c, fname, "field '%s': empty string", fname);
+        return -1;
+    }
+    if (memchr(v->u.str.s, 0, v->u.str.len)) {
+        reject(c, fname, "field '%s': contains a NUL character (\\u0000)", fname);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ one line */
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\f' && s[i] != '\v') return 0;
+    return 1;
+}
+
+static void accept(diffu_jobin *in, const diffu_jobin_req *r) {
+    if (in->n_reqs == in->cap_reqs) {
+        in->cap_reqs = in->cap_reqs ? 2 * in->cap_reqs : 64;
+        in->reqs = diffu_xrealloc(in->reqs, (size_t)in->cap_reqs * sizeof *in->reqs);
+    }
+    diffu_jobin_req *d = &in->reqs[in->n_reqs];
+    *d = *r;
+    d->index = in->n_reqs++;
+    diffu_jobu_map_put(in->accepted, d->id, d->id_len, d->index);
+    in->st.samples += d->n;
+}
+
+static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int lineno, int too_long) {
+    line_ctx c = {in, lineno, s, len, total, NULL};
+    if (too_long) {
+        reject(&c, NULL, "line is %zu bytes, longer than the limit of %zu bytes", total, in->o.max_line);
+        return;
+    }
+    if (lineno == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+        in->st.bom = 1;
+        s += 3;
+        len -= 3;
+        c.raw = s;
+        c.raw_len = c.raw_total = len;
+    }
+    if (is_blank(s, len)) {
+        in->st.blank++;
+        return;
+    }
+    size_t bad = diffu_jobu_utf8_check(s, len);
+    if (bad < len) {
+        reject(&c, NULL, "not valid UTF-8: byte 0x%02x at column %zu", (unsigned char)s[bad], bad + 1);
+        return;
+    }
+    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+        reject(&c, NULL, "a byte order mark (U+FEFF) starts this line; only the first line of a file may have one");
+        return;
+    }
+    diffu_err e;
+    diffu_json_doc *doc = diffu_json_parse(s, len, &e);
+    if (!doc) {
+        const char *m = e.msg;
+        if (!strncmp(m, "line 1 col ", 11)) {
+            reject(&c, NULL, "invalid JSON at column %s", m + 11);
+        } else {
+            reject(&c, NULL, "invalid JSON: %s", m);
+        }
+        return;
+    }
+    const diffu_json *o = diffu_json_root(doc);
+    diffu_jobin_req r;
+    memset(&r, 0, sizeof r);
+    char idbuf[32];
+    if (o->type != DJ_OBJ) {
+        reject(&c, NULL, "expected a JSON object {\"id\": ..., \"prompt\": ...}, got %s", type_desc(o));
+        goto done;
+    }
+    /* ---- the id first, so every later reject can name it */
+    const diffu_json *idv = diffu_json_get(o, "id"), *tid = diffu_json_get(o, "task_id");
+    if (idv && tid) {
+        reject(&c, "id", "both 'id' and 'task_id': give one");
+        goto done;
+    }
+    if (!idv && !tid) {
+        reject(&c, "id", "missing 'id' (or 'task_id')");
+        goto done;
+    }
+    r.id_field = idv ? "id" : "task_id";
+    if (!idv) idv = tid;
+    if (idv->type == DJ_STR) {
+        if (idv->u.str.len == 0) {
+            reject(&c, r.id_field, "field '%s': empty string", r.id_field);
+            goto done;
+        }
+        if (idv->u.str.len > DIFFU_JOBIN_MAX_ID) {
+            reject(&c, r.id_field, "field '%s': %zu bytes, longer than %d", r.id_field, idv->u.str.len,
+                   DIFFU_JOBIN_MAX_ID);
+            goto done;
+        }
+        for (size_t i = 0; i < idv->u.str.len; i++)
+            if ((unsigned char)idv->u.str.s[i] < 0x20 || idv->u.str.s[i] == 0x7f) {
+                reject(&c, r.id_field, "field '%s': contains a control character (byte 0x%02x)", r.id_field,
+                       (unsigned char)idv->u.str.s[i]);
+                goto done;
+            }
+        r.id = idv->u.str.s;
+        r.id_len = idv->u.str.len;
+    } else if (idv->type == DJ_NUM && idv->u.num.is_int) {
+        snprintf(idbuf, sizeof idbuf, "%lld", (long long)idv->u.num.i);
+        r.id = idbuf;
+        r.id_len = strlen(idbuf);
+        r.id_is_int = 1;
+    } else {
+        reject(&c, r.id_field, "field '%s': expected a string or an integer, got %s", r.id_field, type_desc(idv));
+        goto done;
+    }
+    c.id = r.id;
+    {
+        int64_t first;
+        if (diffu_jobu_map_get(in->seen, r.id, r.id_len, &first)) {
+            reject(&c, r.id_field, "duplicate id '%s' (first on line %d)", r.id, (int)first);
+            goto done;
+        }
+        diffu_jobu_map_put(in->seen, r.id, r.id_len, lineno);
+    }
+    /* ---- keys: each known, each once */
+    for (size_t i = 0; i < o->u.kids.n; i++) {
+        const char *k = o->u.kids.keys[i];
+        size_t kl = o->u.kids.klen[i];
+        if (strlen(k) != kl || !known_field(k)) {
+            char ex[96];
+            diffu_jobu_excerpt(ex, sizeof ex, k, kl, 40);
+            const char *sg = strlen(k) == kl ? suggest(k) : NULL;
+            if (sg) reject(&c, ex, "unknown field '%s' (did you mean '%s'?)", ex, sg);
+            else reject(&c, ex, "unknown field '%s'", ex);
+            goto done;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (o->u.kids.klen[j] == kl && !memcmp(o->u.kids.keys[j], k, kl)) {
+                reject(&c, k, "field '%s' appears twice", k);
+                goto done;
+            }
+    }
+    /* ---- the prompt */
+    const diffu_json *pv = diffu_json_get(o, "prompt"), *mv = diffu_json_get(o, "messages");
+    const char *assistant = NULL;
+    if (pv && mv) {
+        reject(&c, "prompt", "both 'prompt' and 'messages': give one");
+        goto done;
+    }
+    if (!pv && !mv) {
+        reject(&c, "prompt", "missing 'prompt' (raw completion) or 'messages' (chat)");
+        goto done;
+    }
+    if (pv) {
+        if (text_ok(&c, "prompt", pv, 0)) goto done;
+        r.kind = DIFFU_JOBIN_PROMPT;
+        r.prompt = pv->u.str.s;
+        r.prompt_len = pv->u.str.len;
+    } else {
+        r.kind = DIFFU_JOBIN_CHAT;
+        if (mv->type != DJ_ARR) {
+            reject(&c, "messages", "field 'messages': expected an array of {\"role\", \"content\"} objects, got %s",
+                   type_desc(mv));
+            goto done;
+        }
+        if (mv->u.kids.n == 0) {
+            reject(&c, "messages", "field 'messages': empty array (needs a user message)");
+            goto done;
+        }
+        char roles[128] = "";
+        int n_user = 0;
+        const char *sys = NULL;
+        for (size_t i = 0; i < mv->u.kids.n; i++) {
+            const diffu_json *m = mv->u.kids.items[i];
+            char fn[48];
+            snprintf(fn, sizeof fn, "messages[%zu]", i);
+            if (m->type != DJ_OBJ) {
+                reject(&c, fn, "%s: expected an object {\"role\", \"content\"}, got %s", fn, type_desc(m));
+                goto done;
+            }
+            for (size_t k = 0; k < m->u.kids.n; k++)
+                if (strcmp(m->u.kids.keys[k], "role") && strcmp(m->u.kids.keys[k], "content")) {
+                    char ex[96];
+                    diffu_jobu_excerpt(ex, sizeof ex, m->u.kids.keys[k], m->u.kids.klen[k], 40);
+                    reject(&c, fn, "%s: unknown field '%s' (a message has only role and content)", fn, ex);
+                    goto done;
+                }
+            const diffu_json *role = diffu_json_get(m, "role"), *content = diffu_json_get(m, "content");
+            char rf[64], cf[64];
+            snprintf(rf, sizeof rf, "%s.role", fn);
+            snprintf(cf, sizeof cf, "%s.content", fn);
+            if (!role) {
+                reject(&c, rf, "%s: missing", rf);
+                goto done;
+            }
+            if (role->type != DJ_STR) {
+                reject(&c, rf, "%s: expected a string, got %s", rf, type_desc(role));
+                goto done;
+            }
+            int is_sys = !strcmp(role->u.str.s, "system"), is_user = !strcmp(role->u.str.s, "user"),
+                is_asst = !strcmp(role->u.str.s, "assistant");
+            if (!is_sys && !is_user && !is_asst) {
+                char ex[96];
+                diffu_jobu_excerpt(ex, sizeof ex, role->u.str.s, role->u.str.len, 40);
+                reject(&c, rf, "%s: '%s' is not system, user or assistant", rf, ex);
+                goto done;
+            }
+            if (!content) {
+                reject(&c, cf, "%s: missing", cf);
+                goto done;
+            }
+            if (content->type != DJ_STR) {
+                reject(&c, cf, "%s: expected a string, got %s", cf, type_desc(content));
+                goto done;
+            }
+            if (memchr(content->u.str.s, 0, content->u.str.len)) {
+                reject(&c, cf, "%s: contains a NUL character (\\u0000)", cf);
+                goto done;
+            }
+            if (is_user && content->u.str.len == 0) {
+                reject(&c, cf, "%s: empty string", cf);
+                goto done;
+            }
+            if (strlen(roles) < sizeof roles - 16) {
+                if (i) strcat(roles, ", ");
+                strcat(roles, role->u.str.s);
+            }
+            /* one turn: [system] user [assistant] */
+            int ok = is_sys ? i == 0 : is_user ? n_user == 0 : (n_user == 1 && i == mv->u.kids.n - 1);
+            if (is_user) n_user++;
+            if (!ok) {
+                for (size_t k = i + 1; k < mv->u.kids.n && strlen(roles) < sizeof roles - 16; k++) {
+                    const diffu_json *rr = diffu_json_get(mv->u.kids.items[k], "role");
+                    strcat(roles, ", ");
+                    strcat(roles, rr && rr->type == DJ_STR && rr->u.str.len < 12 ? rr->u.str.s : "?");
+                }
+                reject(&c, "messages",
+                       "field 'messages': roles [%s]; one turn is supported: an optional system message, one "
+                       "user message, an optional final assistant message (the prefill)",
+                       roles);
+                goto done;
+            }
+            if (is_sys) sys = content->u.str.s;
+            if (is_user) {
+                r.prompt = content->u.str.s;
+                r.prompt_len = content->u.str.len;
+            }
+            if (is_asst) assistant = content->u.str.s;
+        }
+        if (!n_user) {
+            reject(&c, "messages", "field 'messages': roles [%s]; no user message", roles);
+            goto done;
+        }
+        r.system = sys ? sys : in->def_system;
+    }
+    /* ---- overrides */
+    diffu_denoise_params p = in->o.defaults;
+    long long iv;
+    int set, steps_set;
+    if (get_int(&c, o, "max_new_tokens", 1, 1 << 20, &iv, &set)) goto done;
+    if (set) p.max_new_tokens = (int)iv;
+    if (get_int(&c, o, "steps", 1, 1 << 24, &iv, &steps_set)) goto done;
+    if (steps_set) p.steps = (int)iv;
+    else if (in->o.defaults.steps <= 0) p.steps = p.max_new_tokens;
+    r.n = in->o.n;
+    if (get_int(&c, o, "n", 1, DIFFU_JOBIN_MAX_N, &iv, &set)) goto done;
+    if (set) r.n = (int)iv;
+    if (get_num(&c, o, "temperature", 0, 0, 1e6, &p.temperature, &set)) goto done;
+    if (get_num(&c, o, "top_p", 0, 1, 1, &p.top_p, &set)) goto done;
+    if (get_int(&c, o, "top_k", 0, 1 << 30, &iv, &set)) goto done;
+    if (set) p.top_k = (int)iv;
+    {
+        const diffu_json *av = field(o, "alg");
+        if (av) {
+            if (av->type != DJ_STR) {
+                reject(&c, "alg", "field 'alg': expected a string, got %s", type_desc(av));
+                goto done;
+            }
+            int a = diffu_alg_parse(av->u.str.s);
+            if (a < 0 || strlen(av->u.str.s) != av->u.str.len) {
+                char ex[96];
+                diffu_jobu_excerpt(ex, sizeof ex, av->u.str.s, av->u.str.len, 40);
+                reject(&c, "alg", "field 'alg': '%s' is not origin, maskgit_plus, topk_margin or entropy", ex);
+                goto done;
+            }
+            p.alg = (diffu_alg)a;
+        }
+    }
+    if (get_num(&c, o, "alg_temp", 0, 0, 1e6, &p.alg_temp, &set)) goto done;
+    if (get_int(&c, o, "seed", 0, INT64_MAX, &iv, &set)) goto done;
+    if (set) p.seed = (uint64_t)iv;
+    if (get_int(&c, o, "block_length", 0, 1 << 20, &iv, &set)) goto done;
+    if (set) p.block_length = (int)iv;
+    if (get_num(&c, o, "threshold", 0, 0, 1, &p.threshold, &set)) goto done;
+    {
+        const diffu_json *fv = field(o, "prefill");
+        if (fv && r.kind == DIFFU_JOBIN_PROMPT) {
+            reject(&c, "prefill", "field 'prefill': only for chat requests ('messages'); append it to 'prompt'");
+            goto done;
+        }
+        if (r.kind == DIFFU_JOBIN_CHAT) {
+            const diffu_json *raw_fv = diffu_json_get(o, "prefill");
+            if (raw_fv && assistant) {
+                reject(&c, "prefill", "both 'prefill' and a final assistant message: give one");
+                goto done;
+            }
+            r.prefill = in->def_prefill;
+            if (assistant) r.prefill = assistant;
+            if (raw_fv && raw_fv->type == DJ_NULL) r.prefill = NULL;
+            if (fv) {
+                if (fv->type == DJ_BOOL) {
+                    r.prefill = fv->u.b ? DIFFU_CHAT_EVAL_PREFILL : NULL;
+                } else if (fv->type == DJ_STR) {
+                    if (text_ok(&c, "prefill", fv, 1)) goto done;
+                    r.prefill = fv->u.str.len ? fv->u.str.s : NULL;
+                } else {
+                    reject(&c, "prefill", "field 'prefill': expected a string or a boolean, got %s", type_desc(fv));
+                    goto done;
+                }
+            }
+        }
+    }
+    if (diffu_denoise_params_check(&p, in->o.vocab, &e)) {
+        /* the message starts with the parameter's name ("block_length: ...") */
+        char fname[32] = "";
+        size_t k = strcspn(e.msg, ": ");
+        if (k < sizeof fname) {
+            memcpy(fname, e.msg, k);
+            fname[k] = 0;
+        }
+        reject(&c, in_list(fname, OVERRIDES, COUNT(OVERRIDES)) ? fname : NULL, "%s", e.msg);
+        goto done;
+    }
+    r.params = p;
+    r.line = lineno;
+    r.rng_key = diffu_jobu_fnv1a(r.id, r.id_len);
+    r.prompt_tokens = -1;
+    if (in->o.count_tokens) {
+        const char *pf = r.kind == DIFFU_JOBIN_CHAT ? "messages" : "prompt";
+        int t = in->o.count_tokens(in->o.count_user, &r, &e);
+        if (t < 0) {
+            reject(&c, pf, "%s: cannot count its tokens: %s", pf, e.msg);
+            goto done;
+        }
+        r.prompt_tokens = t;
+        if (in->o.max_context > 0 && (long)t + p.max_new_tokens > in->o.max_context) {
+            reject(&c, pf,
+                   "%s: the prompt is %d tokens; with max_new_tokens %d that is %ld, more than the model's context "
+                   "of %d tokens",
+                   pf, t, p.max_new_tokens, (long)t + p.max_new_tokens, in->o.max_context);
+            goto done;
+        }
+    }
+    /* ---- metadata */
+    {
+        diffu_text meta = {0};
+        for (size_t i = 0; i < o->u.kids.n; i++)
+            if (in_list(o->u.kids.keys[i], META, COUNT(META))) {
+                diffu_text_append(&meta, meta.len ? "," : "{", 1);
+                diffu_jobu_put_str(&meta, o->u.kids.keys[i], o->u.kids.klen[i]);
+                diffu_text_append(&meta, ":", 1);
+                diffu_jobu_put_json(&meta, o->u.kids.items[i]);
+            }
+        if (meta.len) {
+            diffu_text_append(&meta, "}", 1);
+            r.meta = pool_dup(in, meta.data, meta.len);
+            r.meta_len = meta.len;
+        }
+        diffu_text_free(&meta);
+    }
+    /* ---- keep: copy the strings out of the line's document */
+    r.id = pool_dup(in, r.id, r.id_len);
+    r.prompt = pool_dup(in, r.prompt, r.prompt_len);
+    if (r.system && r.system != in->def_system) r.system = pool_dup(in, r.system, strlen(r.system));
+    if (r.prefill && r.prefill != in->def_prefill && r.prefill != (const char *)DIFFU_CHAT_EVAL_PREFILL)
+        r.prefill = pool_dup(in, r.prefill, strlen(r.prefill));
+    accept(in, &r);
+done:
+    diffu_json_free(doc);
+}
+
+/* ------------------------------------------------------------ open */
+
+void diffu_jobin_opts_default(diffu_jobin_opts *o) {
+    memset(o, 0, sizeof *o);
+    diffu_denoise_params_default(&o->defaults);
+    o->defaults.max_new_tokens = 256;
+    o->defaults.steps = 0;
+    o->n = 1;
+}
+
+void diffu_jobin_free(diffu_jobin **inp) {
+    if (!inp || !*inp) return;
+    diffu_jobin *in = *inp;
+    free(in->path);
+    free(in->reqs);
+    free(in->rej);
+    diffu_jobu_map_free(&in->seen);
+    diffu_jobu_map_free(&in->accepted);
+    pool_block *b = in->pool;
+    while (b) {
+        pool_block *nx = b->next;
+        free(b);
+        b = nx;
+    }
+    free(in);
+    *inp = NULL;
+}
+
+diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu_err *err) {
+    if (o->n < 1 || o->n > DIFFU_JOBIN_MAX_N) {
+        diffu_err_set(err, "%s: default n %d is outside [1, %d]", path, o->n, DIFFU_JOBIN_MAX_N);
+        return NULL;
+    }
+    {
+        diffu_denoise_params p = o->defaults;
+        if (p.steps <= 0) p.steps = p.max_new_tokens;
+        if (diffu_denoise_params_check(&p, o->vocab, err)) {
+            diffu_err_prefix(err, "default parameters");
+            return NULL;
+        }
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        diffu_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        diffu_err_set(err, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    int gz = 0;
+    if (S_ISREG(st.st_mode)) {
+        if (st.st_size == 0) {
+            diffu_err_set(err, "%s: empty file: no requests", path);
+            close(fd);
+            return NULL;
+        }
+        gz = diffu_jobu_sniff_gzip(fd, NULL);
+        if (gz < 0) {
+            diffu_err_set(err, "%s: read error: %s", path, strerror(errno));
+            close(fd);
+            return NULL;
+        }
+        if (!gz && diffu_jobu_is_gz_name(path)) {
+            unsigned char head[16];
+            ssize_t k = pread(fd, head, sizeof head, 0);
+            char ex[80];
+            diffu_jobu_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
+            diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\", not the gzip magic 1f 8b)",
+                          path, ex);
+            close(fd);
+            return NULL;
+        }
+    } else if (diffu_jobu_is_gz_name(path)) {
+        gz = 1; /* a pipe named .gz: trust the name */
+    }
+
+    diffu_jobin *in = diffu_xcalloc(1, sizeof *in);
+    in->path = diffu_xstrdup(path);
+    in->o = *o;
+    if (!in->o.max_line) in->o.max_line = DIFFU_JOBIN_MAX_LINE;
+    in->seen = diffu_jobu_map_new();
+    in->accepted = diffu_jobu_map_new();
+    in->st.gz = gz;
+    in->def_system = pool_dup(in, o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM,
+                              strlen(o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM));
+    in->def_prefill = o->prefill ? pool_dup(in, o->prefill, strlen(o->prefill)) : NULL;
+    in->o.system = in->def_system;
+    in->o.prefill = in->def_prefill;
+
+    diffu_jobu_reader *rd = diffu_jobu_reader_new(fd, gz, in->path);
+    const size_t CH = 1u << 16;
+    char *chunk = diffu_xmalloc(CH);
+    diffu_text cur = {0};
+    size_t total = 0; /* bytes of the current line so far (all of them, kept or not) */
+    int too_long = 0, lineno = 1, damaged = 0;
+    diffu_err rerr;
+    for (;;) {
+        long n = diffu_jobu_reader_read(rd, chunk, CH, &rerr);
+        if (n < 0) {
+            damaged = 1;
+            break;
+        }
+        if (n == 0) break;
+        char *p = chunk, *end = chunk + n;
+        while (p < end) {
+            char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t seg = (size_t)((nl ? nl : end) - p);
+            if (!too_long) {
+                if (total + seg > in->o.max_line) {
+                    too_long = 1;
+                    size_t room = cur.len < RAW_KEEP_LONG ? RAW_KEEP_LONG - cur.len : 0;
+                    diffu_text_append(&cur, p, seg < room ? seg : room);
+                } else {
+                    diffu_text_append(&cur, p, seg);
+                }
+            }
+            total += seg;
+            if (!nl) break;
+            /* a complete line */
+            size_t len = cur.len;
+            if (!too_long && len && cur.data[len - 1] == '\r') {
+                len--;
+                in->st.crlf++;
+            }
+            in->st.lines++;
+            process_line(in, cur.data ? cur.data : (char *)"", len, too_long ? total : len, lineno, too_long);
+            lineno++;
+            cur.len = 0;
+            total = 0;
+            too_long = 0;
+            p = nl + 1;
+        }
+    }
+    if (damaged) {
+        line_ctx c = {in, lineno, cur.data, cur.len, total, NULL};
+        if (total)
+            reject(&c, NULL, "%s; line %d is cut off there and any lines after it are lost", rerr.msg, lineno);
+        else
+            reject(&c, NULL, "%s; any lines after line %d are lost", rerr.msg, lineno - 1);
+        if (total) in->st.lines++;
+    } else if (total) { /* a last line without a newline */
+        size_t len = cur.len;
+        if (!too_long && len && cur.data[len - 1] == '\r') len--;
+        in->st.lines++;
+        process_line(in, cur.data, len, too_long ? total : len, lineno, too_long);
+    }
+    diffu_text_free(&cur);
+    free(chunk);
+    diffu_jobu_reader_free(&rd);
+    close(fd);
+    if (in->n_reqs == 0 && in->n_rej == 0) {
+        if (in->st.lines == 0) diffu_err_set(err, "%s: empty file: no requests", path);
+        else diffu_err_set(err, "%s: no requests: %d blank line%s only", path, in->st.lines, in->st.lines > 1 ? "s" : "");
+        diffu_jobin_free(&in);
+        return NULL;
+    }
+    return in;
+}
+
+/* ------------------------------------------------------------ getters */
+
+const char *diffu_jobin_path(const diffu_jobin *in) { return in->path; }
+int diffu_jobin_count(const diffu_jobin *in) { return in->n_reqs; }
+const diffu_jobin_req *diffu_jobin_get(const diffu_jobin *in, int i) {
+    DIFFU_ASSERT(i >= 0 && i < in->n_reqs);
+    return &in->reqs[i];
+}
+const diffu_jobin_req *diffu_jobin_find(const diffu_jobin *in, const char *id, size_t id_len) {
+    int64_t k;
+    return diffu_jobu_map_get(in->accepted, id, id_len, &k) ? &in->reqs[k] : NULL;
+}
+const diffu_jobin_stats *diffu_jobin_get_stats(const diffu_jobin *in) { return &in->st; }
+int diffu_jobin_n_rejects(const diffu_jobin *in) { return in->n_rej; }
+const diffu_jobin_reject *diffu_jobin_get_reject(const diffu_jobin *in, int i) {
+    DIFFU_ASSERT(i >= 0 && i < in->n_rej);
+    return &in->rej[i];
+}
+
+int diffu_jobin_format_reject(const diffu_jobin *in, int i, char *buf, size_t cap) {
+    const diffu_jobin_reject *r = diffu_jobin_get_reject(in, i);
+    return snprintf(buf, cap, "%s:%d: %s", in->path, r->line, r->reason);
+}
+
+int diffu_jobin_write_rejects(const diffu_jobin *in, const char *path, diffu_err *err) {
+    if (in->n_rej == 0) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return diffu_err_set(err, "%s: cannot remove the stale rejects file: %s", path, strerror(errno));
+        return 0;
+    }
+    diffu_text t = {0};
+    for (int i = 0; i < in->n_rej; i++) {
+        const diffu_jobin_reject *r = &in->rej[i];
+        diffu_jobu_put(&t, "{");
+        diffu_jobu_put_key(&t, "file", 1);
+        diffu_jobu_put_str_lossy(&t, in->path, strlen(in->path));
+        diffu_jobu_put_key(&t, "line", 0);
+        diffu_jobu_put_int(&t, r->line);
+        diffu_jobu_put_key(&t, "field", 0);
+        if (r->field) diffu_jobu_put_str_lossy(&t, r->field, strlen(r->field));
+        else diffu_jobu_put(&t, "null");
+        diffu_jobu_put_key(&t, "id", 0);
+        if (r->id) diffu_jobu_put_str(&t, r->id, strlen(r->id));
+        else diffu_jobu_put(&t, "null");
+        diffu_jobu_put_key(&t, "reason", 0);
+        diffu_jobu_put_str_lossy(&t, r->reason, strlen(r->reason));
+        if (diffu_jobu_utf8_check(r->raw, r->raw_len) == r->raw_len) {
+            diffu_jobu_put_key(&t, "raw", 0);
+            diffu_jobu_put_str(&t, r->raw, r->raw_len);
+        } else {
+            diffu_jobu_put_key(&t, "raw_base64", 0);
+            diffu_jobu_put_base64(&t, (const unsigned char *)r->raw, r->raw_len);
+        }
+        if (r->raw_len < r->raw_total) {
+            diffu_jobu_put_key(&t, "raw_truncated", 0);
+            diffu_jobu_put(&t, "true");
+            diffu_jobu_put_key(&t, "raw_bytes", 0);
+            diffu_jobu_put_uint(&t, r->raw_total);
+        }
+        diffu_jobu_put(&t, "}\n");
+    }
+    size_t pl = strlen(path);
+    char *tmp = diffu_xmalloc(pl + 32);
+    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        diffu_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    size_t off = 0;
+    while (off < t.len) {
+        ssize_t w = write(fd, t.data + off, t.len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            diffu_err_set(err, "%s: write failed: %s", tmp, w < 0 ? strerror(errno) : "no progress");
+            close(fd);
+            unlink(tmp);
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        diffu_err_set(err, "%s: write failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        diffu_err_set(err, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(tmp);
+    diffu_text_free(&t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ descriptions */
+
+void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
+    const diffu_denoise_params *p = &r->params;
+    diffu_jobu_put(t, "{");
+    diffu_jobu_put_key(t, "max_new_tokens", 1);
+    diffu_jobu_put_int(t, p->max_new_tokens);
+    diffu_jobu_put_key(t, "steps", 0);
+    diffu_jobu_put_int(t, p->steps);
+    diffu_jobu_put_key(t, "alg", 0);
+    diffu_jobu_put_str(t, diffu_alg_name(p->alg), strlen(diffu_alg_name(p->alg)));
+    diffu_jobu_put_key(t, "temperature", 0);
+    diffu_jobu_put_num(t, p->temperature);
+    diffu_jobu_put_key(t, "top_p", 0);
+    diffu_jobu_put_num(t, p->top_p);
+    diffu_jobu_put_key(t, "top_k", 0);
+    diffu_jobu_put_int(t, p->top_k);
+    diffu_jobu_put_key(t, "alg_temp", 0);
+    diffu_jobu_put_num(t, p->alg_temp);
+    diffu_jobu_put_key(t, "seed", 0);
+    diffu_jobu_put_uint(t, (unsigned long long)p->seed);
+    diffu_jobu_put_key(t, "eps", 0);
+    diffu_jobu_put_num(t, p->eps);
+    diffu_jobu_put_key(t, "block_length", 0);
+    diffu_jobu_put_int(t, p->block_length);
+    diffu_jobu_put_key(t, "threshold", 0);
+    diffu_jobu_put_num(t, p->threshold);
+    diffu_jobu_put_key(t, "factor", 0);
+    diffu_jobu_put_num(t, p->factor);
+    diffu_jobu_put_key(t, "early_stop", 0);
+    diffu_jobu_put(t, p->early_stop ? "true" : "false");
+    diffu_jobu_put_key(t, "n", 0);
+    diffu_jobu_put_int(t, r->n);
+    if (r->kind == DIFFU_JOBIN_CHAT) {
+        diffu_jobu_put_key(t, "system", 0);
+        diffu_jobu_put_str(t, r->system, strlen(r->system));
+        diffu_jobu_put_key(t, "prefill", 0);
+        if (r->prefill) diffu_jobu_put_str(t, r->prefill, strlen(r->prefill));
+        else diffu_jobu_put(t, "null");
+    }
+    diffu_jobu_put(t, "}");
+}
+
+void diffu_jobin_describe(const diffu_jobin_req *r, diffu_text *t) {
+    diffu_jobu_put(t, "{");
+    diffu_jobu_put_key(t, "line", 1);
+    diffu_jobu_put_int(t, r->line);
+    diffu_jobu_put_key(t, "id", 0);
+    if (r->id_is_int) diffu_jobu_put(t, r->id);
+    else diffu_jobu_put_str(t, r->id, r->id_len);
+    diffu_jobu_put_key(t, "n", 0);
+    diffu_jobu_put_int(t, r->n);
+    diffu_jobu_put_key(t, "mode", 0);
+    diffu_jobu_put(t, r->kind == DIFFU_JOBIN_CHAT ? "\"chat\"" : "\"prompt\"");
+    diffu_jobu_put_key(t, "prompt_tokens", 0);
+    diffu_jobu_put_int(t, r->prompt_tokens);
+    diffu_jobu_put_key(t, "params", 0);
+    diffu_jobin_params_json(r, t);
+    if (r->meta) {
+        diffu_jobu_put_key(t, "meta_fields", 0);
+        /* just the names, to keep the line short */
+        diffu_err e;
+        diffu_json_doc *d = diffu_json_parse(r->meta, r->meta_len, &e);
+        DIFFU_ASSERT(d);
+        const diffu_json *m = diffu_json_root(d);
+        diffu_jobu_put(t, "[");
+        for (size_t i = 0; i < m->u.kids.n; i++) {
+            if (i) diffu_jobu_put(t, ",");
+            diffu_jobu_put_str(t, m->u.kids.keys[i], m->u.kids.klen[i]);
+        }
+        diffu_jobu_put(t, "]");
+        diffu_json_free(d);
+    }
+    diffu_jobu_put(t, "}");
+}
+
+/* ------------------------------------------------------------ prompts */
+
+void diffu_jobin_prompt_text(const diffu_jobin_req *r, diffu_text *out) {
+    if (r->kind == DIFFU_JOBIN_CHAT) diffu_chat_prompt_text(r->system, r->prompt, r->prompt_len, r->prefill, out);
+    else diffu_text_append(out, r->prompt, r->prompt_len);
+}
+
+int diffu_jobin_prompt_ids(const diffu_jobin_req *r, const diffu_tokenizer *tok, diffu_ids *out, diffu_err *err) {
+    if (r->kind == DIFFU_JOBIN_CHAT)
+        return diffu_chat_prompt_ids(tok, r->system, r->prompt, r->prompt_len, r->prefill, out, err);
+    return diffu_tokenizer_encode(tok, r->prompt, r->prompt_len, out, err);
+}
+
+int diffu_jobin_count_tokenizer(void *tok, const diffu_jobin_req *r, diffu_err *err) {
+    diffu_ids ids = {0};
+    int rc = diffu_jobin_prompt_ids(r, (const diffu_tokenizer *)tok, &ids, err);
+    int n = rc ? -1 : (ids.len > 0x7fffffff ? 0x7fffffff : (int)ids.len);
+    diffu_ids_free(&ids);
+    return n;
+}
+
+int diffu_jobin_count_bytes(void *unused, const diffu_jobin_req *r, diffu_err *err) {
+    (void)unused;
+    (void)err;
+    if (r->kind == DIFFU_JOBIN_PROMPT) return r->prompt_len > 0x7fffffff ? 0x7fffffff : (int)r->prompt_len;
+    diffu_text t = {0};
+    diffu_jobin_prompt_text(r, &t);
+    int n = t.len > 0x7fffffff ? 0x7fffffff : (int)t.len;
+    diffu_text_free(&t);
+    return n;
+}

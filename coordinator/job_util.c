@@ -1,0 +1,469 @@
+/* job_util.c — see job_util.h. */
+#include "job_util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ------------------------------------------------------------ reader */
+
+#define RD_CHUNK (256u << 10)
+
+struct diffu_jobu_reader {
+    int fd, gz;
+    const char *name;
+    z_stream zs;
+    int zinit;
+    unsigned char *ibuf;
+    uint64_t in_pos;      /* bytes read from fd */
+    int eof;              /* read() returned 0 */
+    int in_member;        /* inflating a member (its first byte was consumed) */
+    uint64_t member_start;
+    int member_ended;
+    int fail_kind;
+};
+
+diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name) {
+    diffu_jobu_reader *r = diffu_xcalloc(1, sizeof *r);
+    r->fd = fd;
+    r->gz = gz;
+    r->name = name;
+    r->ibuf = diffu_xmalloc(RD_CHUNK);
+    if (gz) {
+        /* 16 + 15: gzip wrapper only (a zlib or raw stream is an error), 32 KiB window */
+        int rc = inflateInit2(&r->zs, 16 + 15);
+        DIFFU_ASSERTF(rc == Z_OK, "inflateInit2: %d", rc);
+        r->zinit = 1;
+    }
+    return r;
+}
+
+void diffu_jobu_reader_free(diffu_jobu_reader **rp) {
+    if (!rp || !*rp) return;
+    diffu_jobu_reader *r = *rp;
+    if (r->zinit) inflateEnd(&r->zs);
+    free(r->ibuf);
+    free(r);
+    *rp = NULL;
+}
+
+int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r) { return r->member_ended; }
+uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r) {
+    return r->gz ? r->member_start : r->in_pos;
+}
+int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r) { return r->fail_kind; }
+
+static long read_full(int fd, unsigned char *buf, size_t cap) {
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR) continue;
+        return (long)n;
+    }
+}
+
+/* offset of the next unconsumed compressed byte */
+static uint64_t rd_pos(const diffu_jobu_reader *r) { return r->in_pos - r->zs.avail_in; }
+
+long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_err *err) {
+    r->member_ended = 0;
+    if (r->fail_kind) return diffu_err_set(err, "%s: read after a failure", r->name);
+    if (!r->gz) {
+        long n = read_full(r->fd, (unsigned char *)buf, cap);
+        if (n < 0) {
+            r->fail_kind = 3;
+            return diffu_err_set(err, "%s: read error: %s", r->name, strerror(errno));
+        }
+        r->in_pos += (uint64_t)n;
+        return n;
+    }
+    for (;;) {
+        if (r->zs.avail_in == 0 && !r->eof) {
+            long n = read_full(r->fd, r->ibuf, RD_CHUNK);
+            if (n < 0) {
+                r->fail_kind = 3;
+                return diffu_err_set(err, "%s: read error: %s", r->name, strerror(errno));
+            }
+            if (n == 0) r->eof = 1;
+            r->in_pos += (uint64_t)n;
+            r->zs.next_in = r->ibuf;
+            r->zs.avail_in = (uInt)n;
+        }
+        if (!r->in_member) {
+            if (r->zs.avail_in == 0 && r->eof) return 0; /* clean end, between members */
+            r->member_start = rd_pos(r);
+            r->in_member = 1;
+        }
+        r->zs.next_out = (unsigned char *)buf;
+        r->zs.avail_out = (uInt)(cap > (1u << 30) ? (1u << 30) : cap);
+        int rc = inflate(&r->zs, Z_NO_FLUSH);
+        long produced = (long)((char *)r->zs.next_out - buf);
+        if (rc == Z_STREAM_END) {
+            r->in_member = 0;
+            r->member_ended = 1;
+            uint64_t end = rd_pos(r);
+            inflateReset(&r->zs);
+            r->member_start = end;
+            if (produced > 0) return produced;
+            continue; /* an empty member: nothing to hand out */
+        }
+        if (rc == Z_OK || rc == Z_BUF_ERROR) {
+            if (produced > 0) return produced;
+            if (r->zs.avail_in == 0 && r->eof) {
+                r->fail_kind = 1;
+                return diffu_err_set(err,
+                                     "%s: gzip data truncated: the file ends inside the gzip member that starts at "
+                                     "byte %llu (file size %llu)",
+                                     r->name, (unsigned long long)r->member_start, (unsigned long long)r->in_pos);
+            }
+            continue;
+        }
+        r->fail_kind = 2;
+        if (rd_pos(r) == r->member_start || (rc == Z_DATA_ERROR && r->zs.msg && strstr(r->zs.msg, "header")))
+            return diffu_err_set(err, "%s: byte %llu is not the start of a gzip member (%s)", r->name,
+                                 (unsigned long long)r->member_start, r->zs.msg ? r->zs.msg : "bad header");
+        return diffu_err_set(err, "%s: gzip data corrupt in the member that starts at byte %llu: %s", r->name,
+                             (unsigned long long)r->member_start, r->zs.msg ? r->zs.msg : "inflate error");
+    }
+}
+
+int diffu_jobu_sniff_gzip(int fd, uint64_t *size) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    if (size) *size = (uint64_t)st.st_size;
+    unsigned char m[2];
+    ssize_t n;
+    do n = pread(fd, m, 2, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
+}
+
+int diffu_jobu_is_gz_name(const char *name) {
+    size_t n = strlen(name);
+    return n >= 3 && !strcmp(name + n - 3, ".gz");
+}
+
+/* ------------------------------------------------------------ deflater */
+
+struct diffu_jobu_deflater {
+    z_stream zs;
+};
+
+diffu_jobu_deflater *diffu_jobu_deflater_new(int level) {
+    diffu_jobu_deflater *d = diffu_xcalloc(1, sizeof *d);
+    int rc = deflateInit2(&d->zs, level, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
+    DIFFU_ASSERTF(rc == Z_OK, "deflateInit2: %d", rc);
+    return d;
+}
+
+void diffu_jobu_deflater_free(diffu_jobu_deflater **dp) {
+    if (!dp || !*dp) return;
+    deflateEnd(&(*dp)->zs);
+    free(*dp);
+    *dp = NULL;
+}
+
+void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diffu_text *out) {
+    DIFFU_ASSERT(n < (1u << 30));
+    deflateReset(&d->zs);
+    size_t bound = deflateBound(&d->zs, (uLong)n) + 64;
+    out->len = 0;
+    if (out->cap < bound + 1) {
+        diffu_text_append(out, NULL, 0); /* make data non-NULL */
+        out->data = diffu_xrealloc(out->data, bound + 1);
+        out->cap = bound + 1;
+    }
+    d->zs.next_in = (unsigned char *)in;
+    d->zs.avail_in = (uInt)n;
+    d->zs.next_out = (unsigned char *)out->data;
+    d->zs.avail_out = (uInt)bound;
+    int rc = deflate(&d->zs, Z_FINISH);
+    DIFFU_ASSERTF(rc == Z_STREAM_END, "deflate: %d", rc);
+    out->len = bound - d->zs.avail_out;
+    out->data[out->len] = 0;
+}
+
+/* ------------------------------------------------------------ map */
+
+typedef struct {
+    char *k;
+    size_t klen;
+    uint64_t h;
+    int64_t v;
+} map_slot;
+
+struct diffu_jobu_map {
+    map_slot *s;
+    size_t cap, n;
+};
+
+static uint64_t hash64(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+diffu_jobu_map *diffu_jobu_map_new(void) {
+    diffu_jobu_map *m = diffu_xcalloc(1, sizeof *m);
+    m->cap = 64;
+    m->s = diffu_xcalloc(m->cap, sizeof *m->s);
+    return m;
+}
+
+void diffu_jobu_map_free(diffu_jobu_map **mp) {
+    if (!mp || !*mp) return;
+    diffu_jobu_map *m = *mp;
+    for (size_t i = 0; i < m->cap; i++) free(m->s[i].k);
+    free(m->s);
+    free(m);
+    *mp = NULL;
+}
+
+static map_slot *map_find(const diffu_jobu_map *m, const char *k, size_t klen, uint64_t h) {
+    size_t i = (size_t)h & (m->cap - 1);
+    for (;;) {
+        map_slot *s = &m->s[i];
+        if (!s->k || (s->h == h && s->klen == klen && !memcmp(s->k, k, klen))) return s;
+        i = (i + 1) & (m->cap - 1);
+    }
+}
+
+int diffu_jobu_map_get(const diffu_jobu_map *m, const char *k, size_t klen, int64_t *val) {
+    map_slot *s = map_find(m, k, klen, hash64(k, klen));
+    if (!s->k) return 0;
+    if (val) *val = s->v;
+    return 1;
+}
+
+int diffu_jobu_map_put(diffu_jobu_map *m, const char *k, size_t klen, int64_t val) {
+    if (2 * (m->n + 1) > m->cap) {
+        map_slot *old = m->s;
+        size_t oc = m->cap;
+        m->cap *= 2;
+        m->s = diffu_xcalloc(m->cap, sizeof *m->s);
+        for (size_t i = 0; i < oc; i++)
+            if (old[i].k) *map_find(m, old[i].k, old[i].klen, old[i].h) = old[i];
+        free(old);
+    }
+    uint64_t h = hash64(k, klen);
+    map_slot *s = map_find(m, k, klen, h);
+    if (s->k) {
+        s->v = val;
+        return 0;
+    }
+    s->k = diffu_xmalloc(klen + 1);
+    memcpy(s->k, k, klen);
+    s->k[klen] = 0;
+    s->klen = klen;
+    s->h = h;
+    s->v = val;
+    m->n++;
+    return 1;
+}
+
+size_t diffu_jobu_map_size(const diffu_jobu_map *m) { return m->n; }
+
+size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample) {
+    size_t need = id_len + 5;
+    if (need > cap) return need;
+    memcpy(buf, id, id_len);
+    buf[id_len] = 0;
+    uint32_t s = (uint32_t)sample;
+    memcpy(buf + id_len + 1, &s, 4);
+    return need;
+}
+
+uint32_t diffu_jobu_fnv1a(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------ JSON writing */
+
+void diffu_jobu_put(diffu_text *t, const char *s) { diffu_text_append(t, s, strlen(s)); }
+
+void diffu_jobu_put_str(diffu_text *t, const char *s, size_t n) {
+    /* escape in bounded pieces (diffu_json_escape writes into a buffer) */
+    diffu_text_append(t, "\"", 1);
+    char tmp[1024];
+    size_t i = 0;
+    while (i < n) {
+        size_t run = 0;
+        while (i + run < n && run < 128) run++;
+        /* never split a UTF-8 sequence: diffu_json_escape copies bytes as is, so splitting is harmless */
+        size_t k = diffu_json_escape(tmp, sizeof tmp, s + i, run);
+        DIFFU_ASSERT(k < sizeof tmp);
+        diffu_text_append(t, tmp + 1, k - 2); /* drop the quotes it adds */
+        i += run;
+    }
+    diffu_text_append(t, "\"", 1);
+}
+
+void diffu_jobu_put_str_lossy(diffu_text *t, const char *s, size_t n) {
+    if (diffu_jobu_utf8_check(s, n) == n) {
+        diffu_jobu_put_str(t, s, n);
+        return;
+    }
+    diffu_text fixed = {0};
+    diffu_utf8_lossy(s, n, &fixed, NULL);
+    diffu_jobu_put_str(t, fixed.data ? fixed.data : "", fixed.len);
+    diffu_text_free(&fixed);
+}
+
+void diffu_jobu_put_int(diffu_text *t, long long v) {
+    char b[32];
+    int k = snprintf(b, sizeof b, "%lld", v);
+    diffu_text_append(t, b, (size_t)k);
+}
+
+void diffu_jobu_put_uint(diffu_text *t, unsigned long long v) {
+    char b[32];
+    int k = snprintf(b, sizeof b, "%llu", v);
+    diffu_text_append(t, b, (size_t)k);
+}
+
+void diffu_jobu_put_num(diffu_text *t, double v) {
+    if (!isfinite(v)) {
+        diffu_jobu_put(t, "null");
+        return;
+    }
+    char b[40];
+    for (int p = 15; p <= 17; p++) {
+        snprintf(b, sizeof b, "%.*g", p, v);
+        if (strtod(b, NULL) == v) break;
+    }
+    diffu_jobu_put(t, b);
+}
+
+void diffu_jobu_put_key(diffu_text *t, const char *key, int first) {
+    if (!first) diffu_text_append(t, ",", 1);
+    diffu_jobu_put_str(t, key, strlen(key));
+    diffu_text_append(t, ":", 1);
+}
+
+void diffu_jobu_put_json(diffu_text *t, const diffu_json *v) {
+    switch (v->type) {
+    case DJ_NULL: diffu_jobu_put(t, "null"); break;
+    case DJ_BOOL: diffu_jobu_put(t, v->u.b ? "true" : "false"); break;
+    case DJ_NUM:
+        if (v->u.num.is_int) diffu_jobu_put_int(t, (long long)v->u.num.i);
+        else diffu_jobu_put_num(t, v->u.num.d);
+        break;
+    case DJ_STR: diffu_jobu_put_str(t, v->u.str.s, v->u.str.len); break;
+    case DJ_ARR:
+        diffu_text_append(t, "[", 1);
+        for (size_t i = 0; i < v->u.kids.n; i++) {
+            if (i) diffu_text_append(t, ",", 1);
+            diffu_jobu_put_json(t, v->u.kids.items[i]);
+        }
+        diffu_text_append(t, "]", 1);
+        break;
+    case DJ_OBJ:
+        diffu_text_append(t, "{", 1);
+        for (size_t i = 0; i < v->u.kids.n; i++) {
+            if (i) diffu_text_append(t, ",", 1);
+            diffu_jobu_put_str(t, v->u.kids.keys[i], v->u.kids.klen[i]);
+            diffu_text_append(t, ":", 1);
+            diffu_jobu_put_json(t, v->u.kids.items[i]);
+        }
+        diffu_text_append(t, "}", 1);
+        break;
+    }
+}
+
+void diffu_jobu_put_base64(diffu_text *t, const unsigned char *s, size_t n) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    diffu_text_append(t, "\"", 1);
+    char q[4];
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
+        if (i + 2 < n) v |= s[i + 2];
+        q[0] = A[(v >> 18) & 63];
+        q[1] = A[(v >> 12) & 63];
+        q[2] = i + 1 < n ? A[(v >> 6) & 63] : '=';
+        q[3] = i + 2 < n ? A[v & 63] : '=';
+        diffu_text_append(t, q, 4);
+    }
+    diffu_text_append(t, "\"", 1);
+}
+
+/* ------------------------------------------------------------ text helpers */
+
+size_t diffu_jobu_utf8_check(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+        else return i;
+        if (n - i < (size_t)len) return i;
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += (size_t)len;
+    }
+    return n;
+}
+
+int diffu_jobu_edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 255;
+    int prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int c = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < c) c = prev[j] + 1;
+            if (cur[j - 1] + 1 < c) c = cur[j - 1] + 1;
+            cur[j] = c;
+        }
+        memcpy(prev, cur, sizeof cur);
+    }
+    return prev[lb] > 255 ? 255 : prev[lb];
+}
+
+void diffu_jobu_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max) {
+    size_t o = 0;
+    if (!cap) return;
+    for (size_t i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char tmp[8];
+        int k;
+        if (c >= 0x20 && c < 0x7f) tmp[0] = (char)c, k = 1;
+        else k = snprintf(tmp, sizeof tmp, "\\x%02x", c);
+        if (o + (size_t)k + 4 >= cap) break;
+        memcpy(buf + o, tmp, (size_t)k);
+        o += (size_t)k;
+    }
+    if (n > max && o + 4 < cap) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+}

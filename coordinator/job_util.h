@@ -1,0 +1,110 @@
+/* job_util.h — internals shared by the job I/O modules (job_input, job_output,
+ * job_resume). Not a public API: nothing outside coordinator/job_*.c and
+ * tests/job/ should include it.
+ *
+ *   - a streaming reader of a plain or gzip file (any number of concatenated
+ *     gzip members, as gzip(1) and Python's gzip module read them) that says
+ *     where each member ends in the compressed file, and why it stopped
+ *     (clean end, truncated member, corrupt data);
+ *   - one gzip member from one buffer (what the output writer appends);
+ *   - a hash map from byte strings to int64 (duplicate ids, the done set);
+ *   - a tiny JSON writer on diffu_text (strings, shortest round-trip doubles,
+ *     re-serialising a parsed value), UTF-8 validation, base64, edit distance.
+ *
+ * Ownership: every object is created and freed by the caller (init/free
+ * pairs); diffu_text buffers are caller-owned (tokenizer.h). Thread-safety:
+ * none of these objects is shared between threads; the pure functions are
+ * reentrant. Not collective. */
+#ifndef DIFFU_JOB_UTIL_H
+#define DIFFU_JOB_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+#include "log.h"
+#include "tokenizer.h" /* diffu_text */
+
+/* ---- reading plain or gzip files --------------------------------------- */
+
+typedef struct diffu_jobu_reader diffu_jobu_reader;
+
+/* Wrap an open fd (borrowed: not closed by free). gz: 1 inflate gzip members,
+ * 0 pass bytes through. name is used in error messages. */
+diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name);
+void diffu_jobu_reader_free(diffu_jobu_reader **r);
+
+/* Up to cap decompressed bytes into buf. Returns n > 0; 0 at a clean end of
+ * file (plain: EOF; gzip: EOF right after a complete member, CRC and length
+ * checked); -1 with err on a read error or, for gzip, a member that is
+ * truncated (EOF inside it) or corrupt, or bytes after a member that are not
+ * gzip. Returned bytes never span two members; after a return that completed a
+ * member, diffu_jobu_reader_member_ended() is 1 until the next call. */
+long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_err *err);
+int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r);
+/* Compressed offset where the current member started (gzip) / bytes consumed
+ * so far (plain). After a member ended: the offset just past it. */
+uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r);
+/* Kind of the last failure: 0 none, 1 truncated (EOF inside a member),
+ * 2 corrupt data / not gzip, 3 I/O error. */
+int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r);
+
+/* 1 if the file at fd starts with the gzip magic 1f 8b (the fd's offset is
+ * left at 0), 0 if not or shorter, -1 on a read error. *size gets st_size. */
+int diffu_jobu_sniff_gzip(int fd, uint64_t *size);
+/* 1 if name ends in ".gz". */
+int diffu_jobu_is_gz_name(const char *name);
+
+/* ---- writing gzip members ---------------------------------------------- */
+
+typedef struct diffu_jobu_deflater diffu_jobu_deflater;
+diffu_jobu_deflater *diffu_jobu_deflater_new(int level);
+void diffu_jobu_deflater_free(diffu_jobu_deflater **d);
+/* Replace out's contents with one complete gzip member holding in[0..n). */
+void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diffu_text *out);
+
+/* ---- string -> int64 map (open addressing; keys copied) ----------------- */
+
+typedef struct diffu_jobu_map diffu_jobu_map;
+diffu_jobu_map *diffu_jobu_map_new(void);
+void diffu_jobu_map_free(diffu_jobu_map **m);
+/* 1 and *val if present, else 0. */
+int diffu_jobu_map_get(const diffu_jobu_map *m, const char *k, size_t klen, int64_t *val);
+/* Insert or overwrite; returns 1 if the key was new. */
+int diffu_jobu_map_put(diffu_jobu_map *m, const char *k, size_t klen, int64_t val);
+size_t diffu_jobu_map_size(const diffu_jobu_map *m);
+/* The key of (id, sample) in a done set: id bytes, 0x00, sample as 4 bytes. */
+size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample);
+
+/* FNV-1a 32-bit. */
+uint32_t diffu_jobu_fnv1a(const char *s, size_t n);
+
+/* ---- JSON writing ------------------------------------------------------- */
+
+void diffu_jobu_put(diffu_text *t, const char *s);                 /* raw text */
+void diffu_jobu_put_str(diffu_text *t, const char *s, size_t n);   /* JSON string (valid UTF-8 expected) */
+/* JSON string from any bytes: invalid UTF-8 replaced by U+FFFD. */
+void diffu_jobu_put_str_lossy(diffu_text *t, const char *s, size_t n);
+void diffu_jobu_put_int(diffu_text *t, long long v);
+void diffu_jobu_put_uint(diffu_text *t, unsigned long long v);
+/* Shortest text that reads back as the same double; null if not finite. */
+void diffu_jobu_put_num(diffu_text *t, double v);
+/* ,"key": (comma unless first) */
+void diffu_jobu_put_key(diffu_text *t, const char *key, int first);
+/* A parsed JSON value, compact. */
+void diffu_jobu_put_json(diffu_text *t, const diffu_json *v);
+/* Standard base64 of s[0..n) as a JSON string. */
+void diffu_jobu_put_base64(diffu_text *t, const unsigned char *s, size_t n);
+
+/* ---- text helpers -------------------------------------------------------- */
+
+/* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n if valid
+ * (overlongs, surrogates and > U+10FFFF are invalid, as RFC 3629). */
+size_t diffu_jobu_utf8_check(const char *s, size_t n);
+/* Levenshtein distance, capped at 255 (for "did you mean"). */
+int diffu_jobu_edit_distance(const char *a, const char *b);
+/* Write a short printable excerpt of s[0..n) (at most max bytes, non-ASCII
+ * and control bytes as \xHH, "..." if cut) to buf. */
+void diffu_jobu_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max);
+
+#endif
