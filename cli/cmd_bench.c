@@ -93,6 +93,7 @@ static int bench_forward(int argc, char **argv) {
     mo.max_tokens = (int)tokens;
     mo.max_seq = (int)((tokens + seqs - 1) / seqs);
     mo.max_rows = (int)(rows > 0 ? rows : 1);
+    mo.max_seqs = (int)seqs;
     mo.threads = (int)threads;
     mo.f32_weights = f32;
     diffu_err err;
@@ -119,7 +120,7 @@ static int bench_forward(int argc, char **argv) {
     }
     for (int i = 0; i < rows; i++) rowv[i] = (int32_t)((long long)i * tokens / rows);
     diffu_batch b = {(int)seqs, lens, ids, NULL, (int)rows, rowv};
-    float *logits = diffu_xaligned((size_t)(rows > 0 ? rows : 1) * cfg->vocab * 4);
+    float *logits = diffu_xaligned((size_t)diffu_model_logit_rows(m) * cfg->vocab * 4);
     double *t[2] = {diffu_xmalloc((size_t)reps * sizeof(double)), diffu_xmalloc((size_t)reps * sizeof(double))};
     for (int k = 0; k < n_models; k++)
         if (diffu_forward(models[k], &b, logits, &err)) { /* warm-up (pages the weights in) */

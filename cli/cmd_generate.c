@@ -372,6 +372,7 @@ int cmd_generate(int argc, char **argv) {
     mo.max_tokens = plan.max_tokens;
     mo.max_seq = plan.max_seq;
     mo.max_rows = plan.max_rows;
+    mo.max_seqs = plan.max_canvases;
     diffu_model *m = NULL;
     double t_load = diffu_now();
     if (diffu_model_load(model, &mo, &m, &err)) {

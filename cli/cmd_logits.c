@@ -93,6 +93,7 @@ int cmd_logits(int argc, char **argv) {
     mo.max_tokens = n;
     mo.max_seq = max_seq;
     mo.max_rows = n;
+    mo.max_seqs = n_seq;
     diffu_err err;
     diffu_model *m;
     if (diffu_model_load(model, &mo, &m, &err)) {
@@ -105,7 +106,7 @@ int cmd_logits(int argc, char **argv) {
     int32_t *rows = diffu_xmalloc((size_t)n * 4);
     for (int i = 0; i < n; i++) rows[i] = i;
     diffu_batch b = {n_seq, lens, ids, NULL, n, rows};
-    float *logits = diffu_xaligned((size_t)n * (size_t)V * 4);
+    float *logits = diffu_xaligned((size_t)diffu_model_logit_rows(m) * (size_t)V * 4); /* room for the padded rows */
     int rc = 0;
     double t0 = diffu_now();
     if (diffu_forward(m, &b, logits, &err)) {

@@ -258,7 +258,7 @@ int cmd_logits_dist(int argc, char **argv) {
     for (int i = 0; i < N; i++) rows[i] = i;
     /* microbatch k: sequences [k n_seq / M, (k+1) n_seq / M), all rows */
     diffu_batch *mbs = diffu_xcalloc((size_t)M, sizeof *mbs);
-    int *tok_off = diffu_xcalloc((size_t)M + 1, sizeof *tok_off), max_tokens = 0;
+    int *tok_off = diffu_xcalloc((size_t)M + 1, sizeof *tok_off), max_tokens = 0, max_seqs = 1;
     for (int k = 0, at = 0; k < M; k++) {
         int s0 = (int)((long long)k * n_seq / M), s1 = (int)((long long)(k + 1) * n_seq / M), T = 0;
         for (int i = s0; i < s1; i++) T += lens[i];
@@ -267,6 +267,7 @@ int cmd_logits_dist(int argc, char **argv) {
         at += T;
         tok_off[k + 1] = at;
         max_tokens = T > max_tokens ? T : max_tokens;
+        max_seqs = s1 - s0 > max_seqs ? s1 - s0 : max_seqs;
     }
 
     /* 3. this rank's shard */
@@ -275,6 +276,7 @@ int cmd_logits_dist(int argc, char **argv) {
     mo.max_tokens = max_tokens;
     mo.max_seq = max_seq;
     mo.max_rows = max_tokens;
+    mo.max_seqs = max_seqs;
     mo.threads = o.threads;
     mo.f32_weights = o.f32;
     mo.quiet = !o.verbose;

@@ -13,5 +13,6 @@ int cmd_layout(int argc, char **argv);
 int cmd_logits_dist(int argc, char **argv); /* `logits --pp P --tp T` under mpirun (cmd_logits dispatches) */
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_jobcheck(int argc, char **argv); /* batch-job input validation and output repair (coordinator/job_*.h) */
 
 #endif

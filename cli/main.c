@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"bench", cmd_bench, "benchmarks: `bench forward` (ms per forward, GFLOP/s beside raw sgemm)"},
     {"layout", cmd_layout, "the parallel plan of a pp x tp job: stages, slices, memory, communication per rank"},
     {"generate", cmd_generate, "denoise prompts into code: Dream's algorithms exactly, plus threshold/blocks/early stop; --watch"},
+    {"jobcheck", cmd_jobcheck, "validate a batch-job request file (rejects with file:line and field); --repair a job output"},
 };
 
 static void usage(FILE *f) {

@@ -48,10 +48,11 @@ diffu_driver *diffu_driver_create(diffu_model *m, const diffu_driver_plan *plan,
                       plan->max_tokens, plan->max_rows);
         return NULL;
     }
-    if (mo->max_tokens < plan->max_tokens || mo->max_rows < plan->max_rows || mo->max_seq < plan->max_seq) {
-        diffu_err_set(err, "the model's plan (%d tokens, %d per sequence, %d rows) is smaller than the driver's "
-                      "(%d, %d, %d)", mo->max_tokens, mo->max_seq, mo->max_rows, plan->max_tokens, plan->max_seq,
-                      plan->max_rows);
+    if (mo->max_tokens < plan->max_tokens || mo->max_rows < plan->max_rows || mo->max_seq < plan->max_seq ||
+        mo->max_seqs < plan->max_canvases) {
+        diffu_err_set(err, "the model's plan (%d tokens, %d per sequence, %d rows, %d sequences) is smaller than the "
+                      "driver's (%d, %d, %d, %d)", mo->max_tokens, mo->max_seq, mo->max_rows, mo->max_seqs,
+                      plan->max_tokens, plan->max_seq, plan->max_rows, plan->max_canvases);
         return NULL;
     }
     if (diffu_model_vocab_local(m) != cfg->vocab) {
@@ -72,7 +73,8 @@ diffu_driver *diffu_driver_create(diffu_model *m, const diffu_driver_plan *plan,
     dr->rows = diffu_xmalloc((size_t)plan->max_rows * sizeof *dr->rows);
     dr->jobs = diffu_xmalloc((size_t)plan->max_rows * sizeof *dr->jobs);
     dr->samples = diffu_xmalloc((size_t)plan->max_rows * sizeof *dr->samples);
-    dr->logits = diffu_xaligned((size_t)plan->max_rows * (size_t)dr->vocab * sizeof(float));
+    /* the forward groups each canvas's rows on a row panel: room for the padding (forward.h) */
+    dr->logits = diffu_xaligned((size_t)diffu_model_logit_rows(m) * (size_t)dr->vocab * sizeof(float));
     return dr;
 }
 

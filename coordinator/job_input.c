@@ -476,7 +476,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
                 reject(&c, "alg", "field 'alg': expected a string, got %s", type_desc(av));
                 goto done;
             }
-            int a = diffu_alg_parse(av->u.str.s);
+            int a = diffu_denoise_alg_parse(av->u.str.s);
             if (a < 0 || strlen(av->u.str.s) != av->u.str.len) {
                 char ex[96];
                 diffu_jobu_excerpt(ex, sizeof ex, av->u.str.s, av->u.str.len, 40);
@@ -544,9 +544,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
         }
         r.prompt_tokens = t;
         if (in->o.max_context > 0 && (long)t + p.max_new_tokens > in->o.max_context) {
-            reject(&c, pf,
-                   "%s: the prompt is %d tokens; with max_new_tokens %d that is %ld, more than the model's context "
-                   "of %d tokens",
+            reject(&c, pf, "%s: too long for the model's context: %d prompt tokens + max_new_tokens %d = %ld > %d",
                    pf, t, p.max_new_tokens, (long)t + p.max_new_tokens, in->o.max_context);
             goto done;
         }
@@ -850,7 +848,7 @@ void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
     diffu_jobu_put_key(t, "steps", 0);
     diffu_jobu_put_int(t, p->steps);
     diffu_jobu_put_key(t, "alg", 0);
-    diffu_jobu_put_str(t, diffu_alg_name(p->alg), strlen(diffu_alg_name(p->alg)));
+    diffu_jobu_put_str(t, diffu_denoise_alg_name(p->alg), strlen(diffu_denoise_alg_name(p->alg)));
     diffu_jobu_put_key(t, "temperature", 0);
     diffu_jobu_put_num(t, p->temperature);
     diffu_jobu_put_key(t, "top_p", 0);

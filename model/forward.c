@@ -29,8 +29,14 @@ struct diffu_model {
     float *g, *u;   /* [max_tokens x nffn] */
     float *hx;      /* [max_rows x hidden] rows for lm_head */
     float *rope_cos, *rope_sin; /* [max_seq x hd/2] */
-    int32_t *pos;   /* [max_tokens] */
-    int *seq_start; /* [max_tokens + 1] */
+    int panel;      /* row panel P: every sequence starts on a multiple of it */
+    int act_rows;   /* activation row capacity: max_tokens + max_seqs * (P - 1) */
+    int logit_rows; /* lm_head row capacity: max_rows + max_seqs * (P - 1) */
+    int32_t *pos;   /* [act_rows] RoPE position of each padded row */
+    int32_t *row_tok; /* [act_rows] token index of each padded row, -1 for padding */
+    int *seq_start; /* [max_seqs + 1] padded start row of each sequence */
+    int *tok_start; /* [max_seqs + 1] first token index of each sequence */
+    int32_t *hslot; /* [max_rows] lm_head slot of each asked row */
     size_t plan_bytes;
     diffu_allreduce_fn allreduce;
     void *allreduce_user;
@@ -60,6 +66,8 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     if (o->max_tokens <= 0) o->max_tokens = 2048;
     if (o->max_seq <= 0 || o->max_seq > o->max_tokens) o->max_seq = o->max_tokens;
     if (o->max_rows <= 0) o->max_rows = o->max_tokens;
+    if (o->max_seqs <= 0) o->max_seqs = 64;
+    if (o->max_seqs > o->max_tokens) o->max_seqs = o->max_tokens;
     if (o->pool) o->threads = diffu_pool_size(o->pool);
     if (o->threads <= 0) o->threads = diffu_affinity_cpus();
     if (o->tp_size <= 0) o->tp_size = 1;
@@ -83,7 +91,10 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->nkv = sh.kv_head_end - sh.kv_head_begin;
     m->nffn = sh.ffn_end - sh.ffn_begin;
     m->nvocab = sh.vocab_end - sh.vocab_begin;
-    size_t T = (size_t)diffu_round_rows(o->max_tokens); /* matmul inputs are read in whole row panels */
+    m->panel = diffu_row_panel();
+    m->act_rows = o->max_tokens + o->max_seqs * (m->panel - 1);
+    m->logit_rows = o->max_rows + o->max_seqs * (m->panel - 1);
+    size_t T = (size_t)m->act_rows;
     m->x = plan_alloc(m, T * H);
     m->xn = plan_alloc(m, T * H);
     m->q = plan_alloc(m, T * m->nq * hd);
@@ -92,12 +103,15 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->att = plan_alloc(m, T * m->nq * hd);
     m->g = plan_alloc(m, T * m->nffn);
     m->u = plan_alloc(m, T * m->nffn);
-    m->hx = plan_alloc(m, (size_t)diffu_round_rows(o->max_rows) * H);
+    m->hx = plan_alloc(m, (size_t)m->logit_rows * H);
     m->rope_cos = plan_alloc(m, (size_t)o->max_seq * hd / 2);
     m->rope_sin = plan_alloc(m, (size_t)o->max_seq * hd / 2);
     m->pos = diffu_xaligned(T * 4);
-    m->seq_start = diffu_xaligned((T + 1) * sizeof(int));
-    m->plan_bytes += T * 4 + (T + 1) * sizeof(int);
+    m->row_tok = diffu_xaligned(T * 4);
+    m->seq_start = diffu_xaligned((size_t)(o->max_seqs + 1) * sizeof(int));
+    m->tok_start = diffu_xaligned((size_t)(o->max_seqs + 1) * sizeof(int));
+    m->hslot = diffu_xaligned((size_t)o->max_rows * 4);
+    m->plan_bytes += T * 8 + (size_t)(o->max_seqs + 1) * 2 * sizeof(int) + (size_t)o->max_rows * 4;
     diffu_rope_table(m->rope_cos, m->rope_sin, o->max_seq, hd, c->rope_theta);
     int max_k = H > m->nffn ? H : m->nffn;
     if (m->nq * hd > max_k) max_k = m->nq * hd;
@@ -121,7 +135,10 @@ void diffu_model_free(diffu_model *m) {
     float *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->g, m->u, m->hx, m->rope_cos, m->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(m->pos);
+    free(m->row_tok);
     free(m->seq_start);
+    free(m->tok_start);
+    free(m->hslot);
     diffu_weights_free(m->w);
     free(m);
 }
@@ -144,19 +161,20 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 void diffu_model_plan_print(const diffu_model *m) {
     const diffu_model_opts *o = &m->o;
     const diffu_shard *s = &m->w->shard;
-    size_t T = (size_t)o->max_tokens, H = (size_t)m->cfg.hidden, hd = (size_t)m->cfg.head_dim;
+    size_t T = (size_t)m->act_rows, H = (size_t)m->cfg.hidden, hd = (size_t)m->cfg.head_dim;
     DLOG_INFO("memory plan: layers [%d,%d) tp %d/%d heads [%d,%d) kv [%d,%d) ffn [%d,%d) vocab [%d,%d)%s%s",
               s->layer_begin, s->layer_end, s->tp_rank, s->tp_size, s->q_head_begin, s->q_head_end, s->kv_head_begin,
               s->kv_head_end, s->ffn_begin, s->ffn_end, s->vocab_begin, s->vocab_end, s->embed ? " +embed" : "",
               s->head ? " +head" : "");
     DLOG_INFO("memory plan: weights %.1f MiB mapped from the checkpoint + %.1f MiB owned (%s)",
               mib(m->w->bytes_mapped), mib(m->w->bytes_owned), o->f32_weights ? "fp32-resident" : "checkpoint dtype");
-    DLOG_INFO("memory plan: max %d tokens/forward, %d per sequence, %d lm_head rows, %d threads", o->max_tokens,
-              o->max_seq, o->max_rows, o->threads);
+    DLOG_INFO("memory plan: max %d tokens/forward in %d sequences (%d rows with each sequence padded to the row panel %d), "
+              "%d per sequence, %d lm_head rows, %d threads",
+              o->max_tokens, o->max_seqs, m->act_rows, m->panel, o->max_seq, o->max_rows, o->threads);
     DLOG_INFO("memory plan: x %.1f + xn %.1f + q %.1f + k %.1f + v %.1f + attn %.1f + gate %.1f + up %.1f + head rows %.1f MiB",
               mib(T * H * 4), mib(T * H * 4), mib(T * m->nq * hd * 4), mib(T * m->nkv * hd * 4),
               mib(T * m->nkv * hd * 4), mib(T * m->nq * hd * 4), mib(T * m->nffn * 4), mib(T * m->nffn * 4),
-              mib((size_t)o->max_rows * H * 4));
+              mib((size_t)m->logit_rows * H * 4));
     DLOG_INFO("memory plan: rope %.1f MiB, per-thread scratch %d x (weight tile %.1f + attention %.1f) MiB; total activations %.1f MiB",
               mib((size_t)o->max_seq * hd * 4), m->ks.n_threads, mib(m->ks.tile_floats * 4), mib(m->ks.att_floats * 4),
               mib(m->plan_bytes));
@@ -168,8 +186,38 @@ int diffu_batch_tokens(const diffu_batch *b) {
     return n;
 }
 
+static int round_up(int n, int p) { return (n + p - 1) / p * p; }
+
+int diffu_batch_rows(const diffu_model *m, const diffu_batch *b) {
+    int r = 0;
+    for (int i = 0; i < b->n_seq; i++) r += round_up(b->seq_len[i], m->panel);
+    return r;
+}
+
+/* Walk the asked rows (ascending) sequence by sequence; returns the padded
+ * slot count and, if slot != NULL, each row's slot. */
+static int head_slots(const diffu_model *m, const diffu_batch *b, int32_t *slot) {
+    int seq = 0, tok_end = b->n_seq ? b->seq_len[0] : 0, base = 0, in_group = 0;
+    for (int r = 0; r < b->n_rows; r++) {
+        while (b->rows[r] >= tok_end && seq + 1 < b->n_seq) {
+            base += round_up(in_group, m->panel);
+            in_group = 0;
+            tok_end += b->seq_len[++seq];
+        }
+        if (slot) slot[r] = base + in_group;
+        in_group++;
+    }
+    return base + round_up(in_group, m->panel);
+}
+
+int diffu_batch_logit_rows(const diffu_model *m, const diffu_batch *b) { return head_slots(m, b, NULL); }
+int diffu_model_act_rows(const diffu_model *m) { return m->act_rows; }
+int diffu_model_logit_rows(const diffu_model *m) { return m->logit_rows; }
+
 int diffu_batch_check(const diffu_model *m, const diffu_batch *b, diffu_err *err) {
     if (b->n_seq < 1) return diffu_err_set(err, "batch has no sequences");
+    if (b->n_seq > m->o.max_seqs)
+        return diffu_err_set(err, "batch has %d sequences, more than the plan's %d", b->n_seq, m->o.max_seqs);
     long long n = 0;
     for (int i = 0; i < b->n_seq; i++) {
         if (b->seq_len[i] < 1) return diffu_err_set(err, "sequence %d is empty", i);
@@ -192,13 +240,42 @@ int diffu_batch_check(const diffu_model *m, const diffu_batch *b, diffu_err *err
             if (b->pos[i] < 0 || b->pos[i] >= m->o.max_seq)
                 return diffu_err_set(err, "token %lld: position %d outside [0, %d)", i, b->pos[i], m->o.max_seq);
     }
-    for (int r = 0; r < b->n_rows; r++)
+    for (int r = 0; r < b->n_rows; r++) {
         if (b->rows[r] < 0 || b->rows[r] >= n)
             return diffu_err_set(err, "lm_head row %d: index %d outside the batch's %lld tokens", r, b->rows[r], n);
+        if (r && b->rows[r] < b->rows[r - 1]) /* repeats are fine: Dream's shift reads row 0 twice */
+            return diffu_err_set(err, "lm_head rows must be in increasing order (row %d: %d after %d)", r, b->rows[r],
+                                 b->rows[r - 1]);
+    }
+    if (diffu_batch_rows(m, b) > m->act_rows)
+        return diffu_err_set(err, "batch needs %d padded rows, more than the plan's %d", diffu_batch_rows(m, b),
+                             m->act_rows);
+    if (diffu_batch_logit_rows(m, b) > m->logit_rows)
+        return diffu_err_set(err, "batch needs %d padded lm_head rows, more than the plan's %d",
+                             diffu_batch_logit_rows(m, b), m->logit_rows);
     return 0;
 }
 
 /* ------------------------------------------------------------- the passes */
+
+/* The padded row layout of a batch: seq_start, row_tok, pos. Returns the rows. */
+static int prepare_layout(diffu_model *m, const diffu_batch *b) {
+    int row = 0, tok = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        int L = b->seq_len[i], R = round_up(L, m->panel);
+        m->seq_start[i] = row;
+        m->tok_start[i] = tok;
+        for (int p = 0; p < R; p++) {
+            m->row_tok[row + p] = p < L ? tok + p : -1;
+            m->pos[row + p] = p < L ? (b->pos ? b->pos[tok + p] : p) : 0;
+        }
+        row += R;
+        tok += L;
+    }
+    m->seq_start[b->n_seq] = row;
+    m->tok_start[b->n_seq] = tok;
+    return row;
+}
 
 typedef struct { diffu_model *m; const int32_t *tok; float *x; int per, n; } embed_ctx;
 static void embed_task(void *arg, int i, int tid) {
@@ -207,36 +284,29 @@ static void embed_task(void *arg, int i, int tid) {
     size_t es = diffu_dtype_size(e->dtype);
     int H = c->m->cfg.hidden;
     int r0 = i * c->per, r1 = r0 + c->per < c->n ? r0 + c->per : c->n;
-    for (int t = r0; t < r1; t++)
-        diffu_widen(c->x + (size_t)t * H, (const uint8_t *)e->data + (size_t)c->tok[t] * e->ld * es, e->dtype, (size_t)H);
+    for (int t = r0; t < r1; t++) {
+        int k = c->m->row_tok[t];
+        if (k < 0) memset(c->x + (size_t)t * H, 0, (size_t)H * 4); /* padding row */
+        else diffu_widen(c->x + (size_t)t * H, (const uint8_t *)e->data + (size_t)c->tok[k] * e->ld * es, e->dtype, (size_t)H);
+    }
 }
 
 void diffu_forward_embed(diffu_model *m, const diffu_batch *b, float *x) {
     DIFFU_ASSERT(m->w->shard.embed);
-    int n = diffu_batch_tokens(b);
+    int n = prepare_layout(m, b);
     embed_ctx c = {m, b->tokens, x, (n + 4 * m->o.threads - 1) / (4 * m->o.threads), n};
     if (c.per < 1) c.per = 1;
     diffu_pool_run(m->pool, embed_task, &c, (n + c.per - 1) / c.per);
 }
 
-static void prepare_positions(diffu_model *m, const diffu_batch *b) {
-    int n = 0;
-    m->seq_start[0] = 0;
-    for (int i = 0; i < b->n_seq; i++) {
-        for (int p = 0; p < b->seq_len[i]; p++) m->pos[n + p] = b->pos ? b->pos[n + p] : p;
-        n += b->seq_len[i];
-        m->seq_start[i + 1] = n;
-    }
-}
-
 void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
     const diffu_config *c = &m->cfg;
     const diffu_shard *s = &m->w->shard;
-    int T = diffu_batch_tokens(b), H = c->hidden, hd = c->head_dim;
+    int H = c->hidden, hd = c->head_dim;
     int ldq = m->nq * hd, ldkv = m->nkv * hd;
     float eps = (float)c->rms_eps;
-    DIFFU_ASSERT(T <= m->o.max_tokens);
-    prepare_positions(m, b);
+    int T = prepare_layout(m, b); /* padded rows */
+    DIFFU_ASSERT(T <= m->act_rows);
     int nl = s->layer_end - s->layer_begin;
     for (int l = 0; l < nl; l++) {
         const diffu_layer_weights *lw = &m->w->layers[l];
@@ -249,7 +319,7 @@ void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
         diffu_matmul(m->pool, &m->ks, qkv, 3);
         diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
         diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
-        diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, m->nq,
+        diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, b->seq_len, m->nq,
                         s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
         diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
         diffu_matmul(m->pool, &m->ks, &o, 1);
@@ -271,13 +341,25 @@ void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
 
 void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, float *logits) {
     DIFFU_ASSERT(m->w->shard.head);
-    int H = m->cfg.hidden, R = b->n_rows;
+    int H = m->cfg.hidden, R = b->n_rows, V = m->nvocab;
     if (R == 0) return;
     DIFFU_ASSERT(R <= m->o.max_rows);
-    for (int r = 0; r < R; r++) memcpy(m->hx + (size_t)r * H, x + (size_t)b->rows[r] * H, (size_t)H * 4);
-    diffu_rmsnorm(m->pool, m->hx, m->hx, m->w->out_norm, R, H, (float)m->cfg.rms_eps);
-    diffu_matmul_job j = {logits, m->nvocab, m->hx, H, R, &m->w->lm_head, NULL};
+    prepare_layout(m, b);
+    /* each sequence's asked rows start on a row panel in hx (batch invariance) */
+    int slots = head_slots(m, b, m->hslot);
+    DIFFU_ASSERT(slots <= m->logit_rows);
+    int seq = 0;
+    for (int r = 0; r < R; r++) {
+        while (b->rows[r] >= m->tok_start[seq + 1]) seq++;
+        int row = m->seq_start[seq] + (b->rows[r] - m->tok_start[seq]);
+        memcpy(m->hx + (size_t)m->hslot[r] * H, x + (size_t)row * H, (size_t)H * 4);
+    }
+    diffu_rmsnorm(m->pool, m->hx, m->hx, m->w->out_norm, slots, H, (float)m->cfg.rms_eps);
+    diffu_matmul_job j = {logits, V, m->hx, H, slots, &m->w->lm_head, NULL};
     diffu_matmul(m->pool, &m->ks, &j, 1);
+    /* compact to [R x V]: slots only ever move down */
+    for (int r = 0; r < R; r++)
+        if (m->hslot[r] != r) memmove(logits + (size_t)r * V, logits + (size_t)m->hslot[r] * V, (size_t)V * 4);
 }
 
 int diffu_forward(diffu_model *m, const diffu_batch *b, float *logits, diffu_err *err) {

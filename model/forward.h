@@ -8,9 +8,18 @@
  * sequences of different lengths back to back (ragged, no padding); each
  * token's RoPE position is given, or 0..len-1 within its sequence.
  *
+ * Row layout (batch invariance): inside the forward, and in the activations a
+ * pipeline stage passes on, sequence i occupies rows [start_i, start_i +
+ * round_up(len_i, P)) where P = diffu_row_panel() — every sequence begins on a
+ * row panel, so its rows are computed bit for bit the same whatever else is
+ * in the batch and on any thread count (the padding rows are computed and
+ * ignored). diffu_batch_rows gives the padded row count. lm_head rows are
+ * grouped the same way, so a logits buffer needs diffu_batch_logit_rows rows
+ * of room; the result is returned compacted to [n_rows x vocab_local].
+ *
  * Memory: every activation buffer is allocated once at load from the plan
- * (max_tokens, max_seq, max_rows); diffu_model_plan_print shows it. A forward
- * allocates nothing. fp32 compute; BF16/F16 weights are widened tile by tile.
+ * (max_tokens, max_seq, max_rows, max_seqs); diffu_model_plan_print shows it.
+ * A forward allocates nothing. fp32 compute; BF16/F16 weights are widened tile by tile.
  * Threads: the model owns a pool of opts.threads threads; OpenBLAS is set to
  * one thread per caller. A model is used from one thread at a time.
  * Not collective itself: under tensor parallelism the caller supplies the
@@ -32,6 +41,7 @@ typedef struct diffu_model_opts {
     int max_tokens;   /* most tokens in one forward (sum of sequence lengths); default 2048 */
     int max_seq;      /* longest single sequence; default max_tokens */
     int max_rows;     /* most lm_head rows in one forward; default max_tokens */
+    int max_seqs;     /* most sequences in one forward; default 64 */
     int threads;      /* 0: the CPUs in this process's affinity mask */
     int f32_weights;  /* widen all weights to fp32 at load (2x memory, no per-tile widening) */
     int layer_begin, layer_end; /* this shard's layers; layer_end 0 = to the last layer */
@@ -70,20 +80,30 @@ typedef struct diffu_batch {
     const int32_t *tokens;  /* [n_tokens] (read by the embedding shard only) */
     const int32_t *pos;     /* [n_tokens] RoPE positions, or NULL for 0..len-1 per sequence */
     int n_rows;             /* rows wanted from lm_head */
-    const int32_t *rows;    /* [n_rows] indices into the n_tokens tokens */
+    const int32_t *rows;    /* [n_rows] indices into the n_tokens tokens, non-decreasing */
 } diffu_batch;
 
 int diffu_batch_tokens(const diffu_batch *b);
+/* Padded row count of the batch's activations (see "Row layout"). */
+int diffu_batch_rows(const diffu_model *m, const diffu_batch *b);
+/* Rows of room a logits buffer needs for this batch (>= n_rows). */
+int diffu_batch_logit_rows(const diffu_model *m, const diffu_batch *b);
+/* The plan's capacities: activation rows [x buffers], logits rows. */
+int diffu_model_act_rows(const diffu_model *m);
+int diffu_model_logit_rows(const diffu_model *m);
 /* 0, or -1 with err when the batch exceeds the plan or holds an id outside
  * the vocabulary / a row outside the batch. */
 int diffu_batch_check(const diffu_model *m, const diffu_batch *b, diffu_err *err);
 
-/* Stage pieces (for the pipeline). x is [n_tokens x hidden]. */
+/* Stage pieces (for the pipeline). x is [diffu_batch_rows x hidden] in the
+ * padded row layout. logits needs room for diffu_batch_logit_rows rows; on
+ * return its first n_rows rows hold [n_rows x vocab_local]. */
 void diffu_forward_embed(diffu_model *m, const diffu_batch *b, float *x);
 void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x);
-void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, float *logits /* [n_rows x vocab_local] */);
+void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, float *logits);
 
-/* The whole shard in one call (single process: tokens -> logits). */
+/* The whole shard in one call (single process: tokens -> logits; logits
+ * needs room for diffu_batch_logit_rows rows). */
 int diffu_forward(diffu_model *m, const diffu_batch *b, float *logits, diffu_err *err);
 
 /* Plan estimates without loading anything (for `inspect`, `--dry-run`):

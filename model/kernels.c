@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +34,11 @@ void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_se
     s->tile = diffu_xcalloc((size_t)n_threads, sizeof *s->tile);
     s->att = diffu_xcalloc((size_t)n_threads, sizeof *s->att);
     s->rowpad = diffu_xcalloc((size_t)n_threads, sizeof *s->rowpad);
+    s->panel = diffu_row_panel();
     for (int t = 0; t < n_threads; t++) {
         s->tile[t] = diffu_xaligned(s->tile_floats * 4);
         s->att[t] = diffu_xaligned(s->att_floats * 4);
-        s->rowpad[t] = diffu_xaligned((size_t)DIFFU_ROW_PANEL * s->tile_n * 4);
+        s->rowpad[t] = diffu_xaligned((size_t)s->panel * s->tile_n * 4);
     }
 }
 
@@ -53,7 +55,7 @@ void diffu_kscratch_free(diffu_kscratch *s) {
 }
 
 size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
-    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + (size_t)DIFFU_ROW_PANEL * s->tile_n) * 4;
+    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + (size_t)s->panel * s->tile_n) * 4;
 }
 
 /* ---------------------------------------------------------------- exp */
@@ -85,15 +87,83 @@ static inline float exp_approx(float x) {
 
 /* Batch invariance: a row's result must not depend on what else is in the
  * batch or on the thread count, so that a request decodes the same tokens
- * alone, batched, pipelined or resumed. Hence (1) the work unit is a fixed
- * tile of tile_n weight rows with a fixed K split (tile_k), handed out
- * dynamically, never a per-thread share; (2) sgemm only ever sees row counts
- * that are multiples of ROW_PANEL, so every row goes through the same full
- * micro-kernel (OpenBLAS's edge kernels sum in another order): the last
+ * alone, batched, pipelined or resumed. OpenBLAS's sgemm is not invariant by
+ * itself: its micro-kernel walks the rows in blocks (12 on Haswell) and the
+ * leftover rows go through narrower kernels that sum in another order, so a
+ * row's bits depend on the call's row count and the row's offset. Hence
+ * (1) the work unit is a fixed tile of tile_n weight rows with a fixed K split
+ * (tile_k), handed out dynamically, never a per-thread share; (2) sgemm only
+ * ever sees row counts that are multiples of the probed row panel P: a last
  * partial panel is computed from the padded input into per-thread scratch and
- * only its real rows are copied out. Inputs therefore need ROW_PANEL-padded
- * row storage (the model's plan buffers have it). */
-#define ROW_PANEL DIFFU_ROW_PANEL
+ * only its real rows are copied out; and (3) the forward places every
+ * sequence at a multiple of P (forward.c), so a row's offset modulo P is its
+ * position in its own sequence modulo P. */
+
+/* Does sgemm give row r the same bits for calls of m rows at offset off, for
+ * multiples m, off of P, as inside one big call? (Random data; the reference
+ * call has 192 rows, a multiple of every candidate; two K sizes; a K split
+ * accumulated with beta 1, as the widened tiles do.) */
+static int panel_ok(int P) {
+    enum { MREF = 192, N = 40 };
+    int Ks[2] = {96, 1000}, ok = 1;
+    for (int kk = 0; kk < 2 && ok; kk++) {
+        int K = Ks[kk], h = K / 2;
+        float *W = diffu_xmalloc((size_t)N * K * 4), *X = diffu_xmalloc((size_t)MREF * K * 4);
+        float *C0 = diffu_xcalloc((size_t)MREF * N, 4), *C1 = diffu_xcalloc((size_t)MREF * N, 4);
+        float *S0 = diffu_xcalloc((size_t)MREF * N, 4);
+        uint32_t st = 12345u + (uint32_t)K;
+        for (size_t i = 0; i < (size_t)N * K; i++) W[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)MREF * K; i++) X[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, K, 1.0f, X, K, W, K, 0.0f, C0, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, h, 1.0f, X, K, W, K, 0.0f, S0, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, K - h, 1.0f, X + h, K, W + h, K, 1.0f, S0, N);
+        int offs[4] = {0, P, P, 2 * P}, ms[4] = {P, P, 2 * P, P};
+        for (int t = 0; t < 4 && ok; t++) {
+            if (offs[t] + ms[t] > MREF) continue;
+            const float *Xo = X + (size_t)offs[t] * K;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, K, 1.0f, Xo, K, W, K, 0.0f, C1, N);
+            ok = !memcmp(C1, C0 + (size_t)offs[t] * N, (size_t)ms[t] * N * 4);
+            if (!ok) break;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, h, 1.0f, Xo, K, W, K, 0.0f, C1, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, K - h, 1.0f, Xo + h, K, W + h, K, 1.0f, C1, N);
+            ok = !memcmp(C1, S0 + (size_t)offs[t] * N, (size_t)ms[t] * N * 4);
+        }
+        free(W);
+        free(X);
+        free(C0);
+        free(C1);
+        free(S0);
+    }
+    return ok;
+}
+
+void openblas_set_num_threads(int);
+static int g_panel = 0;
+static pthread_once_t g_panel_once = PTHREAD_ONCE_INIT;
+
+static void probe_panel(void) {
+    const char *e = getenv("DIFFU_ROW_PANEL");
+    if (e && atoi(e) > 0) {
+        g_panel = atoi(e);
+        return;
+    }
+    static const int cand[] = {1, 2, 4, 8, 12, 16, 24, 32, 48, 64};
+    openblas_set_num_threads(1); /* as the pool threads run it */
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+        if (panel_ok(cand[i])) {
+            g_panel = cand[i];
+            return;
+        }
+    g_panel = 1;
+    DLOG_WARN("this BLAS's sgemm rows depend on the batch for every row panel tried: results may vary with batch composition");
+}
+
+int diffu_row_panel(void) {
+    pthread_once(&g_panel_once, probe_panel);
+    return g_panel;
+}
+
+#define ROW_PANEL (s->panel)
 
 typedef struct {
     diffu_kscratch *s;
@@ -280,7 +350,7 @@ typedef struct {
     float *out;
     const float *q, *k, *v;
     int ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd;
-    const int *seq_start;
+    const int *seq_start, *seq_len;
 } att_ctx;
 
 static void att_task(void *arg, int i, int tid) {
@@ -289,12 +359,12 @@ static void att_task(void *arg, int i, int tid) {
     /* task i -> (sequence, head, query block) */
     int seq = 0, rem = i;
     for (; seq < c->n_seq; seq++) {
-        int L = c->seq_start[seq + 1] - c->seq_start[seq];
+        int L = c->seq_len[seq];
         int per_seq = c->nq * ((L + qb - 1) / qb);
         if (rem < per_seq) break;
         rem -= per_seq;
     }
-    int s0 = c->seq_start[seq], L = c->seq_start[seq + 1] - s0;
+    int s0 = c->seq_start[seq], L = c->seq_len[seq];
     int blocks = (L + qb - 1) / qb;
     int h = rem / blocks, b = rem % blocks;
     int r0 = b * qb, rn = L - r0 < qb ? L - r0 : qb;
@@ -324,12 +394,12 @@ static void att_task(void *arg, int i, int tid) {
 }
 
 void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
-                     const float *v, int ldkv, int n_seq, const int *seq_start, int nq, int q_head0, int kv_head0,
-                     int group, int hd) {
-    att_ctx c = {s, out, q, k, v, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, seq_start};
+                     const float *v, int ldkv, int n_seq, const int *seq_start, const int *seq_len, int nq,
+                     int q_head0, int kv_head0, int group, int hd) {
+    att_ctx c = {s, out, q, k, v, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, seq_start, seq_len};
     int tasks = 0;
     for (int i = 0; i < n_seq; i++) {
-        int L = seq_start[i + 1] - seq_start[i];
+        int L = seq_len[i];
         DIFFU_ASSERT((size_t)L * (size_t)s->att_qblock <= s->att_floats);
         tasks += nq * ((L + s->att_qblock - 1) / s->att_qblock);
     }

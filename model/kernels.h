@@ -14,11 +14,18 @@
 #include "threadpool.h"
 #include "weights.h"
 
-/* sgemm inputs are read in whole panels of this many rows (see kernels.c,
- * batch invariance): a matmul input X with t rows must have storage for
- * round_up(t, DIFFU_ROW_PANEL) rows, the extra rows finite (zeroed at alloc). */
-#define DIFFU_ROW_PANEL 16
-static inline int diffu_round_rows(int t) { return (t + DIFFU_ROW_PANEL - 1) / DIFFU_ROW_PANEL * DIFFU_ROW_PANEL; }
+/* The row panel P of this process's BLAS (see kernels.c, batch invariance):
+ * the smallest P such that sgemm computes a row bit for bit the same whatever
+ * the call's row count and the row's offset, as long as both are multiples of
+ * P. Probed once (thread-safe); DIFFU_ROW_PANEL=N in the environment
+ * overrides. 1 when the BLAS is invariant anyway; on OpenBLAS 0.3.21's Haswell
+ * kernel it is 12. A matmul input X with t rows needs storage for
+ * diffu_round_rows(t) rows, the extra rows finite (zeroed at alloc). */
+int diffu_row_panel(void);
+static inline int diffu_round_rows(int t) {
+    int p = diffu_row_panel();
+    return (t + p - 1) / p * p;
+}
 
 /* Per-thread scratch, sized once from the memory plan. */
 typedef struct diffu_kscratch {
@@ -30,7 +37,8 @@ typedef struct diffu_kscratch {
     int att_qblock;
     int tile_n;           /* output rows per widened tile: the matmul work unit */
     int tile_k;           /* inputs per widened tile (fixed K split) */
-    float **rowpad;       /* [n_threads][DIFFU_ROW_PANEL x tile_n] last partial row panel */
+    int panel;            /* diffu_row_panel() */
+    float **rowpad;       /* [n_threads][panel x tile_n] last partial row panel */
 } diffu_kscratch;
 
 void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq);
@@ -38,9 +46,9 @@ void diffu_kscratch_free(diffu_kscratch *s);
 size_t diffu_kscratch_bytes(const diffu_kscratch *s);
 
 /* One product Y[T x W.rows] (row stride ldy) = X[T x W.cols] (stride ldx) . W^T (+ bias).
- * X needs round_up(T, DIFFU_ROW_PANEL) rows of storage; Y gets exactly T rows.
- * Each row's result is independent of T, of the other rows and of the thread
- * count (bit for bit). */
+ * X needs diffu_round_rows(T) rows of storage; Y gets exactly T rows. A row's
+ * result depends only on its own values and its offset modulo the row panel:
+ * not on T, the other rows or the thread count (bit for bit). */
 typedef struct diffu_matmul_job {
     float *y;
     int ldy;
@@ -71,10 +79,11 @@ void diffu_rope(diffu_pool *pool, float *x, int ld, int T, int n_heads, int hd, 
  * q [T x ldq] (nq heads), k, v [T x ldkv] (nkv heads), out [T x ldq].
  * Query head h reads KV head (h + q_head0) / group - kv_head0, where q_head0 /
  * kv_head0 are the shard's first global heads. Sequence i is rows
- * [seq_start[i], seq_start[i+1]) and attends to exactly those rows. */
+ * [seq_start[i], seq_start[i] + seq_len[i]) and attends to exactly those rows
+ * (rows between sequences, e.g. panel padding, are left untouched). */
 void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
-                     const float *v, int ldkv, int n_seq, const int *seq_start, int nq, int q_head0, int kv_head0,
-                     int group, int hd);
+                     const float *v, int ldkv, int n_seq, const int *seq_start, const int *seq_len, int nq,
+                     int q_head0, int kv_head0, int group, int hd);
 
 /* g[i] = silu(g[i]) * u[i] */
 void diffu_swiglu(diffu_pool *pool, float *g, const float *u, int rows, int cols);

@@ -42,14 +42,14 @@ int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, cons
     s->p = p;
     s->m = m;
     s->hidden = mc->hidden;
-    s->max_tokens = diffu_model_get_opts(m)->max_tokens;
+    s->max_tokens = diffu_model_act_rows(m); /* padded rows (forward.h, "Row layout") */
     s->nvocab = diffu_model_vocab_local(m);
     size_t xb = (size_t)s->max_tokens * (size_t)s->hidden * 4;
     s->x[0] = diffu_xaligned(xb);
     s->x[1] = diffu_xaligned(xb);
     s->io_bytes = 2 * xb;
     if (p->shard.head) {
-        size_t lb = (size_t)diffu_model_get_opts(m)->max_rows * (size_t)s->nvocab * 4;
+        size_t lb = (size_t)diffu_model_logit_rows(m) * (size_t)s->nvocab * 4;
         s->logits = diffu_xaligned(lb);
         s->io_bytes += lb;
     }
@@ -135,7 +135,7 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
     if (!first) diffu_comm_recv_act(s->c, s->rx[0], p->prev_rank, s->x[0], s->max_tokens, H);
     for (int mb = 0; mb < n; mb++) {
         const diffu_batch *b = &batches[mb];
-        int cur = mb & 1, T = diffu_batch_tokens(b);
+        int cur = mb & 1, T = diffu_batch_rows(s->m, b); /* activations travel in the padded row layout */
         float *x = s->x[cur];
         if (first) {
             diffu_comm_wait(s->c, s->tx[cur], NULL, NULL); /* microbatch mb-2 left this buffer */
@@ -145,7 +145,7 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
             uint64_t id = 0;
             diffu_comm_wait(s->c, s->rx[cur], &got, &id);
             DIFFU_ASSERTF(got == T && id == base + (uint64_t)mb,
-                          "stage %d got microbatch %llu of %d tokens from rank %d, expected %llu of %d", p->stage,
+                          "stage %d got microbatch %llu of %d rows from rank %d, expected %llu of %d", p->stage,
                           (unsigned long long)id, got, p->prev_rank, (unsigned long long)(base + mb), T);
             if (mb + 1 < n) { /* receive the next microbatch while computing this one */
                 int nx = cur ^ 1;

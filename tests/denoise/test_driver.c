@@ -250,6 +250,7 @@ int main(void) {
     mo.max_tokens = pl.max_tokens;
     mo.max_seq = pl.max_seq;
     mo.max_rows = pl.max_tokens; /* run_by_hand asks for every row */
+    mo.max_seqs = pl.max_canvases;
     mo.threads = 2;
     mo.quiet = 1;
     diffu_model *m;

@@ -1,0 +1,258 @@
+/* cmd_jobcheck.c — `diffu jobcheck`: the batch-job I/O layer without a model.
+ *
+ *   diffu jobcheck --input IN [--strict] [--rejects FILE] [--max-context N]
+ *                  [--model DIR] [generation defaults as in `diffu generate`]
+ *     parses and validates a request file exactly as `diffu generate --input`
+ *     does (coordinator/job_input.h). stdout: one JSON line per accepted
+ *     request {"line","id","n","mode","prompt_tokens","params"}; stderr: one
+ *     "IN:LINE: reason" per reject (the first --max-problems), then a summary;
+ *     --rejects FILE gets every reject as JSONL (line, field, id, reason, raw).
+ *     Prompt tokens come from the checkpoint's tokenizer with --model (and the
+ *     context defaults to its max_position_embeddings), else from a stand-in
+ *     that counts one token per byte.
+ *     Exit: 0 when the file was read (rejects are reported, not fatal); 1 for a
+ *     file-level error, or with --strict when any line is rejected (nothing on
+ *     stdout then); 2 usage.
+ *
+ *   diffu jobcheck --repair OUT [--dry-run]
+ *     scans a job output file (coordinator/job_resume.h), drops its torn tail
+ *     (kept in OUT.torn) and prints {"records","distinct","duplicates",
+ *     "good_bytes","dropped_bytes","dropped","saved_to"} on stdout. Exit 1 if
+ *     the file is damaged in a way that is not a torn tail. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "args.h"
+#include "chat.h"
+#include "commands.h"
+#include "config.h"
+#include "job_input.h"
+#include "job_resume.h"
+#include "json.h"
+#include "tokenizer.h"
+
+#define CMD "jobcheck"
+#define STANDIN_VOCAB 257 /* bytes + a mask id, for parameter checks without a model */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: diffu jobcheck --input IN.jsonl[.gz] [options]\n"
+            "       diffu jobcheck --repair OUT.jsonl[.gz] [--dry-run]\n"
+            "  --input FILE           request file to validate (JSONL or JSONL.gz)\n"
+            "  --strict               refuse the whole file when any line is bad (exit 1, first problems listed)\n"
+            "  --rejects FILE         write every rejected line as JSONL (line, field, id, reason, raw)\n"
+            "  --max-context N        reject prompts with tokens + max_new_tokens > N (default: the model's\n"
+            "                         max_position_embeddings with --model, else no limit)\n"
+            "  --model DIR            count tokens with the checkpoint's tokenizer (default: 1 token per byte)\n"
+            "  --max-problems N       rejects listed on stderr (default 20)\n"
+            "  --max-line-bytes N     longest accepted line (default 64M)\n"
+            "  defaults for the requests (as diffu generate): --n --max-new-tokens --steps --alg --temperature\n"
+            "  --top-p --top-k --alg-temp --seed --block-length --threshold --system --prefill --eval-prefill\n"
+            "  --repair FILE          repair a job output's torn tail (kept in FILE.torn) and summarize it\n"
+            "  --dry-run              with --repair: report only, change nothing\n");
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+static int do_repair(const char *path, int dry) {
+    diffu_err err;
+    diffu_jobresume *r = diffu_jobresume_scan_path(path, !dry, &err);
+    if (!r) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    const diffu_jobresume_report *p = diffu_jobresume_get_report(r);
+    diffu_text t = {0};
+    char num[64];
+    diffu_text_append(&t, "{\"records\":", 11);
+    snprintf(num, sizeof num, "%ld,\"distinct\":%ld,\"duplicates\":%ld,\"good_bytes\":%llu,\"dropped_bytes\":%llu",
+             p->records, p->distinct, p->duplicates, (unsigned long long)p->good_bytes,
+             (unsigned long long)p->dropped_bytes);
+    diffu_text_append(&t, num, strlen(num));
+    printf("%s,\"dropped\":", t.data);
+    char esc[2048];
+    diffu_json_escape(esc, sizeof esc, p->dropped_what, strlen(p->dropped_what));
+    printf("%s,\"saved_to\":", esc);
+    diffu_json_escape(esc, sizeof esc, p->saved_to, strlen(p->saved_to));
+    printf("%s,\"repaired\":%s}\n", esc, p->repaired ? "true" : "false");
+    if (p->dropped_bytes)
+        fprintf(stderr, "[diffu] %s: %s %s%s%s\n", path, dry ? "would drop" : "dropped", p->dropped_what,
+                p->saved_to[0] ? "; saved to " : "", p->saved_to);
+    fprintf(stderr, "[diffu] %s: %ld complete records (%ld distinct id/sample), %llu bytes\n", path, p->records,
+            p->distinct, (unsigned long long)p->good_bytes);
+    diffu_text_free(&t);
+    diffu_jobresume_free(&r);
+    return 0;
+}
+
+int cmd_jobcheck(int argc, char **argv) {
+    enum {
+        O_INPUT = 1, O_STRICT, O_REJECTS, O_MAXCTX, O_MODEL, O_MAXPROB, O_MAXLINE, O_N, O_MAXNEW, O_STEPS, O_ALG,
+        O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_SEED, O_BLOCK, O_THRESH, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_REPAIR,
+        O_DRY
+    };
+    static const struct option opts[] = {
+        {"input", 1, 0, O_INPUT},         {"strict", 0, 0, O_STRICT},         {"rejects", 1, 0, O_REJECTS},
+        {"max-context", 1, 0, O_MAXCTX},  {"model", 1, 0, O_MODEL},           {"max-problems", 1, 0, O_MAXPROB},
+        {"max-line-bytes", 1, 0, O_MAXLINE}, {"n", 1, 0, O_N},                {"max-new-tokens", 1, 0, O_MAXNEW},
+        {"steps", 1, 0, O_STEPS},         {"alg", 1, 0, O_ALG},               {"temperature", 1, 0, O_TEMP},
+        {"top-p", 1, 0, O_TOPP},          {"top-k", 1, 0, O_TOPK},            {"alg-temp", 1, 0, O_ALGTEMP},
+        {"seed", 1, 0, O_SEED},           {"block-length", 1, 0, O_BLOCK},    {"threshold", 1, 0, O_THRESH},
+        {"system", 1, 0, O_SYSTEM},       {"prefill", 1, 0, O_PREFILL},       {"eval-prefill", 0, 0, O_EVALPREFILL},
+        {"repair", 1, 0, O_REPAIR},       {"dry-run", 0, 0, O_DRY},           {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *input = NULL, *rejects = NULL, *model = NULL, *repair = NULL;
+    int strict = 0, dry = 0;
+    long long v, max_ctx = -1, max_prob = 20;
+    uint64_t max_line = 0;
+    diffu_jobin_opts o;
+    diffu_jobin_opts_default(&o);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_INPUT: input = optarg; break;
+        case O_STRICT: strict = 1; break;
+        case O_REJECTS: rejects = optarg; break;
+        case O_MAXCTX: if (arg_int(CMD, "--max-context", optarg, 1, 1 << 30, &max_ctx)) return 2; break;
+        case O_MODEL: model = optarg; break;
+        case O_MAXPROB: if (arg_int(CMD, "--max-problems", optarg, 0, 1 << 30, &max_prob)) return 2; break;
+        case O_MAXLINE: if (arg_size(CMD, "--max-line-bytes", optarg, &max_line)) return 2; break;
+        case O_N: if (arg_int(CMD, "--n", optarg, 1, DIFFU_JOBIN_MAX_N, &v)) return 2; o.n = (int)v; break;
+        case O_MAXNEW: if (arg_int(CMD, "--max-new-tokens", optarg, 1, 1 << 20, &v)) return 2; o.defaults.max_new_tokens = (int)v; break;
+        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &v)) return 2; o.defaults.steps = (int)v; break;
+        case O_ALG:
+            if ((int)(v = diffu_denoise_alg_parse(optarg)) < 0) {
+                fprintf(stderr, "diffu " CMD ": --alg: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", optarg);
+                return 2;
+            }
+            o.defaults.alg = (diffu_alg)v;
+            break;
+        case O_TEMP: if (arg_double(CMD, "--temperature", optarg, 0, 1e6, &o.defaults.temperature)) return 2; break;
+        case O_TOPP: if (arg_double(CMD, "--top-p", optarg, 1e-9, 1, &o.defaults.top_p)) return 2; break;
+        case O_TOPK: if (arg_int(CMD, "--top-k", optarg, 0, 1 << 30, &v)) return 2; o.defaults.top_k = (int)v; break;
+        case O_ALGTEMP: if (arg_double(CMD, "--alg-temp", optarg, 0, 1e6, &o.defaults.alg_temp)) return 2; break;
+        case O_SEED: if (arg_int(CMD, "--seed", optarg, 0, INT64_MAX, &v)) return 2; o.defaults.seed = (uint64_t)v; break;
+        case O_BLOCK: if (arg_int(CMD, "--block-length", optarg, 1, 1 << 20, &v)) return 2; o.defaults.block_length = (int)v; break;
+        case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &o.defaults.threshold)) return 2; break;
+        case O_SYSTEM: o.system = optarg; break;
+        case O_PREFILL: o.prefill = optarg; break;
+        case O_EVALPREFILL: o.prefill = DIFFU_CHAT_EVAL_PREFILL; break;
+        case O_REPAIR: repair = optarg; break;
+        case O_DRY: dry = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "diffu " CMD ": unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (repair) {
+        if (input) {
+            fprintf(stderr, "diffu " CMD ": --repair and --input are separate uses\n");
+            return 2;
+        }
+        return do_repair(repair, dry);
+    }
+    if (!input) {
+        fprintf(stderr, "diffu " CMD ": --input is required\n");
+        usage(stderr);
+        return 2;
+    }
+    o.max_line = (size_t)max_line;
+
+    diffu_err err;
+    diffu_tokenizer *tok = NULL;
+    int rc = 1;
+    if (model) {
+        diffu_config cfg;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", model);
+        if (diffu_config_load(path, &cfg, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+            return 1;
+        }
+        o.vocab = cfg.vocab;
+        o.defaults.mask_id = cfg.mask_id;
+        if (cfg.mask_id < 0) {
+            fprintf(stderr, "diffu " CMD ": error: %s has no mask_token_id\n", path);
+            return 1;
+        }
+        if (max_ctx < 0) max_ctx = cfg.max_pos;
+        if (file_exists(model, "tokenizer.json") || file_exists(model, "vocab.json")) {
+            tok = diffu_tokenizer_load(model, &err);
+            if (!tok) {
+                fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+                return 1;
+            }
+            o.count_tokens = diffu_jobin_count_tokenizer;
+            o.count_user = tok;
+        } else {
+            fprintf(stderr, "[diffu] warning: %s has no tokenizer: counting one token per byte\n", model);
+            o.count_tokens = diffu_jobin_count_bytes;
+        }
+    } else {
+        o.vocab = STANDIN_VOCAB;
+        o.defaults.mask_id = STANDIN_VOCAB - 1;
+        o.count_tokens = diffu_jobin_count_bytes;
+    }
+    o.max_context = max_ctx > 0 ? (int)max_ctx : 0;
+
+    diffu_jobin *in = diffu_jobin_open(input, &o, &err);
+    if (!in) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
+    }
+    int nrej = diffu_jobin_n_rejects(in), nreq = diffu_jobin_count(in);
+    if (rejects && diffu_jobin_write_rejects(in, rejects, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
+    }
+    if (strict && nrej)
+        fprintf(stderr, "diffu " CMD ": error: %s: %d bad line%s; --strict refuses the whole file:\n", input, nrej,
+                nrej > 1 ? "s" : "");
+    char line[2048];
+    for (int i = 0; i < nrej && i < max_prob; i++) {
+        diffu_jobin_format_reject(in, i, line, sizeof line);
+        fprintf(stderr, "%s\n", line);
+    }
+    if (nrej > max_prob)
+        fprintf(stderr, "... and %lld more%s%s\n", nrej - max_prob, rejects ? " in " : "", rejects ? rejects : "");
+    if (strict && nrej) goto out;
+
+    diffu_text t = {0};
+    for (int i = 0; i < nreq; i++) {
+        t.len = 0;
+        diffu_jobin_describe(diffu_jobin_get(in, i), &t);
+        fwrite(t.data, 1, t.len, stdout);
+        fputc('\n', stdout);
+    }
+    diffu_text_free(&t);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "diffu " CMD ": error: writing stdout: %s\n", strerror(errno));
+        goto out;
+    }
+    const diffu_jobin_stats *st = diffu_jobin_get_stats(in);
+    fprintf(stderr, "[diffu] %s: %d request%s accepted (%ld sample%s), %d rejected", input, nreq, nreq == 1 ? "" : "s",
+            st->samples, st->samples == 1 ? "" : "s", nrej);
+    if (st->blank) fprintf(stderr, ", %d blank line%s skipped", st->blank, st->blank > 1 ? "s" : "");
+    if (st->crlf) fprintf(stderr, ", CRLF line endings");
+    if (st->bom) fprintf(stderr, ", UTF-8 BOM skipped");
+    if (st->gz) fprintf(stderr, ", gzip");
+    fputc('\n', stderr);
+    rc = 0;
+out:
+    diffu_jobin_free(&in);
+    diffu_tokenizer_free(&tok);
+    return rc;
+}
