@@ -71,25 +71,17 @@ static int do_repair(const char *path, int dry) {
         return 1;
     }
     const diffu_jobresume_report *p = diffu_jobresume_get_report(r);
-    diffu_text t = {0};
-    char num[64];
-    diffu_text_append(&t, "{\"records\":", 11);
-    snprintf(num, sizeof num, "%ld,\"distinct\":%ld,\"duplicates\":%ld,\"good_bytes\":%llu,\"dropped_bytes\":%llu",
-             p->records, p->distinct, p->duplicates, (unsigned long long)p->good_bytes,
-             (unsigned long long)p->dropped_bytes);
-    diffu_text_append(&t, num, strlen(num));
-    printf("%s,\"dropped\":", t.data);
-    char esc[2048];
-    diffu_json_escape(esc, sizeof esc, p->dropped_what, strlen(p->dropped_what));
-    printf("%s,\"saved_to\":", esc);
-    diffu_json_escape(esc, sizeof esc, p->saved_to, strlen(p->saved_to));
-    printf("%s,\"repaired\":%s}\n", esc, p->repaired ? "true" : "false");
-    if (p->dropped_bytes)
-        fprintf(stderr, "[diffu] %s: %s %s%s%s\n", path, dry ? "would drop" : "dropped", p->dropped_what,
-                p->saved_to[0] ? "; saved to " : "", p->saved_to);
+    char esc1[2048], esc2[8448];
+    diffu_json_escape(esc1, sizeof esc1, p->dropped_what, strlen(p->dropped_what));
+    diffu_json_escape(esc2, sizeof esc2, p->saved_to, strlen(p->saved_to));
+    printf("{\"records\":%ld,\"distinct\":%ld,\"duplicates\":%ld,\"good_bytes\":%llu,\"dropped_bytes\":%llu,"
+           "\"dropped\":%s,\"saved_to\":%s,\"repaired\":%s}\n",
+           p->records, p->distinct, p->duplicates, (unsigned long long)p->good_bytes,
+           (unsigned long long)p->dropped_bytes, esc1, esc2, p->repaired ? "true" : "false");
+    if (p->dropped_bytes && dry) /* a real repair logs what it dropped itself */
+        fprintf(stderr, "[diffu] %s: would drop %s\n", path, p->dropped_what);
     fprintf(stderr, "[diffu] %s: %ld complete records (%ld distinct id/sample), %llu bytes\n", path, p->records,
             p->distinct, (unsigned long long)p->good_bytes);
-    diffu_text_free(&t);
     diffu_jobresume_free(&r);
     return 0;
 }

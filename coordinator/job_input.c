@@ -669,9 +669,34 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
     in->o.system = in->def_system;
     in->o.prefill = in->def_prefill;
 
-    diffu_jobu_reader *rd = diffu_jobu_reader_new(fd, gz, in->path);
     const size_t CH = 1u << 16;
     char *chunk = diffu_xmalloc(CH);
+    /* gzip in a regular file: a first pass checks every member (CRC and
+     * length) so that nothing from a CORRUPT member is used: its inflated bytes
+     * may be wrong anywhere. (A truncated member is different: what inflates
+     * before the end is exact, so those lines are kept.) */
+    int bad_kind = 0;
+    uint64_t bad_start = 0;
+    diffu_err bad_err;
+    if (gz && S_ISREG(st.st_mode)) {
+        diffu_jobu_reader *chk = diffu_jobu_reader_new(fd, 1, in->path);
+        long n;
+        while ((n = diffu_jobu_reader_read(chk, chunk, CH, &bad_err)) > 0 || (n == 0 && diffu_jobu_reader_member_ended(chk))) {
+        }
+        if (n < 0) {
+            bad_kind = diffu_jobu_reader_fail_kind(chk);
+            bad_start = diffu_jobu_reader_member_start(chk);
+        }
+        diffu_jobu_reader_free(&chk);
+        if (lseek(fd, 0, SEEK_SET) != 0) {
+            diffu_err_set(err, "%s: cannot seek: %s", path, strerror(errno));
+            free(chunk);
+            close(fd);
+            diffu_jobin_free(&in);
+            return NULL;
+        }
+    }
+    diffu_jobu_reader *rd = diffu_jobu_reader_new(fd, gz, in->path);
     diffu_text cur = {0};
     size_t total = 0; /* bytes of the current line so far (all of them, kept or not) */
     int too_long = 0, lineno = 1, damaged = 0;
@@ -679,19 +704,25 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
     for (;;) {
         long n = diffu_jobu_reader_read(rd, chunk, CH, &rerr);
         if (n < 0) {
-            damaged = 1;
+            damaged = diffu_jobu_reader_fail_kind(rd) == 2 ? 2 : 1;
             break;
         }
-        if (n == 0) break;
+        if (n == 0 && !diffu_jobu_reader_member_ended(rd)) break; /* end of file */
+        if (bad_kind == 2 && n > 0 && diffu_jobu_reader_data_member(rd) >= bad_start) {
+            damaged = 2; /* these bytes come from the corrupt member */
+            rerr = bad_err;
+            break;
+        }
         char *p = chunk, *end = chunk + n;
         while (p < end) {
             char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t seg = (size_t)((nl ? nl : end) - p);
             if (!too_long) {
                 if (total + seg > in->o.max_line) {
-                    too_long = 1;
+                    too_long = 1; /* keep only a prefix for the rejects file */
                     size_t room = cur.len < RAW_KEEP_LONG ? RAW_KEEP_LONG - cur.len : 0;
                     diffu_text_append(&cur, p, seg < room ? seg : room);
+                    if (cur.len > RAW_KEEP_LONG) cur.len = RAW_KEEP_LONG;
                 } else {
                     diffu_text_append(&cur, p, seg);
                 }
@@ -713,7 +744,16 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
             p = nl + 1;
         }
     }
-    if (damaged) {
+    if (damaged) { /* the reader names the file; the reject's "FILE:LINE:" already does */
+        size_t pl = strlen(in->path);
+        if (!strncmp(rerr.msg, in->path, pl) && !strncmp(rerr.msg + pl, ": ", 2))
+            memmove(rerr.msg, rerr.msg + pl + 2, strlen(rerr.msg + pl + 2) + 1);
+    }
+    if (damaged == 2) {
+        line_ctx c = {in, lineno, cur.data, cur.len, total, NULL};
+        reject(&c, NULL, "%s; nothing from there on is used (lines from %d)", rerr.msg, lineno);
+        if (total) in->st.lines++;
+    } else if (damaged) {
         line_ctx c = {in, lineno, cur.data, cur.len, total, NULL};
         if (total)
             reject(&c, NULL, "%s; line %d is cut off there and any lines after it are lost", rerr.msg, lineno);

@@ -31,9 +31,12 @@
  * max_line bytes is rejected without being held in memory. A file named *.gz
  * must be gzip (any number of members); a gzip file not named *.gz is read as
  * gzip too. An empty file, a file of blank lines only, an unreadable file, or
- * a file named .gz that is not gzip fail diffu_jobin_open. A gzip file that is
- * truncated or corrupt keeps every line read before the damage; the damaged
- * tail is one reject.
+ * a file named .gz that is not gzip fail diffu_jobin_open. A damaged gzip
+ * file is one reject at the first line lost, and the lines before it run:
+ * truncated (the file ends inside a member): every complete line inflated
+ * before the end is kept (a deflate prefix is exact); corrupt (bad CRC, bad
+ * data, junk after a member): nothing from the damaged member on is used (a
+ * first pass checks every member before any line is read, for regular files).
  *
  * Bad lines are REJECTS, not failures: each is recorded with its line number,
  * the field at fault, one line of reason and the raw line, and the other lines
@@ -112,7 +115,9 @@ typedef struct diffu_jobin_stats {
 typedef int (*diffu_jobin_count_fn)(void *user, const diffu_jobin_req *req, diffu_err *err);
 
 typedef struct diffu_jobin_opts {
-    diffu_denoise_params defaults; /* steps <= 0: each request's steps = its max_new_tokens */
+    diffu_denoise_params defaults; /* the command line's, complete (mask_id, end ids, eps, factor,
+                                      early_stop...); steps <= 0: each request's steps = its
+                                      max_new_tokens */
     int n;                         /* default samples per request */
     const char *system;            /* default system message (NULL: DIFFU_CHAT_DEFAULT_SYSTEM); borrowed */
     const char *prefill;           /* default assistant prefill for chat requests (NULL: none); borrowed */

@@ -243,6 +243,18 @@ diffu_jobout *diffu_jobout_open(const char *path, const diffu_jobout_opts *o, di
         close(fd);
         return NULL;
     }
+    if (gz && end == 0) { /* a new gzip file starts with an empty member: valid for zcat before any record */
+        uint64_t hl;
+        if (diffu_jobu_write_empty_member(fd, 0, &hl) || fdatasync(fd) != 0) {
+            diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
+            if (ftruncate(fd, 0)) { /* best effort: leave it empty */
+            }
+            diffu_jobresume_free(&rs);
+            close(fd);
+            return NULL;
+        }
+        end = (off_t)hl;
+    }
     diffu_jobout *out = diffu_xcalloc(1, sizeof *out);
     out->path = diffu_xstrdup(path);
     out->o = *o;

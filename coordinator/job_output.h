@@ -23,7 +23,8 @@
  * Durability: every record is formatted in memory, then written with one
  * write of the complete buffer (pwrite at the known end), then fdatasync'ed
  * (opts.sync). With gzip every record is one complete gzip member (gzip
- * readers concatenate members), so a killed job leaves a file that zcat and
+ * readers concatenate members; a new file starts with one empty member so it
+ * is valid gzip before the first record), so a killed job leaves a file that zcat and
  * Python read, except at most the record being written, which the next open
  * drops (job_resume.h). A failed write (ENOSPC, EIO, EFBIG) or sync truncates
  * the file back to the end of the last complete record and the writer refuses

@@ -36,7 +36,8 @@ void diffu_jobresume_free(diffu_jobresume **rp) {
 
 const diffu_jobresume_report *diffu_jobresume_get_report(const diffu_jobresume *r) { return &r->rep; }
 
-static int key_of(char *stackbuf, size_t cap, char **heap, const char *id, size_t id_len, int sample, size_t *klen) {
+/* the done-set key of (id, sample) in stackbuf, or in *heap (caller frees) when it does not fit */
+static void key_of(char *stackbuf, size_t cap, char **heap, const char *id, size_t id_len, int sample, size_t *klen) {
     size_t need = diffu_jobu_sample_key(stackbuf, cap, id, id_len, sample);
     *heap = NULL;
     if (need > cap) {
@@ -44,7 +45,6 @@ static int key_of(char *stackbuf, size_t cap, char **heap, const char *id, size_
         diffu_jobu_sample_key(*heap, need, id, id_len, sample);
     }
     *klen = need;
-    return 0;
 }
 
 int diffu_jobresume_done(const diffu_jobresume *r, const char *id, size_t id_len, int sample) {
@@ -73,9 +73,14 @@ int diffu_jobresume_mark(diffu_jobresume *r, const char *id, size_t id_len, int 
 
 /* ------------------------------------------------------------ scanning */
 
+/* A complete line of the member being read. It is judged only when the
+ * member turns out complete: a torn member's text may inflate in full (only
+ * its trailer missing) and must be dropped, not refused. */
 typedef struct {
-    char *key;
+    char *key;          /* sample key, or NULL when the line is not a record */
     size_t klen;
+    diffu_jobresume_key kind;
+    char *why;          /* the refusal, for a line that is not a record */
 } pend;
 
 typedef struct {
@@ -86,22 +91,37 @@ typedef struct {
     size_t np, cap;
 } scan_ctx;
 
-/* Parse one complete line into a pending record. -1 with err: not a record. */
-static int take_line(scan_ctx *c, const char *s, size_t n, diffu_err *err) {
+static void push_pend(scan_ctx *c, char *key, size_t klen, diffu_jobresume_key kind, const char *why) {
+    if (c->np == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->p = diffu_xrealloc(c->p, c->cap * sizeof *c->p);
+    }
+    c->p[c->np].key = key;
+    c->p[c->np].klen = klen;
+    c->p[c->np].kind = kind;
+    c->p[c->np].why = why ? diffu_xstrdup(why) : NULL;
+    c->np++;
+}
+
+/* Parse one complete line into a pending entry (blank lines are skipped). */
+static void take_line(scan_ctx *c, const char *s, size_t n) {
     c->line++;
     int blank = 1;
     for (size_t i = 0; i < n; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') blank = 0;
-    if (blank) return 0;
-    diffu_err e;
+    if (blank) return;
+    diffu_err e, why;
     diffu_json_doc *d = diffu_json_parse(s, n, &e);
     char ex[128];
     diffu_jobu_excerpt(ex, sizeof ex, s, n, 60);
-    if (!d)
-        return diffu_err_set(err,
-                             "%s: line %ld is not JSON (%s): \"%s\"; this is not a torn tail but a damaged or foreign "
-                             "file: refusing to append to it (move it away, or fix that line)",
-                             c->path, c->line, e.msg, ex);
+    if (!d) {
+        diffu_err_set(&why,
+                      "%s: line %ld is not JSON (%s): \"%s\"; this is not a torn tail but a damaged or foreign file: "
+                      "refusing to append to it (move it away, or fix that line)",
+                      c->path, c->line, e.msg, ex);
+        push_pend(c, NULL, 0, DIFFU_JOBRESUME_KEY_NONE, why.msg);
+        return;
+    }
     const diffu_json *o = diffu_json_root(d);
     const diffu_json *id = NULL, *smp = NULL;
     diffu_jobresume_key key = DIFFU_JOBRESUME_KEY_NONE;
@@ -114,19 +134,13 @@ static int take_line(scan_ctx *c, const char *s, size_t n, diffu_err *err) {
              smp->u.num.i < (1 << 30) &&
              ((id->type == DJ_STR && id->u.str.len > 0) || (id->type == DJ_NUM && id->u.num.is_int));
     if (!ok) {
+        diffu_err_set(&why,
+                      "%s: line %ld is not a diffu record (it needs \"id\" or \"task_id\" and an integer "
+                      "\"sample\"): \"%s\"; refusing to append to it (move it away or choose another output)",
+                      c->path, c->line, ex);
+        push_pend(c, NULL, 0, DIFFU_JOBRESUME_KEY_NONE, why.msg);
         diffu_json_free(d);
-        return diffu_err_set(err,
-                             "%s: line %ld is not a diffu record (it needs \"id\" or \"task_id\" and an integer "
-                             "\"sample\"): \"%s\"; refusing to append to it (move it away or choose another output)",
-                             c->path, c->line, ex);
-    }
-    if (c->r->rep.key == DIFFU_JOBRESUME_KEY_NONE) {
-        c->r->rep.key = key;
-    } else if (c->r->rep.key != key) {
-        diffu_json_free(d);
-        return diffu_err_set(err, "%s: line %ld: records with \"id\" and with \"task_id\" in one file (two formats); "
-                                  "refusing to append to it",
-                             c->path, c->line);
+        return;
     }
     char idbuf[32];
     const char *ids;
@@ -143,33 +157,45 @@ static int take_line(scan_ctx *c, const char *s, size_t n, diffu_err *err) {
     char *k = diffu_xmalloc(need);
     diffu_jobu_sample_key(k, need, ids, idl, (int)smp->u.num.i);
     diffu_json_free(d);
-    if (c->np == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->p = diffu_xrealloc(c->p, c->cap * sizeof *c->p);
-    }
-    c->p[c->np].key = k;
-    c->p[c->np].klen = need;
-    c->np++;
-    return 0;
-}
-
-static void commit(scan_ctx *c) {
-    diffu_jobresume *r = c->r;
-    for (size_t i = 0; i < c->np; i++) {
-        int64_t seen = 0;
-        diffu_jobu_map_get(r->done, c->p[i].key, c->p[i].klen, &seen);
-        diffu_jobu_map_put(r->done, c->p[i].key, c->p[i].klen, seen + 1);
-        r->rep.records++;
-        if (seen) r->rep.duplicates++;
-        else r->rep.distinct++;
-        free(c->p[i].key);
-    }
-    c->np = 0;
+    push_pend(c, k, need, key, NULL);
 }
 
 static void drop_pending(scan_ctx *c) {
-    for (size_t i = 0; i < c->np; i++) free(c->p[i].key);
+    for (size_t i = 0; i < c->np; i++) {
+        free(c->p[i].key);
+        free(c->p[i].why);
+    }
     c->np = 0;
+}
+
+/* The pending lines are part of the file for good: judge and count them.
+ * -1 with err when one is not a record, or the formats mix. */
+static int commit(scan_ctx *c, diffu_err *err) {
+    diffu_jobresume *r = c->r;
+    int rc = 0;
+    for (size_t i = 0; i < c->np && rc == 0; i++) {
+        pend *p = &c->p[i];
+        if (!p->key) {
+            rc = diffu_err_set(err, "%s", p->why);
+            break;
+        }
+        if (r->rep.key == DIFFU_JOBRESUME_KEY_NONE) {
+            r->rep.key = p->kind;
+        } else if (r->rep.key != p->kind) {
+            rc = diffu_err_set(err, "%s: records with \"id\" and with \"task_id\" in one file (two formats); "
+                                    "refusing to append to it",
+                               c->path);
+            break;
+        }
+        int64_t seen = 0;
+        diffu_jobu_map_get(r->done, p->key, p->klen, &seen);
+        diffu_jobu_map_put(r->done, p->key, p->klen, seen + 1);
+        r->rep.records++;
+        if (seen) r->rep.duplicates++;
+        else r->rep.distinct++;
+    }
+    drop_pending(c);
+    return rc;
 }
 
 /* Copy [from, to) of fd to a new PATH.torn[.k]; the name goes to out. */
@@ -226,9 +252,21 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
     }
     diffu_jobresume *r = diffu_jobresume_empty(gz);
     r->rep.file_bytes = (uint64_t)st.st_size;
-    if (st.st_size == 0) return r;
+    if (st.st_size == 0) {
+        if (gz && repair) { /* created but killed before its first member: make it valid gzip */
+            if (diffu_jobu_write_empty_member(fd, 0, &r->rep.good_bytes) || fsync(fd) != 0) {
+                diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
+                diffu_jobresume_free(&r);
+                return NULL;
+            }
+            r->rep.repaired = 1;
+        }
+        return r;
+    }
     if (gz) {
         int g = diffu_jobu_sniff_gzip(fd, NULL);
+        unsigned char b0 = 0;
+        if (g == 0 && st.st_size == 1 && pread(fd, &b0, 1, 0) == 1 && b0 == 0x1f) g = 1; /* a torn first byte */
         if (g <= 0) {
             unsigned char head[16];
             ssize_t k = pread(fd, head, sizeof head, 0);
@@ -268,7 +306,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
             }
             break;
         }
-        if (n == 0) break;
+        if (n == 0 && !diffu_jobu_reader_member_ended(rd)) break; /* clean end */
         const char *p = chunk, *end = chunk + n;
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -281,22 +319,25 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
             }
             diffu_text_append(&cur, p, seg);
             if (!nl) break;
-            if (take_line(&c, cur.data, cur.len, err)) {
-                fail = 1;
-                break;
-            }
+            take_line(&c, cur.data, cur.len);
             cur.len = 0;
             p = nl + 1;
             if (!gz) { /* plain: every '\n' ends a record */
                 good = plain_pos + (uint64_t)(p - chunk);
-                commit(&c);
+                if (commit(&c, err)) {
+                    fail = 1;
+                    break;
+                }
             }
         }
         if (fail) break;
         plain_pos += (uint64_t)n;
         if (gz && diffu_jobu_reader_member_ended(rd) && cur.len == 0) {
             good = diffu_jobu_reader_member_start(rd); /* just past the member */
-            commit(&c);
+            if (commit(&c, err)) {
+                fail = 1;
+                break;
+            }
         }
     }
     free(chunk);
@@ -348,14 +389,18 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
                 diffu_jobresume_free(&r);
                 return NULL;
             }
-            if (ftruncate(fd, (off_t)good) != 0 || fsync(fd) != 0) {
+            uint64_t hdr = 0;
+            if (ftruncate(fd, (off_t)good) != 0 || (gz && good == 0 && diffu_jobu_write_empty_member(fd, 0, &hdr)) ||
+                fsync(fd) != 0) {
                 diffu_err_set(err, "%s: cannot truncate the torn tail (%s) at offset %llu: %s", path, what,
                               (unsigned long long)good, strerror(errno));
                 diffu_text_free(&cur);
                 diffu_jobresume_free(&r);
                 return NULL;
             }
+            r->rep.good_bytes = good + hdr; /* gzip: an empty member keeps the file valid for zcat */
             r->rep.repaired = 1;
+            DLOG_WARN("%s: dropped a torn tail: %s; the bytes are saved in %s", path, what, r->rep.saved_to);
         }
     }
     diffu_text_free(&cur);

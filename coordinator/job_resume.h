@@ -11,7 +11,9 @@
  * The scan reads the file from the start, keeps every complete record, and
  * with repair truncates the file to the end of the last complete record after
  * copying the dropped bytes to PATH.torn (PATH.torn.1, .2, ... if taken), so
- * nothing is lost silently; the report says what was dropped and where it
+ * nothing is lost silently (the drop is also logged with DLOG_WARN; a gzip file cut back to nothing gets one empty
+ * gzip member, as the writer starts every gzip file with one, so zcat accepts
+ * it); the report says what was dropped and where it
  * went. It refuses (returns NULL with err, file untouched) when the damage is
  * not a torn tail: a complete line that is not a record, a corrupt gzip member
  * followed by more than DIFFU_JOBRESUME_MAX_TAIL bytes, a non-gzip file where
@@ -41,8 +43,10 @@ typedef enum {
 
 typedef struct diffu_jobresume_report {
     uint64_t file_bytes;     /* size found */
-    uint64_t good_bytes;     /* end of the last complete record: the size after repair */
-    uint64_t dropped_bytes;  /* file_bytes - good_bytes */
+    uint64_t good_bytes;     /* end of the last complete record = the size after repair (except that a
+                                gzip file left with nothing gets one empty member, 20 bytes, so zcat
+                                reads it) */
+    uint64_t dropped_bytes;  /* bytes after the last complete record (what a repair removes) */
     char dropped_what[512];  /* what the torn tail was ("" when nothing was dropped) */
     char saved_to[4200];     /* where the dropped bytes were copied ("" if none / not repaired) */
     int repaired;            /* 1: the file was truncated to good_bytes */

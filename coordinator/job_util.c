@@ -24,6 +24,7 @@ struct diffu_jobu_reader {
     int eof;              /* read() returned 0 */
     int in_member;        /* inflating a member (its first byte was consumed) */
     uint64_t member_start;
+    uint64_t data_member; /* start of the member the last returned bytes came from */
     int member_ended;
     int fail_kind;
 };
@@ -56,6 +57,7 @@ int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r) { return r->membe
 uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r) {
     return r->gz ? r->member_start : r->in_pos;
 }
+uint64_t diffu_jobu_reader_data_member(const diffu_jobu_reader *r) { return r->gz ? r->data_member : 0; }
 int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r) { return r->fail_kind; }
 
 static long read_full(int fd, unsigned char *buf, size_t cap) {
@@ -102,14 +104,14 @@ long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_e
         r->zs.avail_out = (uInt)(cap > (1u << 30) ? (1u << 30) : cap);
         int rc = inflate(&r->zs, Z_NO_FLUSH);
         long produced = (long)((char *)r->zs.next_out - buf);
+        r->data_member = r->member_start;
         if (rc == Z_STREAM_END) {
             r->in_member = 0;
             r->member_ended = 1;
             uint64_t end = rd_pos(r);
             inflateReset(&r->zs);
             r->member_start = end;
-            if (produced > 0) return produced;
-            continue; /* an empty member: nothing to hand out */
+            return produced; /* maybe 0: the caller still learns where the member ended */
         }
         if (rc == Z_OK || rc == Z_BUF_ERROR) {
             if (produced > 0) return produced;
@@ -186,6 +188,28 @@ void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diff
     DIFFU_ASSERTF(rc == Z_STREAM_END, "deflate: %d", rc);
     out->len = bound - d->zs.avail_out;
     out->data[out->len] = 0;
+}
+
+int diffu_jobu_write_empty_member(int fd, uint64_t off, uint64_t *len) {
+    diffu_jobu_deflater *d = diffu_jobu_deflater_new(6);
+    diffu_text m = {0};
+    diffu_jobu_gz_member(d, "", 0, &m);
+    diffu_jobu_deflater_free(&d);
+    size_t done = 0;
+    int rc = 0;
+    while (done < m.len) {
+        ssize_t n = pwrite(fd, m.data + done, m.len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = ENOSPC;
+            rc = -1;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (len) *len = m.len;
+    diffu_text_free(&m);
+    return rc;
 }
 
 /* ------------------------------------------------------------ map */

@@ -34,17 +34,22 @@ typedef struct diffu_jobu_reader diffu_jobu_reader;
 diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name);
 void diffu_jobu_reader_free(diffu_jobu_reader **r);
 
-/* Up to cap decompressed bytes into buf. Returns n > 0; 0 at a clean end of
- * file (plain: EOF; gzip: EOF right after a complete member, CRC and length
- * checked); -1 with err on a read error or, for gzip, a member that is
- * truncated (EOF inside it) or corrupt, or bytes after a member that are not
- * gzip. Returned bytes never span two members; after a return that completed a
- * member, diffu_jobu_reader_member_ended() is 1 until the next call. */
+/* Up to cap decompressed bytes into buf. Returns n >= 0, or -1 with err on
+ * a read error or, for gzip, a member that is truncated (EOF inside it) or
+ * corrupt, or bytes after a member that are not gzip. Returned bytes never
+ * span two members, and a read returns at every member end: after it,
+ * diffu_jobu_reader_member_ended() is 1 (until the next call), possibly with
+ * n == 0 (an empty member, or a call that only consumed a trailer). n == 0
+ * without a member end is the clean end of the file (plain: EOF; gzip: EOF
+ * right after a complete member, CRC and length checked). */
 long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_err *err);
 int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r);
-/* Compressed offset where the current member started (gzip) / bytes consumed
- * so far (plain). After a member ended: the offset just past it. */
+/* Compressed offset where the member being read started; after a member
+ * ended: the offset just past it (where the next one starts). Plain: bytes
+ * consumed so far. */
 uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r);
+/* Start offset of the member the bytes of the last read came from. */
+uint64_t diffu_jobu_reader_data_member(const diffu_jobu_reader *r);
 /* Kind of the last failure: 0 none, 1 truncated (EOF inside a member),
  * 2 corrupt data / not gzip, 3 I/O error. */
 int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r);
@@ -62,6 +67,10 @@ diffu_jobu_deflater *diffu_jobu_deflater_new(int level);
 void diffu_jobu_deflater_free(diffu_jobu_deflater **d);
 /* Replace out's contents with one complete gzip member holding in[0..n). */
 void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diffu_text *out);
+
+/* Write one empty gzip member at offset off of fd (so that an output file
+ * with no records yet is still valid gzip for zcat). 0, or -1 with errno. */
+int diffu_jobu_write_empty_member(int fd, uint64_t off, uint64_t *len);
 
 /* ---- string -> int64 map (open addressing; keys copied) ----------------- */
 
