@@ -20,6 +20,9 @@ static const command COMMANDS[] = {
     {"layout", cmd_layout, "the parallel plan of a pp x tp job: stages, slices, memory, communication per rank"},
     {"generate", cmd_generate, "denoise prompts into code: Dream's algorithms exactly, plus threshold/blocks/early stop; --watch"},
     {"jobcheck", cmd_jobcheck, "validate a batch-job request file (rejects with file:line and field); --repair a job output"},
+    {"plan", cmd_plan, "which pp x tp layouts fit N nodes of C cores and G GiB, memory per rank, the one to use and why"},
+    {"split", cmd_split, "cut a batch-job input into K shards for a job array (byte for byte, .gz in -> .gz out)"},
+    {"merge", cmd_merge, "merge shard outputs, checking every (id, sample) is there exactly once (--input: none missing)"},
 };
 
 static void usage(FILE *f) {

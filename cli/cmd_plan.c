@@ -1,0 +1,353 @@
+/* cmd_plan.c — `diffu plan`: which pp x tp layouts fit a cluster of N nodes of
+ * C cores and G GiB each, the memory per rank and per node, and the one it
+ * recommends, with the reasons. Pure arithmetic on node/layout.h (no MPI, no
+ * weights with --config-only).
+ *
+ * A job is P pipeline stages x T tensor-parallel ranks (layout.h). Placement:
+ * the T ranks of a stage always share a node (they all-reduce twice per
+ * layer); a node holds k whole stages, so R = k x T ranks per node, each bound
+ * to c = C / R cores (c threads: the rank's pool sizes itself from its affinity
+ * mask), and the job spans n = P / k nodes. When one job needs fewer nodes
+ * than the cluster has, the rest run further jobs on other shards of the input
+ * (a Slurm job array: `diffu split`), J = N / n of them.
+ *
+ * Memory per node = the sum over its R ranks of weights + activations +
+ * pipeline buffers, from diffu_layout (conservative: the mmap'd embedding is
+ * counted whole, and once per TP rank of stage 0, although those pages are
+ * shared page cache and only the rows used become resident). A layout fits
+ * when every node's sum is within --mem-fraction (default 0.9) of
+ * --mem-per-node; the rest is left to the OS, MPI and the page cache.
+ *
+ * The recommendation, in order of preference (each key only breaks ties of the
+ * ones before it):
+ *   1. every node busy (J x n = N, or as close as possible);
+ *   2. the fewest nodes per job: independent jobs never talk to each other,
+ *      a pipeline across nodes pays a message per stage boundary per forward,
+ *      stage imbalance, and needs >= P requests in flight;
+ *   3. ranks per node = NUMA domains per node (--numa-per-node): one rank's
+ *      threads on one memory controller; fewer ranks span domains (remote
+ *      memory), more ranks add all-reduces; ties prefer more ranks;
+ *   4. inside a node, tensor parallelism over pipeline stages (larger T):
+ *      the all-reduces go through shared memory, and no stage imbalance;
+ *   5. the better stage balance (diffu_layout's efficiency), then fewer ranks.
+ *
+ * --shell prints the chosen layout as shell assignments (DIFFU_PP=..., one a
+ * line, nothing else on stdout) for deploy/slurm/submit.sh. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "config.h"
+#include "layout.h"
+
+#define CMD "plan"
+#define GIB (1024.0 * 1024.0 * 1024.0)
+#define MIB (1024.0 * 1024.0)
+
+typedef struct {
+    int n;          /* nodes per job */
+    int jobs;       /* independent jobs the cluster holds (N / n) */
+    int pp, tp;
+    int rpn;        /* ranks per node (k stages x tp) */
+    int threads;    /* per rank (cores / rpn) */
+    double balance; /* diffu_layout balance efficiency, 0..1 */
+    double rank_max, node_max; /* bytes: largest rank, fullest node */
+    int fits;
+} plan_row;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: diffu plan --model DIR --nodes N --cores-per-node C --mem-per-node G [options]\n"
+            "  Lists the pp x tp layouts that fit N nodes of C cores and G GiB each (TP ranks of a stage share a\n"
+            "  node, pipeline stages span nodes, spare nodes run further jobs on other input shards), with memory\n"
+            "  per rank and per node, and recommends one with its reasons.\n"
+            "  --model DIR           checkpoint directory (with --config-only: only DIR/config.json is read)\n"
+            "  --nodes N             nodes available\n"
+            "  --cores-per-node C    physical cores per node (one compute thread per core)\n"
+            "  --mem-per-node G      memory per node in GiB (e.g. 256 or 187.5)\n"
+            "  --numa-per-node D     NUMA domains per node (lscpu: \"NUMA node(s)\"; default 1): the preferred ranks per node\n"
+            "  --mem-fraction F      share of a node's memory the ranks may use (default 0.9)\n"
+            "  --pp P --tp T         place this layout only (refused with the reason when it does not fit)\n"
+            "  --max-tokens N        tokens per forward in the memory plan (default 2048); --max-seq N\n"
+            "  --head-rows F         lm_head rows per token in the balance rule (default 1)\n"
+            "  --f32-weights         weights resident in fp32 (twice the memory of BF16)\n"
+            "  --all                 list every layout that fits (default: the first 25 by preference)\n"
+            "  --shell               print the chosen layout as shell assignments (for deploy/slurm/submit.sh)\n");
+}
+
+/* Work done, in 2% steps of the cluster: nodes busy x stage balance. */
+static int work_bucket(const plan_row *r, int N) { return (int)floor(50.0 * r->jobs * r->n * r->balance / N + 1e-9); }
+
+/* a strictly preferred to b (the recommendation keys, see the header).
+ * placing: a given pp x tp, so spreading it over more nodes (more cores per
+ * rank) is preferred to packing it. */
+static int better(const plan_row *a, const plan_row *b, int N, int numa, int placing) {
+    int ua = work_bucket(a, N), ub = work_bucket(b, N);
+    if (ua != ub) return ua > ub;
+    if (a->n != b->n) return placing ? a->n > b->n : a->n < b->n;
+    double da = fabs(log2((double)a->rpn / numa)), db = fabs(log2((double)b->rpn / numa));
+    if (fabs(da - db) > 1e-9) return da < db;
+    if (a->rpn != b->rpn) return a->rpn > b->rpn;
+    if (a->tp != b->tp) return a->tp > b->tp;
+    if (fabs(a->balance - b->balance) > 1e-9) return a->balance > b->balance;
+    return a->pp * a->tp < b->pp * b->tp;
+}
+
+static int cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing;
+static int cmp_rows(const void *x, const void *y) {
+    const plan_row *a = x, *b = y;
+    if (a->fits != b->fits) return b->fits - a->fits;
+    if (better(a, b, cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing)) return -1;
+    if (better(b, a, cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing)) return 1;
+    return 0;
+}
+
+/* Fill the memory and balance figures of r (n, pp, tp, rpn, threads set). */
+static int evaluate(const diffu_config *cfg, const diffu_layout_opts *lo0, double usable, plan_row *r, diffu_err *err) {
+    diffu_layout_opts lo = *lo0;
+    lo.threads = r->threads;
+    diffu_layout *l;
+    if (diffu_layout_init(cfg, r->pp * r->tp, r->pp, r->tp, &lo, &l, err)) return -1;
+    double h = diffu_layout_head_cost(cfg, &lo), worst = 0;
+    r->rank_max = r->node_max = 0;
+    for (int node = 0; node < r->n; node++) {
+        double sum = 0;
+        for (int i = 0; i < r->rpn; i++) {
+            int rank = node * r->rpn + i;
+            if (rank >= r->pp * r->tp) break;
+            const diffu_rank_plan *p = diffu_layout_rank(l, rank);
+            double tot = (double)p->weight_bytes + (double)p->act_bytes + (double)p->io_bytes;
+            sum += tot;
+            if (tot > r->rank_max) r->rank_max = tot;
+            if (p->cost > worst) worst = p->cost;
+        }
+        if (sum > r->node_max) r->node_max = sum;
+    }
+    r->balance = (cfg->n_layers + h) / (r->pp * worst);
+    r->fits = r->node_max <= usable;
+    diffu_layout_free(l);
+    return 0;
+}
+
+static int tp_allowed(const diffu_config *c, int t) { return t >= 1 && c->n_heads % t == 0 && t <= c->inter && t <= c->vocab; }
+
+static void print_row(const plan_row *r, int C, int mark) {
+    printf("%c %6d %5d %4d %4d %10d %12d %9d %7.1f%% %13.2f %13.2f\n", mark ? '*' : ' ', r->n, r->jobs, r->pp, r->tp,
+           r->rpn, r->threads, r->rpn * r->threads, 100.0 * r->balance, r->rank_max / GIB, r->node_max / GIB);
+    (void)C;
+}
+
+int cmd_plan(int argc, char **argv) {
+    enum { O_MODEL = 1, O_NODES, O_CORES, O_MEM, O_NUMA, O_FRAC, O_PP, O_TP, O_MAXTOK, O_MAXSEQ, O_HEADROWS, O_F32,
+           O_ALL, O_SHELL, O_CONFIG };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL},       {"nodes", 1, 0, O_NODES},         {"cores-per-node", 1, 0, O_CORES},
+        {"mem-per-node", 1, 0, O_MEM},  {"numa-per-node", 1, 0, O_NUMA},  {"mem-fraction", 1, 0, O_FRAC},
+        {"pp", 1, 0, O_PP},             {"tp", 1, 0, O_TP},               {"max-tokens", 1, 0, O_MAXTOK},
+        {"max-seq", 1, 0, O_MAXSEQ},    {"head-rows", 1, 0, O_HEADROWS},  {"f32-weights", 0, 0, O_F32},
+        {"all", 0, 0, O_ALL},           {"shell", 0, 0, O_SHELL},         {"config-only", 0, 0, O_CONFIG},
+        {"help", 0, 0, 'h'},            {0, 0, 0, 0}};
+    const char *model = NULL;
+    long long N = 0, C = 0, numa = 1, pp = 0, tp = 0, v;
+    double G = 0, frac = 0.9, d;
+    int all = 0, shell = 0, config_only = 0;
+    diffu_layout_opts lo;
+    diffu_layout_opts_default(&lo);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_NODES: if (arg_int(CMD, "--nodes", optarg, 1, 1 << 20, &N)) return 2; break;
+        case O_CORES: if (arg_int(CMD, "--cores-per-node", optarg, 1, 1 << 16, &C)) return 2; break;
+        case O_MEM: if (arg_double(CMD, "--mem-per-node", optarg, 1e-3, 1 << 24, &G)) return 2; break;
+        case O_NUMA: if (arg_int(CMD, "--numa-per-node", optarg, 1, 1024, &numa)) return 2; break;
+        case O_FRAC: if (arg_double(CMD, "--mem-fraction", optarg, 0.01, 1.0, &frac)) return 2; break;
+        case O_PP: if (arg_int(CMD, "--pp", optarg, 1, 1 << 20, &pp)) return 2; break;
+        case O_TP: if (arg_int(CMD, "--tp", optarg, 1, 1 << 20, &tp)) return 2; break;
+        case O_MAXTOK: if (arg_int(CMD, "--max-tokens", optarg, 1, 1 << 24, &v)) return 2; lo.max_tokens = (int)v; break;
+        case O_MAXSEQ: if (arg_int(CMD, "--max-seq", optarg, 1, 1 << 24, &v)) return 2; lo.max_seq = (int)v; break;
+        case O_HEADROWS: if (arg_double(CMD, "--head-rows", optarg, 1e-6, 1.0, &d)) return 2; lo.head_row_frac = d; break;
+        case O_F32: lo.weight_elem_size = 4; break;
+        case O_ALL: all = 1; break;
+        case O_SHELL: shell = 1; break;
+        case O_CONFIG: config_only = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "diffu " CMD ": unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!model || !N || !C || !(G > 0)) {
+        fprintf(stderr, "diffu " CMD ": --model, --nodes, --cores-per-node and --mem-per-node are required\n");
+        return 2;
+    }
+    if ((pp > 0) != (tp > 0)) {
+        fprintf(stderr, "diffu " CMD ": give both --pp and --tp, or neither\n");
+        return 2;
+    }
+    /* the config and the weights' element size, as `diffu layout` reads them */
+    diffu_err err;
+    diffu_layout *probe;
+    if (diffu_layout_from_dir(model, config_only, 1, 1, 1, &lo, &probe, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    diffu_config cfg = *diffu_layout_config(probe);
+    lo.weight_elem_size = diffu_layout_get_opts(probe)->weight_elem_size;
+    diffu_layout_free(probe);
+
+    double usable = G * GIB * frac;
+    if (pp > 0) { /* validate the requested layout first: one line with the reason */
+        if (diffu_layout_check(&cfg, (int)(pp * tp), (int)pp, (int)tp, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+            return 1;
+        }
+        if (tp > C) {
+            fprintf(stderr, "diffu " CMD ": error: tp %lld exceeds --cores-per-node %lld (the tp ranks of a stage share a node, one core each at least)\n",
+                    tp, C);
+            return 1;
+        }
+    }
+
+    /* enumerate */
+    size_t cap = 64, nrows = 0;
+    plan_row *rows = diffu_xmalloc(cap * sizeof *rows);
+    int maxn = (int)(N < cfg.n_layers ? N : cfg.n_layers);
+    for (int n = 1; n <= maxn; n++) {
+        if (pp > 0) { /* given P x T: n must divide P; k = P / n stages per node */
+            if (pp % n) continue;
+            int k = (int)pp / n, rpn = k * (int)tp;
+            if (rpn > C) continue;
+            plan_row r = {.n = n, .jobs = (int)(N / n), .pp = (int)pp, .tp = (int)tp, .rpn = rpn, .threads = (int)(C / rpn)};
+            if (evaluate(&cfg, &lo, usable, &r, &err)) goto refused;
+            if (nrows == cap) rows = diffu_xrealloc(rows, (cap *= 2) * sizeof *rows);
+            rows[nrows++] = r;
+            continue;
+        }
+        for (int rpn = 1; rpn <= C; rpn++) {
+            if (C % rpn) continue; /* every core of a node busy, the same count per rank */
+            for (int t = 1; t <= rpn; t++) {
+                if (rpn % t || !tp_allowed(&cfg, t)) continue;
+                int k = rpn / t, P = k * n;
+                if (P > cfg.n_layers) continue;
+                plan_row r = {.n = n, .jobs = (int)(N / n), .pp = P, .tp = t, .rpn = rpn, .threads = (int)(C / rpn)};
+                if (evaluate(&cfg, &lo, usable, &r, &err)) goto refused;
+                if (nrows == cap) rows = diffu_xrealloc(rows, (cap *= 2) * sizeof *rows);
+                rows[nrows++] = r;
+            }
+        }
+    }
+    cmp_ctx_N = (int)N;
+    cmp_ctx_numa = (int)numa;
+    cmp_ctx_placing = pp > 0;
+    qsort(rows, nrows, sizeof *rows, cmp_rows);
+    size_t nfit = 0;
+    while (nfit < nrows && rows[nfit].fits) nfit++;
+
+    if (!nfit) {
+        double least = INFINITY;
+        const plan_row *lr = NULL;
+        for (size_t i = 0; i < nrows; i++)
+            if (rows[i].node_max < least) least = rows[i].node_max, lr = &rows[i];
+        if (!lr)
+            fprintf(stderr, "diffu " CMD ": error: pp %lld x tp %lld cannot be placed on %lld node(s) of %lld cores "
+                            "(the stages must split evenly over the nodes, at most %lld ranks per node)\n",
+                    pp, tp, N, C, C);
+        else
+            fprintf(stderr, "diffu " CMD ": error: no layout fits: the least memory per node is %.2f GiB (pp %d x tp %d on %d node(s)), "
+                            "usable %.2f GiB (--mem-per-node %g x --mem-fraction %g); add nodes or memory, or lower --max-tokens\n",
+                    least / GIB, lr->pp, lr->tp, lr->n, usable / GIB, G, frac);
+        free(rows);
+        return 1;
+    }
+    const plan_row *best = &rows[0];
+
+    if (shell) {
+        printf("DIFFU_PP=%d\nDIFFU_TP=%d\nDIFFU_NODES=%d\nDIFFU_TASKS_PER_NODE=%d\nDIFFU_NTASKS=%d\nDIFFU_CPUS_PER_TASK=%d\n"
+               "DIFFU_JOBS=%d\nDIFFU_NODE_MEM_MIB=%.0f\nDIFFU_RANK_MEM_MIB=%.0f\n",
+               best->pp, best->tp, best->n, best->rpn, best->pp * best->tp, best->threads, best->jobs,
+               ceil(best->node_max / MIB), ceil(best->rank_max / MIB));
+        free(rows);
+        return 0;
+    }
+
+    printf("model: %s%s: %.2f B parameters, %d layers, %d heads (%d KV), hidden %d, weights %zu bytes/element\n", model,
+           config_only ? " (config.json only)" : "", (double)diffu_config_params(&cfg) / 1e9, cfg.n_layers, cfg.n_heads,
+           cfg.n_kv_heads, cfg.hidden, lo.weight_elem_size);
+    printf("cluster: %lld node(s) x %lld core(s), %g GiB per node (usable %.2f GiB = x %g), %lld NUMA domain(s) per node%s\n",
+           N, C, G, usable / GIB, frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
+    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers per rank\n",
+           lo.max_tokens);
+    printf("\n%s (TP ranks of a stage share a node; stages span nodes; * = recommended):\n",
+           pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
+    printf("  %6s %5s %4s %4s %10s %12s %9s %8s %13s %13s\n", "nodes", "jobs", "pp", "tp", "ranks/node", "threads/rank",
+           "cores/node", "balance", "max rank GiB", "max node GiB");
+    size_t show = all ? nfit : (nfit < 25 ? nfit : 25);
+    for (size_t i = 0; i < show; i++) print_row(&rows[i], (int)C, i == 0);
+    if (show < nfit) printf("  ... %zu more that fit (--all)\n", nfit - show);
+    if (nrows > nfit) {
+        double least = INFINITY;
+        for (size_t i = nfit; i < nrows; i++) least = rows[i].node_max < least ? rows[i].node_max : least;
+        printf("  %zu more do not fit in memory (the least of them needs %.2f GiB on a node)\n", nrows - nfit, least / GIB);
+    }
+    printf("  (nodes = per job; jobs = independent jobs on the %lld node(s), each on its own input shard;\n"
+           "   balance = stage balance; the ranking weighs nodes busy x balance first)\n", N);
+
+    const plan_row *b = best;
+    printf("\nrecommended: --pp %d --tp %d: %d job(s) of %d node(s) each, %d rank(s) per node x %d thread(s) "
+           "(sbatch --nodes=%d --ntasks-per-node=%d --cpus-per-task=%d)\n",
+           b->pp, b->tp, b->jobs, b->n, b->rpn, b->threads, b->n, b->rpn, b->threads);
+    printf("memory: largest rank %.2f GiB, fullest node %.2f GiB of %.2f usable\n", b->rank_max / GIB, b->node_max / GIB,
+           usable / GIB);
+    printf("why:\n");
+    if (pp > 0)
+        printf("  - pp %d x tp %d as asked, spread over %d node(s) (%d stage(s) per node): the most cores per rank that\n"
+               "    %s; stages span nodes, the tp ranks of a stage share one",
+               b->pp, b->tp, b->n, b->rpn / b->tp, b->fits ? "fit in memory and split evenly" : "split evenly");
+    else if (b->n == 1)
+        printf("  - the model fits in one node's memory, so each node runs its own job on its own shard of the input:\n"
+               "    no traffic between nodes, no pipeline bubble, no stage imbalance between nodes");
+    else
+        printf("  - the model needs %d nodes' memory; fewer nodes per job do not fit. Stages span nodes: between\n"
+               "    nodes only one [tokens x hidden] message per stage boundary per forward",
+               b->n);
+    if (b->jobs > 1)
+        printf("\n  - %d such jobs use the %lld nodes: split the input (diffu split --shards %d, or a multiple of it) and run\n"
+               "    a job array (deploy/slurm/submit.sh --shards K), then diffu merge",
+               b->jobs, N, b->jobs);
+    if (b->jobs * b->n < N) printf("\n  - %lld node(s) stay idle: no layout uses all of them evenly", N - b->jobs * b->n);
+    printf("\n  - %d rank(s) per node for %lld NUMA domain(s): %s", b->rpn, numa,
+           b->rpn == numa ? "one rank per domain, its threads on local memory"
+           : pp > 0        ? (b->rpn < numa ? "a rank spans domains (as the layout asks)" : "several ranks per domain (as the layout asks)")
+           : b->rpn < numa ? "a rank spans domains (the heads or stages do not split further)"
+                           : "several ranks per domain (the layout needs more ranks to fit)");
+    if (b->tp > 1 && b->rpn == b->tp)
+        printf("\n  - the %d ranks of a node are tensor-parallel (two all-reduces per layer, over shared memory) rather\n"
+               "    than pipeline stages (which need >= %d requests in flight and lose to stage imbalance)",
+               b->tp, b->rpn);
+    else if (b->rpn > b->tp)
+        printf("\n  - tp %d (tp %d does not divide the %d heads), so a node holds %d stages of %d rank(s)", b->tp, b->rpn,
+               cfg.n_heads, b->rpn / b->tp, b->tp);
+    if (b->pp > 1) printf("\n  - stage balance %.1f%% (diffu layout --pp %d --tp %d shows the stages)", 100.0 * b->balance, b->pp, b->tp);
+    printf("\n  - %d thread(s) per rank: bind each rank to its cores (mpirun --map-by ppr:%d:node:PE=%d --bind-to core)\n",
+           b->threads, b->rpn, b->threads);
+    char numa_opt[48] = "";
+    if (numa > 1) snprintf(numa_opt, sizeof numa_opt, " --numa-per-node %lld", numa);
+    printf("\nsubmit: deploy/slurm/submit.sh --model %s --pp %d --tp %d --nodes %d --cores-per-node %lld --mem-per-node %g%s%s \\\n"
+           "            --input IN.jsonl.gz --output OUT.jsonl.gz --time HH:MM:SS\n",
+           model, b->pp, b->tp, b->n, C, G, numa_opt, b->jobs > 1 ? " --shards K" : "");
+    free(rows);
+    return 0;
+
+refused:
+    fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+    free(rows);
+    return 1;
+}
