@@ -157,7 +157,7 @@ static int read_command(const dopts *o, uint8_t **buf, size_t *len, diffu_err *e
     int at = 0;
     for (int i = 0; i < n_seq; i++) {
         diffu__seq_step__init(&seqs[i]);
-        seqs[i].request_id = (uint64_t)i;
+        seqs[i].seq_id = (uint64_t)i;
         seqs[i].length = (uint32_t)lens[i];
         seqs[i].n_tokens = (size_t)lens[i];
         seqs[i].tokens = ids + at;

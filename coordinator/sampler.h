@@ -25,20 +25,15 @@
  * confidence) per masked position travels back to the coordinator, never a
  * vocabulary-sized row.
  *
- * Vocab-parallel variant (not implemented yet; the API and algorithm are
- * chosen so it can be added without changing results): a rank holding the
+ * Vocab-parallel variant: coordinator/sampler_vp.h. A rank holding the
  * vocabulary slice [v0, v1) computes slice-local partials and the row is
- * finished after a few small merges, all in global token-id order:
- *   1. max z                                 (all-reduce max)
- *   2. top-k cutoff: each slice's k largest  (gather, keep the k largest)
- *   3. top-p cutoff: each slice's tokens with p >= (1 - top_p) / (2 V)
- *      (every kept token satisfies p >= (1 - top_p) / V), sorted  (gather)
- *   4. sum exp, top-2, argmax (value, lowest id), entropy partial (all-reduce)
- *   5. the multinomial draw: one uniform u per row; the slice masses are
- *      gathered, the slice whose cumulative mass passes u * Z finishes the
- *      inverse CDF locally.
- * The token and confidence are then the same as the whole-row sampler's
- * (up to summation order, i.e. ~1e-16 relative).
+ * finished after a few small merges, all in global token-id order (max and
+ * argmax; the top-p / top-k cuts by a distributed quickselect; sum exp and
+ * top-2; the multinomial draw by slice masses, one uniform per row, the slice
+ * whose cumulative mass passes u * Z finishing the inverse CDF locally; the
+ * entropy partials). The token and confidence are then the same as this
+ * sampler's (up to summation order, i.e. ~1e-16 relative); with one slice it
+ * calls this sampler.
  *
  * Memory: a diffu_sampler_scratch holds 32 bytes per vocabulary entry; a
  * diffu_sampler holds one per thread of its pool, allocated at creation. No

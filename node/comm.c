@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,14 +28,17 @@ struct diffu_comm {
     const diffu_layout *layout;
     const diffu_rank_plan *plan;
     char tp_what[128]; /* "the tp all-reduce of stage s (ranks a-b)", for timeout messages */
+    char vocab_what[160];
+    diffu_comm_stats st;
 };
 
 struct diffu_xfer {
-    enum { XF_NONE, XF_SEND_ACT, XF_RECV_ACT, XF_SEND_F, XF_RECV_F } kind;
+    enum { XF_NONE, XF_SEND_ACT, XF_RECV_ACT, XF_SEND_F, XF_RECV_F, XF_SEND_B } kind;
     MPI_Request req[2];
     int nreq;
     int peer;
     int hidden;
+    int tag;
     int64_t hdr[4]; /* magic, id, tokens, hidden */
 };
 
@@ -210,7 +214,7 @@ int diffu_comm_init(diffu_comm **out, diffu_err *err) {
     return 0;
 }
 
-static void poll_wait(diffu_comm *c, int n, MPI_Request *reqs, MPI_Status *st, const char *what, int peer);
+static double poll_wait(diffu_comm *c, int n, MPI_Request *reqs, MPI_Status *st, const char *what, int peer);
 
 void diffu_comm_finalize(diffu_comm *c) {
     if (!c) return;
@@ -265,27 +269,41 @@ static void describe_peer(const diffu_comm *c, int peer, char *buf, size_t n) {
     }
 }
 
-/* Wait for n requests: MPI_Testall in a loop, first tight, then sleeping with
- * a back-off from 10 us to 1 ms, until done or the timeout (then abort naming
- * what and whom: `what` ends with "from" / "to" when peer >= 0). */
-static void poll_wait(diffu_comm *c, int n, MPI_Request *reqs, MPI_Status *st, const char *what, int peer) {
+static void timed_out(diffu_comm *c, double waited, const char *what, int peer) {
+    char pd[384];
+    describe_peer(c, peer, pd, sizeof pd);
+    diffu_comm_abort(c, 3, "waited %.1f s (the communication timeout, --comm-timeout / DIFFU_COMM_TIMEOUT) for %s%s",
+                     waited, what, pd);
+}
+
+/* The pacing of every polling loop: tight for the first 100 us (a peer that is
+ * about to arrive: the TP all-reduce, the sampler's small reductions), then
+ * yielding the CPU between tests up to 2 ms (oversubscribed hosts: let the
+ * peer run), then sleeping with a back-off from 20 us to 1 ms. */
+static void pace(double waited, long *ns) {
+    if (waited < 100e-6) return;
+    if (waited < 2e-3) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, *ns};
+    nanosleep(&ts, NULL);
+    if (*ns < 1000000) *ns *= 2;
+}
+
+/* Wait for n requests: MPI_Testall in a loop (paced as above) until done or
+ * the timeout (then abort naming what and whom: `what` ends with "from" /
+ * "to" when peer >= 0). Returns the seconds waited. */
+static double poll_wait(diffu_comm *c, int n, MPI_Request *reqs, MPI_Status *st, const char *what, int peer) {
     double t0 = diffu_now();
-    long ns = 10000;
+    long ns = 20000;
     for (int it = 0;; it++) {
         int done = 0;
         MPI_Testall(n, reqs, &done, st ? st : MPI_STATUSES_IGNORE);
-        if (done) return;
-        if (it < 64) continue;
+        if (done) return it ? diffu_now() - t0 : 0.0;
         double waited = diffu_now() - t0;
-        if (waited > c->timeout) {
-            char pd[384];
-            describe_peer(c, peer, pd, sizeof pd);
-            diffu_comm_abort(c, 3, "waited %.1f s (the communication timeout, --comm-timeout / DIFFU_COMM_TIMEOUT) for %s%s",
-                             waited, what, pd);
-        }
-        struct timespec ts = {0, ns};
-        nanosleep(&ts, NULL);
-        if (ns < 1000000) ns *= 2;
+        if (waited > c->timeout) timed_out(c, waited, what, peer);
+        pace(waited, &ns);
     }
 }
 
@@ -396,6 +414,8 @@ int diffu_comm_set_layout(diffu_comm *c, const diffu_layout *l, diffu_err *err) 
     DIFFU_ASSERT(sr == c->plan->tp_rank && ss == diffu_layout_tp(l));
     snprintf(c->tp_what, sizeof c->tp_what, "the tp all-reduce of stage %d (ranks %d-%d)", c->plan->stage,
              c->plan->stage_first_rank, c->plan->stage_first_rank + ss - 1);
+    snprintf(c->vocab_what, sizeof c->vocab_what, "the vocab-parallel sampler's reduction on stage %d (ranks %d-%d)",
+             c->plan->stage, c->plan->stage_first_rank, c->plan->stage_first_rank + ss - 1);
     return 0;
 }
 
@@ -407,8 +427,24 @@ void diffu_comm_tp_allreduce(float *buf, size_t n, void *user) {
     DIFFU_ASSERT(n <= INT_MAX);
     MPI_Request r;
     MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->stage, &r);
-    poll_wait(c, 1, &r, NULL, c->tp_what, -1);
+    c->st.wait_tp += poll_wait(c, 1, &r, NULL, c->tp_what, -1);
+    c->st.tp_bytes += (uint64_t)n * 4;
+    c->st.tp_calls++;
 }
+
+void diffu_comm_stage_allgather(void *user, const double *send, size_t n, double *recv) {
+    diffu_comm *c = user;
+    DIFFU_ASSERT(c->stage != MPI_COMM_NULL);
+    DIFFU_ASSERT(n <= INT_MAX);
+    MPI_Request r;
+    MPI_Iallgather(send, (int)n, MPI_DOUBLE, recv, (int)n, MPI_DOUBLE, c->stage, &r);
+    c->st.wait_vocab += poll_wait(c, 1, &r, NULL, c->vocab_what, -1);
+    c->st.vocab_bytes += (uint64_t)n * 8;
+    c->st.vocab_calls++;
+}
+
+const diffu_comm_stats *diffu_comm_get_stats(const diffu_comm *c) { return &c->st; }
+void diffu_comm_reset_stats(diffu_comm *c) { memset(&c->st, 0, sizeof c->st); }
 
 /* ------------------------------------------------------------ point to point */
 
@@ -439,6 +475,7 @@ void diffu_comm_send_act(diffu_comm *c, diffu_xfer *t, int to, const float *x, i
     MPI_Isend(t->hdr, 4, MPI_INT64_T, to, TAG_ACT_HDR, c->world, &t->req[0]);
     MPI_Isend(x, n_tokens * hidden, MPI_FLOAT, to, TAG_ACT, c->world, &t->req[1]);
     t->nreq = 2;
+    c->st.act_bytes += (uint64_t)n_tokens * (uint64_t)hidden * 4;
 }
 
 void diffu_comm_recv_act(diffu_comm *c, diffu_xfer *t, int from, float *x, int max_tokens, int hidden) {
@@ -488,6 +525,95 @@ static void finish(diffu_comm *c, diffu_xfer *t, MPI_Status *st, int *n_tokens, 
     t->nreq = 0;
 }
 
+void diffu_comm_send_bytes(diffu_comm *c, diffu_xfer *t, int to, const uint8_t *buf, size_t len, int tag) {
+    DIFFU_ASSERT(t->kind == XF_NONE && len <= INT_MAX && to >= 0 && to < c->size);
+    t->kind = XF_SEND_B;
+    t->peer = to;
+    t->tag = tag;
+    MPI_Isend(buf, (int)len, MPI_BYTE, to, tag, c->world, &t->req[0]);
+    t->nreq = 1;
+    if (tag == DIFFU_TAG_RESULT) c->st.result_bytes += len;
+    else c->st.ctrl_bytes += len;
+}
+
+void diffu_bytes_free(diffu_bytes *b) {
+    if (!b) return;
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static const char *tag_what(int tag) {
+    return tag == DIFFU_TAG_CONTROL ? "the next step command from" : tag == DIFFU_TAG_RESULT ? "a step result from" : "a message from";
+}
+
+/* A matched message: receive it into b (a few microseconds: it has arrived). */
+static void take(diffu_comm *c, MPI_Message *msg, MPI_Status *st, int tag, diffu_bytes *b) {
+    int n = 0;
+    MPI_Get_count(st, MPI_BYTE, &n);
+    DIFFU_ASSERT(n >= 0);
+    if ((size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < (size_t)n + 1) cap *= 2;
+        free(b->data);
+        b->data = diffu_xmalloc(cap);
+        b->cap = cap;
+    }
+    MPI_Request r;
+    MPI_Imrecv(b->data, n, MPI_BYTE, msg, &r);
+    double w = poll_wait(c, 1, &r, NULL, tag_what(tag), st->MPI_SOURCE);
+    if (tag == DIFFU_TAG_RESULT) c->st.wait_result += w;
+    else c->st.wait_ctrl += w;
+    b->len = (size_t)n;
+}
+
+int diffu_comm_try_recv_bytes(diffu_comm *c, int from, int tag, diffu_bytes *b) {
+    int flag = 0;
+    MPI_Message msg;
+    MPI_Status st;
+    MPI_Improbe(from < 0 ? MPI_ANY_SOURCE : from, tag, c->world, &flag, &msg, &st);
+    if (!flag) return 0;
+    take(c, &msg, &st, tag, b);
+    return 1;
+}
+
+void diffu_comm_recv_bytes(diffu_comm *c, int from, int tag, diffu_bytes *b, const char *what) {
+    double t0 = diffu_now();
+    long ns = 20000;
+    for (;;) {
+        int flag = 0;
+        MPI_Message msg;
+        MPI_Status st;
+        MPI_Improbe(from < 0 ? MPI_ANY_SOURCE : from, tag, c->world, &flag, &msg, &st);
+        if (flag) {
+            double w = diffu_now() - t0;
+            if (tag == DIFFU_TAG_RESULT) c->st.wait_result += w;
+            else c->st.wait_ctrl += w;
+            take(c, &msg, &st, tag, b);
+            return;
+        }
+        double waited = diffu_now() - t0;
+        if (waited > c->timeout) timed_out(c, waited, what ? what : tag_what(tag), from);
+        pace(waited, &ns);
+    }
+}
+
+void diffu_comm_progress(diffu_comm *c) {
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->world, &flag, MPI_STATUS_IGNORE);
+}
+
+void diffu_comm_cancel(diffu_comm *c, diffu_xfer *t) {
+    if (t->kind == XF_NONE) return;
+    if (t->kind != XF_RECV_ACT && t->kind != XF_RECV_F) {
+        diffu_comm_wait(c, t, NULL, NULL);
+        return;
+    }
+    for (int i = 0; i < t->nreq; i++) MPI_Cancel(&t->req[i]);
+    poll_wait(c, t->nreq, t->req, NULL, "a cancelled receive to be released (from", t->peer);
+    t->kind = XF_NONE;
+    t->nreq = 0;
+}
+
 int diffu_comm_test(diffu_comm *c, diffu_xfer *t) {
     if (t->kind == XF_NONE) return 1;
     MPI_Status st[2];
@@ -503,21 +629,26 @@ void diffu_comm_wait(diffu_comm *c, diffu_xfer *t, int *n_tokens, uint64_t *id) 
     MPI_Status st[2];
     const char *what = t->kind == XF_RECV_ACT ? "activations from"
                        : t->kind == XF_SEND_ACT ? "the next stage to take activations: sending to"
-                       : t->kind == XF_RECV_F ? "a float buffer from" : "a float buffer to be taken by";
-    poll_wait(c, t->nreq, t->req, st, what, t->peer);
+                       : t->kind == XF_RECV_F ? "a float buffer from"
+                       : t->kind == XF_SEND_B ? "a control message to be taken by" : "a float buffer to be taken by";
+    double w = poll_wait(c, t->nreq, t->req, st, what, t->peer);
+    if (t->kind == XF_RECV_ACT) c->st.wait_act += w;
+    else if (t->kind == XF_SEND_ACT) c->st.wait_send += w;
+    else if (t->kind == XF_SEND_B) c->st.wait_ctrl += w;
     finish(c, t, st, n_tokens, id);
 }
 
 /* ------------------------------------------------------------ test hooks */
 
-void diffu_comm_debug_stall(diffu_comm *c, const char *where) {
+void diffu_comm_debug_stall(diffu_comm *c, long mb, const char *where) {
     const char *e = getenv("DIFFU_DEBUG_STALL");
     if (!e || !*e) return;
     char *end;
-    long r = strtol(e, &end, 10);
+    long r = strtol(e, &end, 10), at = 0;
     double secs = 60;
-    if (*end == ':') secs = strtod(end + 1, NULL);
-    if (r != c->rank || !(secs > 0)) return;
+    if (*end == ':') secs = strtod(end + 1, &end);
+    if (*end == '@') at = strtol(end + 1, NULL, 10);
+    if (r != c->rank || !(secs > 0) || mb != at) return;
     DLOG_WARN("debug: rank %d (pid %d) stalls %.0f s at %s (DIFFU_DEBUG_STALL=%s)", c->rank, (int)getpid(), secs, where, e);
     fflush(stderr);
     double t_end = diffu_now() + secs;

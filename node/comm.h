@@ -11,7 +11,8 @@
  *   re-raise (the rank dies by the signal; mpirun names it and ends the job).
  *
  * Liveness: no rank waits forever. Every wait in here is a polling loop
- *   (MPI_Test, then sleeps backing off from 10 us to 1 ms) with a deadline
+ *   (MPI_Test: tight for 100 us, then yielding the CPU up to 2 ms, then
+ *   sleeps backing off from 20 us to 1 ms) with a deadline
  *   (diffu_comm_set_timeout, default 300 s, env DIFFU_COMM_TIMEOUT): past it
  *   the rank logs what it waited for and from whom (rank, stage, host) and
  *   calls MPI_Abort, which ends the whole job. A rank that dies (crash,
@@ -111,11 +112,69 @@ int diffu_comm_test(diffu_comm *c, diffu_xfer *t);
  * checked against the header (DIFFU_ASSERT). A no-op if nothing is pending. */
 void diffu_comm_wait(diffu_comm *c, diffu_xfer *t, int *n_tokens, uint64_t *id);
 
+/* Local: let MPI progress every pending transfer of this rank (one
+ * MPI_Iprobe). Cheap; called between layers while a stage computes. */
+void diffu_comm_progress(diffu_comm *c);
+
+/* Local: cancel a pending receive (e.g. the activations a stage pre-posted
+ * for a microbatch that will never come, at shutdown). A no-op if nothing is
+ * pending; a pending send is waited for instead. */
+void diffu_comm_cancel(diffu_comm *c, diffu_xfer *t);
+
+/* ---------------------------------------------------------- control messages
+ * Protobuf-packed control messages (proto/diffu.proto) of a size the receiver
+ * does not know: rank 0 -> every rank (DIFFU_TAG_CONTROL: Control), the last
+ * stage's tp-0 rank -> rank 0 (DIFFU_TAG_RESULT: StepResult). Between one
+ * sender and one receiver they arrive in the order sent (MPI non-overtaking). */
+enum { DIFFU_TAG_CONTROL = 10, DIFFU_TAG_RESULT = 11 };
+
+/* A receive buffer that grows to the largest message and is reused. */
+typedef struct diffu_bytes {
+    uint8_t *data;
+    size_t len, cap;
+} diffu_bytes;
+void diffu_bytes_free(diffu_bytes *b);
+
+/* Local (non-blocking start): send len bytes; buf must stay untouched until
+ * the transfer is waited for. */
+void diffu_comm_send_bytes(diffu_comm *c, diffu_xfer *t, int to, const uint8_t *buf, size_t len, int tag);
+/* Local, non-blocking: if a message from `from` with `tag` has arrived,
+ * receive it into b (b->len its size) and return 1; else 0. */
+int diffu_comm_try_recv_bytes(diffu_comm *c, int from, int tag, diffu_bytes *b);
+/* Local: the same, waiting (polling, with the deadline; `what` names the
+ * message in the timeout error: "the next step command from"). */
+void diffu_comm_recv_bytes(diffu_comm *c, int from, int tag, diffu_bytes *b, const char *what);
+
+/* Collective over the stage communicator: every TP rank's n doubles, in tp
+ * order: recv[tp * n + i]. The vocabulary-parallel sampler's only
+ * communication (coordinator/sampler_vp.h, diffu_vp_allgather_fn). */
+void diffu_comm_stage_allgather(void *comm, const double *send, size_t n, double *recv);
+
+/* ---------------------------------------------------------- accounting
+ * Where this rank's communication time and bytes went since the last reset
+ * (for the per-stage summary of a run). Waits are the polling waits above;
+ * bytes are payload sent by this rank (all-reduce and allgather: the payload
+ * this rank contributes). Local. */
+typedef struct diffu_comm_stats {
+    double wait_act;      /* activations from the previous stage */
+    double wait_send;     /* a send of activations to complete (the next stage busy) */
+    double wait_ctrl;     /* control messages: the next command (stages) */
+    double wait_result;   /* step results (rank 0) */
+    double wait_tp;       /* inside the tp all-reduce */
+    double wait_vocab;    /* inside the vocab-parallel reductions */
+    uint64_t act_bytes, ctrl_bytes, result_bytes, tp_bytes, vocab_bytes;
+    uint64_t tp_calls, vocab_calls;
+} diffu_comm_stats;
+const diffu_comm_stats *diffu_comm_get_stats(const diffu_comm *c);
+void diffu_comm_reset_stats(diffu_comm *c);
+
 /* ---------------------------------------------------------- test hooks
- * DIFFU_DEBUG_STALL=RANK[:SECONDS] (tests only): diffu_comm_debug_stall(c,
- * where) on that rank logs "debug: rank R (pid P) stalls SECONDS s at WHERE"
- * and sleeps (default 60 s, in 100 ms steps), so that a test can kill it or
- * let its peers time out. No effect when unset. Local. */
-void diffu_comm_debug_stall(diffu_comm *c, const char *where);
+ * DIFFU_DEBUG_STALL=RANK[:SECONDS][@MB] (tests only): on that rank,
+ * diffu_comm_debug_stall(c, mb, where) with the microbatch index MB (default
+ * 0: before its first forward) logs "debug: rank R (pid P) stalls SECONDS s
+ * at WHERE" and sleeps (default 60 s, in 100 ms steps), so that a test can
+ * kill it (mid-run with @MB > 0) or let its peers time out. No effect when
+ * unset. Local. */
+void diffu_comm_debug_stall(diffu_comm *c, long mb, const char *where);
 
 #endif

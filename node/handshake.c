@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "diffu.pb-c.h"
+#include "kernels.h"
 
 #ifndef DIFFU_BUILD_ID
 #define DIFFU_BUILD_ID "diffu-unknown"
@@ -30,7 +31,8 @@ static void debug_override(int rank, Diffu__Handshake *h, char *build_buf, size_
     else if (fl == 5 && !strncmp(field, "build", fl)) { snprintf(build_buf, build_cap, "%s", val); h->build_id = build_buf; }
     else if (fl == 8 && !strncmp(field, "protocol", fl)) h->protocol_version = (uint32_t)strtoul(val, NULL, 10);
     else if (fl == 6 && !strncmp(field, "layout", fl)) h->layout_hash = strtoull(val, NULL, 16);
-    else { DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE='%s': unknown field (fingerprint, build, protocol, layout)", e); return; }
+    else if (fl == 5 && !strncmp(field, "panel", fl)) h->row_panel = (uint32_t)strtoul(val, NULL, 10);
+    else { DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE='%s': unknown field (fingerprint, build, protocol, layout, panel)", e); return; }
     DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE: rank %d claims %.*s = %s", rank, (int)fl, field, val);
 }
 
@@ -64,6 +66,12 @@ static void check_one(const Diffu__Handshake *me, const Diffu__Handshake *h, int
                  who, (unsigned long long)h->model_fingerprint, (unsigned long long)me->model_fingerprint);
         return;
     }
+    if (h->row_panel != me->row_panel) {
+        snprintf(why, n, "%s uses row panel %u, rank 0 uses %u: activations passed between stages would not line up"
+                 " (model/forward.h, \"Row layout\"; another OpenBLAS build or DIFFU_ROW_PANEL setting on that host:"
+                 " use one BLAS, or set DIFFU_ROW_PANEL to the same value on every rank)", who, h->row_panel, me->row_panel);
+        return;
+    }
     if (h->layout_hash != me->layout_hash) {
         snprintf(why, n, "%s computed layout %016llx, rank 0 computed %016llx (different config or options)", who,
                  (unsigned long long)h->layout_hash, (unsigned long long)me->layout_hash);
@@ -92,9 +100,9 @@ static void summary(diffu_comm *c, Diffu__Handshake **hs, int world, const Diffu
         for (int j = i; j < world && used + 16 < sizeof hosts; j++)
             if (!strcmp(hs[j]->hostname, hs[i]->hostname)) used += (size_t)snprintf(hosts + used, sizeof hosts - used, " %d", j);
     }
-    DLOG_INFO("handshake: %d rank(s) on %d host(s) (%s); protocol %u, build %s, model fingerprint %016llx, layout %016llx",
-              world, n_hosts, hosts, me->protocol_version, me->build_id, (unsigned long long)me->model_fingerprint,
-              (unsigned long long)me->layout_hash);
+    DLOG_INFO("handshake: %d rank(s) on %d host(s) (%s); protocol %u, build %s, model fingerprint %016llx, layout %016llx,"
+              " row panel %u", world, n_hosts, hosts, me->protocol_version, me->build_id,
+              (unsigned long long)me->model_fingerprint, (unsigned long long)me->layout_hash, me->row_panel);
     (void)c;
     for (int i = 0; i < world; i++) { /* oversubscribed hosts: threads of all ranks there vs its CPUs */
         int seen = 0;
@@ -129,6 +137,7 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
     h.threads = threads > 0 ? (uint32_t)threads : 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     h.host_cpus = cpus > 0 ? (uint32_t)cpus : 0;
+    h.row_panel = (uint32_t)diffu_row_panel();
     if (l) {
         const diffu_rank_plan *p = diffu_layout_rank(l, rank < diffu_layout_world(l) ? rank : 0);
         h.pp = (uint32_t)diffu_layout_pp(l);

@@ -18,7 +18,20 @@ struct diffu_stage {
     uint64_t next_id;     /* microbatch ids continue across runs (identical on every rank) */
     int runs;
     size_t io_bytes;
+    int cur;              /* diffu_stage_step: the buffer of the next microbatch */
+    double t_busy, t_idle;
 };
+
+/* With tp = 1 the model's all-reduce hook (called twice per layer from this
+ * thread) has nothing to sum; it is the point where this rank lets MPI
+ * progress the activations it is sending or receiving while it computes (a
+ * large send over shared memory without single-copy, or over TCP, only moves
+ * when the sender enters MPI). The buffer is not touched. */
+static void progress_hook(float *buf, size_t n, void *comm) {
+    (void)buf;
+    (void)n;
+    diffu_comm_progress(comm);
+}
 
 int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, const diffu_model_opts *mo_in,
                      diffu_stage **out, diffu_err *err) {
@@ -58,6 +71,7 @@ int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, cons
         s->tx[i] = diffu_xfer_new();
     }
     if (diffu_layout_tp(l) > 1) diffu_model_set_allreduce(m, diffu_comm_tp_allreduce, c);
+    else if (diffu_layout_pp(l) > 1) diffu_model_set_allreduce(m, progress_hook, c);
     *out = s;
     return 0;
 }
@@ -109,6 +123,63 @@ void diffu_stage_log_memory(diffu_stage *s) {
 }
 
 /* The same verdict on every rank: depends only on the batch and the plan. */
+static int check_batch(diffu_stage *s, const diffu_batch *b, int mb, diffu_err *err);
+
+int diffu_stage_check(diffu_stage *s, const diffu_batch *b, diffu_err *err) { return check_batch(s, b, 0, err); }
+
+const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b) {
+    const diffu_rank_plan *p = s->p;
+    int first = p->prev_rank < 0, last = p->next_rank < 0, H = s->hidden;
+    uint64_t id = s->next_id++;
+    int cur = s->cur, T = diffu_batch_rows(s->m, b); /* activations travel in the padded row layout */
+    float *x = s->x[cur];
+    double t0 = diffu_now(), waited = 0;
+    s->runs++;
+    char where[64];
+    snprintf(where, sizeof where, "microbatch %llu", (unsigned long long)id);
+    diffu_comm_debug_stall(s->c, (long)id, id ? where : "its first forward");
+    if (first) {
+        diffu_comm_wait(s->c, s->tx[cur], NULL, NULL); /* microbatch id-2 has left this buffer */
+        waited = diffu_now() - t0;
+        diffu_forward_embed(s->m, b, x);
+    } else {
+        if (!diffu_xfer_pending(s->rx[cur])) {
+            diffu_comm_wait(s->c, s->tx[cur], NULL, NULL);
+            diffu_comm_recv_act(s->c, s->rx[cur], p->prev_rank, x, s->max_tokens, H);
+        }
+        int got = 0;
+        uint64_t gid = 0;
+        diffu_comm_wait(s->c, s->rx[cur], &got, &gid);
+        DIFFU_ASSERTF(got == T && gid == id, "stage %d got microbatch %llu of %d rows from rank %d, expected %llu of %d",
+                      p->stage, (unsigned long long)gid, got, p->prev_rank, (unsigned long long)id, T);
+        /* receive the next microbatch into the other buffer while computing this one, if that buffer is free */
+        int nx = cur ^ 1;
+        if (diffu_comm_test(s->c, s->tx[nx])) diffu_comm_recv_act(s->c, s->rx[nx], p->prev_rank, s->x[nx], s->max_tokens, H);
+        waited = diffu_now() - t0;
+    }
+    diffu_forward_layers(s->m, b, x);
+    if (!last) diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, T, H, id);
+    else diffu_forward_head(s->m, b, x, s->logits);
+    s->cur ^= 1;
+    s->t_idle += waited;
+    s->t_busy += diffu_now() - t0 - waited;
+    return last ? s->logits : NULL;
+}
+
+void diffu_stage_drain(diffu_stage *s) {
+    double t0 = diffu_now();
+    for (int i = 0; i < 2; i++) {
+        diffu_comm_cancel(s->c, s->rx[i]);
+        diffu_comm_wait(s->c, s->tx[i], NULL, NULL);
+    }
+    s->t_idle += diffu_now() - t0;
+}
+
+void diffu_stage_times(const diffu_stage *s, double *busy, double *idle) {
+    *busy = s->t_busy;
+    *idle = s->t_idle;
+}
+
 static int check_batch(diffu_stage *s, const diffu_batch *b, int mb, diffu_err *err) {
     if (diffu_batch_check(s->m, b, err)) return diffu_err_prefix(err, "microbatch %d", mb);
     if (s->p->stage == 0 && !b->tokens) return diffu_err_set(err, "microbatch %d: no tokens for the embedding", mb);
@@ -131,7 +202,7 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
     int first = p->prev_rank < 0, last = p->next_rank < 0, H = s->hidden;
     uint64_t base = s->next_id;
     s->next_id += (uint64_t)n;
-    if (s->runs++ == 0) diffu_comm_debug_stall(s->c, "its first forward");
+    if (s->runs++ == 0) diffu_comm_debug_stall(s->c, 0, "its first forward");
     if (!first) diffu_comm_recv_act(s->c, s->rx[0], p->prev_rank, s->x[0], s->max_tokens, H);
     for (int mb = 0; mb < n; mb++) {
         const diffu_batch *b = &batches[mb];

@@ -56,4 +56,26 @@ typedef void (*diffu_stage_logits_fn)(void *user, int mb, const diffu_batch *b, 
 int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_stage_logits_fn fn, void *user,
                     diffu_err *err);
 
+/* ---- one microbatch at a time (generation: node/worker.h) ----
+ * Collective over the pipeline like diffu_stage_run, but the microbatches
+ * arrive one by one (the coordinator's step commands) and every rank calls
+ * diffu_stage_step for the same batches in the same order (ids continue from
+ * 0 and are checked against the sender's). The first stage embeds; the others
+ * wait for the previous stage's activations, then post the receive of the
+ * next microbatch into the other buffer when its send has completed. Returns,
+ * on the last stage, the logits [b->n_rows x vocab_local] (the stage's buffer,
+ * valid until the next call); NULL elsewhere. b must pass diffu_stage_check
+ * (asserted downstream).
+ * Progress: with tp = 1 and pp > 1 the stage installs a progress point as the
+ * model's all-reduce hook (called twice per layer, a no-op on the data) so
+ * that sends and receives advance while this rank computes; with tp > 1 the
+ * real all-reduce does that. */
+int diffu_stage_check(diffu_stage *s, const diffu_batch *b, diffu_err *err); /* local; same verdict everywhere */
+const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b);
+/* Local: after the last step: cancel the pre-posted receive, wait for the sends to be taken. */
+void diffu_stage_drain(diffu_stage *s);
+/* Local: seconds computing (tp all-reduce included) and waiting for
+ * activations or for a send buffer (the pipeline bubble) in diffu_stage_step. */
+void diffu_stage_times(const diffu_stage *s, double *busy, double *idle);
+
 #endif

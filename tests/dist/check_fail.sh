@@ -10,20 +10,38 @@
 #        signal=R:SIG  the same, sending SIG (e.g. SEGV, TERM) instead of SIGKILL
 #        timeout=R     rank R stalls 120 s; the others must give up after --comm-timeout 2
 #                      and end the job within 10 s, naming rank R
+#        panel=R:N     rank R runs with DIFFU_ROW_PANEL=N (an MPMD launch: only that rank), as
+#                      if its BLAS were another: the handshake must refuse it
+# FAIL_CMD=generate (environment): run `diffu generate` (3 prompts, 64 new tokens) instead of
+# `diffu logits`; the stalls then happen at microbatch FAIL_AT (default 0), i.e. mid-run when
+# FAIL_AT > 0 (DIFFU_DEBUG_STALL=R:120@FAIL_AT), after the ranks have run FAIL_AT microbatches.
 BIN="$1"; CASE="$2"; NP="$3"; PP="$4"; TP="$5"; EXPECT="$6"; shift 6
 source "$(dirname "$0")/lib.sh"
 make_model "$W/model" "$@"
 make_ids "$W/ids.bin" 24
-ARGS=(logits --pp "$PP" --tp "$TP" --model "$W/model" --ids "$W/ids.bin" --lengths 10,14 --out "$W/out.bin" --threads 1)
+if [[ "${FAIL_CMD:-logits}" == generate ]]; then
+    ARGS=(generate --pp "$PP" --tp "$TP" --model "$W/model" --prompt-ids 1,2,3,4,5,6,7 --prompt-ids 9,8,7
+          --prompt-ids 5,17,33,65,129,257,513,4,8,16,32 --max-new-tokens 64 --emit-ids --threads 1)
+else
+    ARGS=(logits --pp "$PP" --tp "$TP" --model "$W/model" --ids "$W/ids.bin" --lengths 10,14 --out "$W/out.bin" --threads 1)
+fi
+AT=""
+[[ -n "${FAIL_AT:-}" ]] && AT="@$FAIL_AT"
 ENVX=()
+LAUNCH=(-np "$NP" "$BIN" "${ARGS[@]}")
 case "$CASE" in
 handshake=*) ENVX=(-x "DIFFU_DEBUG_HANDSHAKE=${CASE#handshake=}") ;;
-kill=* | signal=*) R="${CASE#*=}"; R="${R%%:*}"; ENVX=(-x "DIFFU_DEBUG_STALL=$R:120") ;;
-timeout=*) R="${CASE#timeout=}"; ENVX=(-x "DIFFU_DEBUG_STALL=$R:120"); ARGS+=(--comm-timeout 2) ;;
+kill=* | signal=*) R="${CASE#*=}"; R="${R%%:*}"; ENVX=(-x "DIFFU_DEBUG_STALL=$R:120$AT") ;;
+timeout=*) R="${CASE#timeout=}"; ENVX=(-x "DIFFU_DEBUG_STALL=$R:120$AT"); ARGS+=(--comm-timeout 2)
+           LAUNCH=(-np "$NP" "$BIN" "${ARGS[@]}") ;;
+panel=*) R="${CASE#panel=}"; N="${R#*:}"; R="${R%%:*}"; LAUNCH=()
+         [[ $R -gt 0 ]] && LAUNCH+=(-np "$R" "$BIN" "${ARGS[@]}" :)
+         LAUNCH+=(-np 1 env "DIFFU_ROW_PANEL=$N" "$BIN" "${ARGS[@]}")
+         [[ $((NP - R - 1)) -gt 0 ]] && LAUNCH+=(: -np $((NP - R - 1)) "$BIN" "${ARGS[@]}") ;;
 esac
 LOG="$W/job.log"
 start=$(date +%s.%N)
-timeout 60 "${MPIRUN[@]}" "${ENVX[@]}" -np "$NP" "$BIN" "${ARGS[@]}" >"$LOG" 2>&1 &
+timeout 60 "${MPIRUN[@]}" "${ENVX[@]}" "${LAUNCH[@]}" >"$LOG" 2>&1 &
 JOB=$!
 if [[ "$CASE" == kill=* || "$CASE" == signal=* ]]; then
     SIG=KILL

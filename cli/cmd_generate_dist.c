@@ -1,0 +1,464 @@
+/* cmd_generate_dist.c — `mpirun -np N diffu generate --pp P --tp T ...`: the
+ * distributed back end of `diffu generate` (entered from cmd_generate.c).
+ *
+ *   1. every rank parses the same command line; rank 0 tokenizes the prompts
+ *      and makes one denoising policy per (prompt, sample) (cli/generate.h);
+ *   2. rank 0 broadcasts the JobPlan (capacities of one microbatch, state
+ *      slots, the balance input); every rank makes the same layout from it and
+ *      the handshake refuses mismatched ranks BEFORE anything loads;
+ *   3. every rank loads only its slices (node/stage.h) and starts a worker
+ *      (node/worker.h);
+ *   4. rank 0 runs the coordinator (coordinator/scheduler.h) next to its own
+ *      stage-0 work: it forms microbatches from the ready sequences, sends
+ *      every rank its Control, runs its own part, and commits the StepResults
+ *      that come back from the last stage; the other ranks execute Controls
+ *      until the Shutdown;
+ *   5. every rank reports where its time and bytes went (RankStats); rank 0
+ *      prints the per-stage summary and the results (as the single process).
+ * MPI_THREAD_FUNNELED: MPI from the main thread only; the model's pool threads
+ * compute. Exit status: 0; 1 user error or refused layout (one line from rank
+ * 0); 2 usage; 3/4/5 and 128 + signal as in docs/distributed.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "comm.h"
+#include "commands.h"
+#include "diffu.pb-c.h"
+#include "forward.h"
+#include "generate.h"
+#include "handshake.h"
+#include "layout.h"
+#include "scheduler.h"
+#include "stage.h"
+#include "threadpool.h"
+#include "wire.h"
+#include "worker.h"
+
+#define CMD "generate"
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* lm_head rows per token, averaged over a sequence's steps: what the last
+ * stage's head costs relative to a layer (node/layout.h's balance input).
+ * Dream's schedules ask for every masked position (the count falls about
+ * linearly: G/2 on average), blocks for the current block's (B/2), origin
+ * only for the positions it commits (G/steps). The sampler on the same rows
+ * costs about as much as 240 more hidden dimensions of lm_head (measured on
+ * the Qwen2.5-0.5B shape: 0.67 ms vs 2.45 ms per row at hidden 896). */
+static double head_rows_estimate(const gen_opts *o, const gen_job *j, int hidden) {
+    const diffu_denoise_params *p = &o->p;
+    double G = p->max_new_tokens, rows;
+    if (p->block_length > 0) rows = p->block_length / 2.0;
+    else if (p->alg == DIFFU_ALG_ORIGIN && p->threshold <= 0 && p->factor <= 0) rows = G / (p->steps > 0 ? p->steps : 1);
+    else rows = G / 2.0;
+    double tokens = (double)j->sum_tokens / (j->n_d > 0 ? j->n_d : 1);
+    double f = rows / tokens * (1.0 + 240.0 / (hidden > 0 ? hidden : 896));
+    return f > 1.0 ? 1.0 : f < 1e-3 ? 1e-3 : f;
+}
+
+typedef struct {
+    diffu_sched *sc;
+    diffu_err err;
+    int failed;
+} local_sink;
+
+/* Rank 0 is the last stage's tp-0 rank (one stage): results arrive here. */
+static void local_result(void *user, const uint8_t *msg, size_t len) {
+    local_sink *ls = user;
+    if (diffu_sched_result(ls->sc, msg, len, &ls->err)) ls->failed = 1;
+}
+
+/* "1.23 MB" / "4.5 KB" / "12 B" */
+static const char *human(char *buf, size_t n, double b) {
+    if (b >= 1e6) snprintf(buf, n, "%.2f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, n, "%.1f KB", b / 1e3);
+    else snprintf(buf, n, "%.0f B", b);
+    return buf;
+}
+
+/* Rank 0: every rank's RankStats -> the per-stage summary. */
+static void print_summary(Diffu__RankStats **rs, int world, int P, int T, long microbatches, long seq_steps,
+                          double wall) {
+    DLOG_INFO("summary: %d stage(s) x %d tp rank(s); %ld microbatch(es), %ld sequence-step(s) (%.2f per microbatch);"
+              " generate wall %.2f s", P, T, microbatches, seq_steps,
+              microbatches ? (double)seq_steps / (double)microbatches : 0.0, wall);
+    double tot_bytes = 0;
+    for (int s = 0; s < P; s++) {
+        double busy = 0, idle = 0, w = 0, tpw = 0, coord = 0, act = 0, ctrl = 0, tpb = 0, vb = 0;
+        for (int t = 0; t < T; t++) {
+            const Diffu__RankStats *r = rs[s * T + t];
+            busy += r->busy_seconds;
+            idle += r->idle_seconds;
+            w += r->wall_seconds;
+            tpw += r->tp_wait_seconds;
+            coord += r->coord_seconds;
+            act += (double)r->act_bytes_sent;
+            ctrl += (double)r->ctrl_bytes_sent;
+            tpb += (double)r->tp_bytes;
+            vb += (double)r->vocab_bytes;
+        }
+        busy /= T;
+        idle /= T;
+        w /= T;
+        tpw /= T;
+        tot_bytes += act + ctrl;
+        char b1[32], b2[32], b3[32], b4[32];
+        double per = microbatches ? 1.0 / (double)microbatches : 0;
+        DLOG_INFO("  stage %d (ranks %d-%d): busy %.2f s (%.1f%%), idle %.2f s (%.1f%%: the bubble); %.2f s of busy in"
+                  " tp/vocab reductions; sent per microbatch: activations %s, control/results %s, tp all-reduce %s,"
+                  " vocab reductions %s", s, s * T, s * T + T - 1, busy, w > 0 ? 100.0 * busy / w : 0.0, idle,
+                  w > 0 ? 100.0 * idle / w : 0.0, tpw, human(b1, sizeof b1, act * per), human(b2, sizeof b2, ctrl * per),
+                  human(b3, sizeof b3, tpb * per), human(b4, sizeof b4, vb * per));
+        if (s == 0 && coord > 0) DLOG_INFO("  coordinator (rank 0): %.2f s (policy, packing, results)", coord);
+    }
+    if (microbatches && seq_steps) {
+        char b1[32], b2[32];
+        DLOG_INFO("  point-to-point bytes (activations + control + results) per microbatch %s, per sequence-step %s",
+                  human(b1, sizeof b1, tot_bytes / (double)microbatches), human(b2, sizeof b2, tot_bytes / (double)seq_steps));
+    }
+}
+
+typedef struct {
+    gen_opts o;
+    gen_job j;
+    diffu_comm *c;
+    diffu_layout *l;
+    diffu_stage *st;
+    diffu_worker *w;
+    diffu_sched *sc;
+} dctx;
+
+static int finish(dctx *x, int rc) {
+    diffu_sched_free(&x->sc);
+    diffu_worker_free(x->w);
+    diffu_stage_free(x->st);
+    diffu_layout_free(x->l);
+    if (x->c) diffu_comm_finalize(x->c);
+    gen_free(&x->o, &x->j);
+    return rc;
+}
+
+/* The coordinator loop of rank 0 (next to its own stage-0 work). Returns the
+ * generate wall time. */
+static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, double *wait_s) {
+    diffu_comm *c = x->c;
+    int world = diffu_comm_size(c), P = diffu_layout_pp(x->l), T = diffu_layout_tp(x->l);
+    int last_tp0 = (P - 1) * T, M = (int)plan->microbatches;
+    int n_ring = M + 1;
+    diffu_xfer **tx = diffu_xcalloc((size_t)n_ring * (size_t)world, sizeof *tx);
+    for (int i = 0; i < n_ring * world; i++) tx[i] = diffu_xfer_new();
+    int *role = diffu_xcalloc((size_t)world, sizeof *role);
+    for (int r = 0; r < world; r++) {
+        const diffu_rank_plan *rp = diffu_layout_rank(x->l, r);
+        role[r] = (rp->shard.embed ? DIFFU_ROLE_EMBED : 0) | (rp->shard.head ? DIFFU_ROLE_HEAD : 0);
+    }
+    local_sink ls = {x->sc, {""}, 0};
+    if (last_tp0 == 0) diffu_worker_set_local_result(x->w, local_result, &ls);
+    diffu_bytes inbox = {0};
+    diffu_err err;
+    double t0 = diffu_now(), next_log = t0 + 10.0, coord = 0, waited = 0;
+    int n_seq_total = x->j.n_d;
+    while (!diffu_sched_done(x->sc)) {
+        double ta = diffu_now();
+        if (last_tp0 != 0)
+            while (diffu_comm_try_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox))
+                if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
+        long id = diffu_sched_next(x->sc);
+        coord += diffu_now() - ta;
+        if (id >= 0) {
+            int k = (int)(id % n_ring);
+            for (int r = 1; r < world; r++) {
+                size_t len;
+                const uint8_t *msg = diffu_sched_control(x->sc, role[r], &len);
+                diffu_comm_wait(c, tx[k * world + r], NULL, NULL); /* microbatch id - M - 1 reached that rank */
+                diffu_comm_send_bytes(c, tx[k * world + r], r, msg, len, DIFFU_TAG_CONTROL);
+            }
+            size_t len;
+            const uint8_t *msg = diffu_sched_control(x->sc, role[0], &len);
+            int code;
+            diffu_worker_exec(x->w, msg, len, &code);
+            if (ls.failed) diffu_comm_abort(c, 5, "%s", ls.err.msg);
+        } else if (!diffu_sched_done(x->sc)) { /* (the results just taken may have been the last) */
+            DIFFU_ASSERTF(diffu_sched_inflight(x->sc) > 0 && last_tp0 != 0, "the coordinator has nothing in flight and"
+                          " nothing to send, but %d of %d sequences are not finished",
+                          n_seq_total - (int)diffu_sched_get_stats(x->sc)->finished, n_seq_total);
+            double tw = diffu_now();
+            diffu_comm_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox, "a step result from");
+            double tr = diffu_now();
+            waited += tr - tw;
+            if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
+            coord += diffu_now() - tr;
+        }
+        double now = diffu_now();
+        if (now >= next_log) {
+            const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
+            long gen = (long)n_seq_total * x->o.p.max_new_tokens;
+            DLOG_INFO("progress: %ld/%d sequences done, %ld microbatches, %ld/%ld positions committed, %.1f tokens/s;"
+                      " %d microbatch(es) in flight, %d sequence(s) active", ss->finished, n_seq_total, ss->microbatches,
+                      ss->committed, gen, (double)ss->committed / (now - t0), diffu_sched_inflight(x->sc),
+                      diffu_sched_active(x->sc));
+            next_log = now + 10.0;
+        }
+    }
+    double wall = diffu_now() - t0;
+    /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
+    size_t len;
+    const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);
+    diffu_xfer **sx = diffu_xcalloc((size_t)world, sizeof *sx);
+    for (int r = 1; r < world; r++) {
+        sx[r] = diffu_xfer_new();
+        diffu_comm_send_bytes(c, sx[r], r, sd, len, DIFFU_TAG_CONTROL);
+    }
+    int code;
+    diffu_worker_exec(x->w, sd, len, &code);
+    diffu_worker_drain(x->w);
+    for (int r = 1; r < world; r++) {
+        diffu_comm_wait(c, sx[r], NULL, NULL);
+        diffu_xfer_free(sx[r]);
+    }
+    for (int i = 0; i < n_ring * world; i++) {
+        diffu_comm_wait(c, tx[i], NULL, NULL);
+        diffu_xfer_free(tx[i]);
+    }
+    free(sx);
+    free(tx);
+    free(role);
+    diffu_bytes_free(&inbox);
+    *coord_s = coord;
+    *wait_s = waited;
+    return wall;
+}
+
+int cmd_generate_dist(int argc, char **argv) {
+    dctx x;
+    memset(&x, 0, sizeof x);
+    int lrank = gen_launcher_rank();
+    int rc = gen_parse(argc, argv, &x.o, lrank != 0);
+    if (rc) {
+        gen_free(&x.o, NULL);
+        return rc < 0 ? 0 : rc;
+    }
+    if (x.o.watch || x.o.dump_path) {
+        if (lrank == 0)
+            fprintf(stderr, "diffu " CMD ": --watch and --dump-origin-uniforms are for the single process (no --pp /"
+                    " --tp, one rank)\n");
+        gen_free(&x.o, NULL);
+        return 2;
+    }
+    diffu_err err;
+    if (diffu_comm_init(&x.c, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        gen_free(&x.o, NULL);
+        return 1;
+    }
+    diffu_comm *c = x.c;
+    if (x.o.comm_timeout > 0) diffu_comm_set_timeout(c, x.o.comm_timeout);
+    int rank = diffu_comm_rank(c), world = diffu_comm_size(c);
+    int pp = x.o.pp, tp = x.o.tp;
+    if (!pp && !tp) pp = world, tp = 1;
+    else if (!pp) pp = world % tp ? 0 : world / tp;
+    else if (!tp) tp = world % pp ? 0 : world / pp;
+    int threads = x.o.threads ? x.o.threads : diffu_affinity_cpus();
+
+    /* 1. rank 0: prompts -> sequences, and the plan every rank allocates */
+    uint8_t *pbuf = NULL;
+    size_t plen = 0;
+    char msg[1024] = "";
+    rc = 0;
+    if (rank == 0) {
+        /* gen_prepare prints its error to stderr: rank 0 is the one that reports */
+        if (gen_prepare(&x.o, &x.j)) {
+            rc = 1;
+            snprintf(msg, sizeof msg, "the prompts or options (see above)");
+        } else if (pp < 1 || tp < 1) {
+            rc = 1;
+            snprintf(msg, sizeof msg, "world size %d is not a multiple of --%s %d", world, x.o.pp ? "pp" : "tp",
+                     x.o.pp ? x.o.pp : x.o.tp);
+        } else {
+            Diffu__JobPlan jp = DIFFU__JOB_PLAN__INIT;
+            int M = x.o.microbatches ? x.o.microbatches : (pp == 1 ? 1 : 2 * pp);
+            int active = x.o.max_active ? x.o.max_active : x.j.n_d;
+            if (active > x.j.n_d) active = x.j.n_d;
+            int per = ceil_div(active, M);
+            jp.max_seq = (uint32_t)x.j.max_seq;
+            jp.mb_max_seqs = (uint32_t)per;
+            jp.mb_max_tokens = (uint32_t)(per * x.j.max_seq);
+            jp.mb_max_rows = (uint32_t)(per * x.o.p.max_new_tokens);
+            jp.max_active = (uint32_t)active;
+            jp.microbatches = (uint32_t)M;
+            jp.head_row_frac = x.o.head_rows > 0 ? x.o.head_rows : head_rows_estimate(&x.o, &x.j, x.j.cfg.hidden);
+            jp.vocab = (uint32_t)x.j.cfg.vocab;
+            plen = diffu__job_plan__get_packed_size(&jp);
+            pbuf = diffu_xmalloc(plen + 1);
+            diffu__job_plan__pack(&jp, pbuf);
+        }
+    }
+    if (diffu_comm_agree(c, rc, msg, &err)) {
+        if (rank == 0 && !strstr(err.msg, "see above")) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        free(pbuf);
+        return finish(&x, 1);
+    }
+    diffu_comm_bcast_bytes(c, &pbuf, &plen);
+    Diffu__JobPlan *plan = diffu__job_plan__unpack(NULL, plen, pbuf);
+    free(pbuf);
+    DIFFU_ASSERTF(plan, "rank 0's job plan does not parse");
+
+    /* 2. fingerprint + layout, then the handshake (a local failure travels in it) */
+    char local[1280] = "";
+    uint64_t fp = 0;
+    diffu_ckpt *ck;
+    if (diffu_ckpt_open(x.o.model, &ck, &err)) {
+        snprintf(local, sizeof local, "%s", err.msg);
+    } else {
+        fp = diffu_ckpt_fingerprint(ck);
+        diffu_config cfg = *diffu_ckpt_config(ck);
+        diffu_ckpt_close(ck);
+        diffu_layout_opts lo;
+        diffu_layout_opts_default(&lo);
+        lo.max_tokens = (int)plan->mb_max_tokens;
+        lo.max_seq = (int)plan->max_seq;
+        lo.max_rows = (int)plan->mb_max_rows;
+        lo.threads = threads;
+        lo.head_row_frac = plan->head_row_frac;
+        if ((uint32_t)cfg.vocab != plan->vocab)
+            snprintf(local, sizeof local, "%s: vocab_size %d, rank 0's checkpoint has %u", x.o.model, cfg.vocab, plan->vocab);
+        else if (pp < 1 || tp < 1 || diffu_layout_init(&cfg, world, pp, tp, &lo, &x.l, &err))
+            snprintf(local, sizeof local, "layout (mpirun -np %d, --pp %d --tp %d): %s", world, x.o.pp, x.o.tp,
+                     pp < 1 || tp < 1 ? "the world size is not a multiple of the one given" : err.msg);
+    }
+    if (diffu_handshake(c, fp, x.l, local, threads, &err)) {
+        if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        diffu__job_plan__free_unpacked(plan, NULL);
+        return finish(&x, 1);
+    }
+    if (diffu_comm_set_layout(c, x.l, &err)) DIFFU_ASSERTF(0, "%s", err.msg); /* the handshake checked the world size */
+    int P = diffu_layout_pp(x.l), T = diffu_layout_tp(x.l);
+    if (rank == 0) {
+        int b, e;
+        char stages[512] = "";
+        size_t used = 0;
+        for (int s = 0; s < P && used + 32 < sizeof stages; s++) {
+            diffu_layout_stage_layers(x.l, s, &b, &e);
+            used += (size_t)snprintf(stages + used, sizeof stages - used, "%s[%d,%d)", s ? " " : "", b, e);
+        }
+        DLOG_INFO("generate: %d sequence(s) on %d stage(s) x %d tp rank(s), stage layers %s (+head on the last; balance"
+                  " input %.3f lm_head rows/token); %u microbatch(es) in flight of up to %u sequence(s), %u active at"
+                  " once, phase spread %d", x.j.n_d, P, T, stages, plan->head_row_frac, plan->microbatches,
+                  plan->mb_max_seqs, plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1));
+    }
+
+    /* 3. this rank's shard and worker */
+    diffu_model_opts mo;
+    diffu_model_opts_default(&mo);
+    mo.max_tokens = (int)plan->mb_max_tokens;
+    mo.max_seq = (int)plan->max_seq;
+    mo.max_rows = (int)plan->mb_max_rows;
+    mo.max_seqs = (int)plan->mb_max_seqs;
+    mo.threads = threads;
+    mo.f32_weights = x.o.f32;
+    mo.quiet = !x.o.verbose;
+    double t_load = diffu_now();
+    rc = diffu_stage_init(c, x.l, x.o.model, &mo, &x.st, &err);
+    if (!rc) {
+        diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
+                                (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
+        x.w = diffu_worker_create(c, x.st, &wp, &err);
+        if (!x.w) rc = -1;
+    }
+    if (diffu_comm_agree(c, rc, err.msg, &err)) {
+        if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        diffu__job_plan__free_unpacked(plan, NULL);
+        return finish(&x, 1);
+    }
+    t_load = diffu_now() - t_load;
+    diffu_stage_log_memory(x.st);
+    diffu_comm_reset_stats(c);
+
+    /* 4. the run */
+    double wall = 0, coord = 0, rwait = 0;
+    int code = 0;
+    if (rank == 0) {
+        diffu_sched_opts so = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
+                               (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
+        x.sc = diffu_sched_create(&so, x.j.ds, x.j.n_d, &err);
+        DIFFU_ASSERTF(x.sc, "%s", err.msg); /* the plan was made for these sequences */
+        wall = coordinate(&x, plan, &coord, &rwait);
+    } else {
+        code = diffu_worker_loop(x.w);
+    }
+
+    /* 5. where the time and bytes went */
+    const diffu_worker_stats *ws = diffu_worker_get_stats(x.w);
+    const diffu_comm_stats *cs = diffu_comm_get_stats(c);
+    const diffu_rank_plan *rp = diffu_comm_plan(c);
+    Diffu__RankStats rs = DIFFU__RANK_STATS__INIT;
+    char host[256];
+    snprintf(host, sizeof host, "%s", diffu_comm_hostname(c));
+    rs.rank = (uint32_t)rank;
+    rs.stage = (uint32_t)rp->stage;
+    rs.tp_rank = (uint32_t)rp->tp_rank;
+    rs.microbatches = (uint64_t)ws->microbatches;
+    rs.wall_seconds = rank == 0 ? wall : ws->t_last - ws->t_first;
+    rs.busy_seconds = ws->busy;
+    rs.idle_seconds = ws->idle + rwait; /* rank 0: + waiting for step results with nothing to send */
+    rs.tp_wait_seconds = cs->wait_tp + cs->wait_vocab;
+    rs.coord_seconds = coord;
+    rs.act_bytes_sent = cs->act_bytes;
+    rs.ctrl_bytes_sent = cs->ctrl_bytes + cs->result_bytes;
+    rs.tp_bytes = cs->tp_bytes;
+    rs.vocab_bytes = cs->vocab_bytes;
+    rs.seq_steps = (uint64_t)ws->seq_steps;
+    rs.rows = (uint64_t)ws->rows;
+    rs.host = host;
+    {
+        char b1[32], b2[32];
+        double per = ws->microbatches ? 1.0 / (double)ws->microbatches : 0;
+        DLOG_INFO("stage %d tp %d: %ld microbatch(es), busy %.2f s (sampler %.2f s), idle %.2f s (commands %.2f, activations"
+                  " %.2f, send buffers %.2f%s), tp/vocab reductions %.2f s; sent per microbatch: activations %s, control"
+                  " %s", rp->stage, rp->tp_rank, ws->microbatches, ws->busy, ws->sample, rs.idle_seconds,
+                  rank == 0 ? 0.0 : cs->wait_ctrl, cs->wait_act, cs->wait_send, rank == 0 ? " + results below" : "",
+                  rs.tp_wait_seconds,
+                  human(b1, sizeof b1, (double)cs->act_bytes * per),
+                  human(b2, sizeof b2, (double)(cs->ctrl_bytes + cs->result_bytes) * per));
+        if (rank == 0) DLOG_INFO("stage 0 tp 0: %.2f s waiting for step results with nothing to send", rwait);
+    }
+    size_t slen = diffu__rank_stats__get_packed_size(&rs);
+    uint8_t *sbuf = diffu_xmalloc(slen + 1);
+    diffu__rank_stats__pack(&rs, sbuf);
+    uint8_t **all;
+    size_t *lens;
+    diffu_comm_gather_bytes(c, sbuf, slen, &all, &lens);
+    free(sbuf);
+    rc = code;
+    if (rank == 0) {
+        Diffu__RankStats **rsa = diffu_xcalloc((size_t)world, sizeof *rsa);
+        for (int r = 0; r < world; r++) {
+            rsa[r] = diffu__rank_stats__unpack(NULL, lens[r], all[r]);
+            DIFFU_ASSERTF(rsa[r], "rank %d's statistics do not parse", r);
+        }
+        const diffu_sched_stats *ss = diffu_sched_get_stats(x.sc);
+        print_summary(rsa, world, P, T, ss->microbatches, ss->seq_steps, wall);
+        for (int r = 0; r < world; r++) {
+            diffu__rank_stats__free_unpacked(rsa[r], NULL);
+            free(all[r]);
+        }
+        free(rsa);
+        free(all);
+        free(lens);
+        /* results: stdout, --out, per-sample lines, then timing */
+        rc = gen_report(&x.o, &x.j);
+        long gen_tokens = (long)x.j.n_d * x.o.p.max_new_tokens;
+        fprintf(stderr,
+                "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"
+                " forward), %ld lm_head rows, coordinator %.1f ms; %.1f generated tokens/s\n",
+                t_load, wall, ss->microbatches, ss->seq_steps, ss->skipped_steps, ss->rows, 1e3 * coord,
+                wall > 0 ? gen_tokens / wall : 0.0);
+    }
+    diffu__job_plan__free_unpacked(plan, NULL);
+    if (diffu_comm_agree(c, rc, "writing the results failed", &err)) rc = 1;
+    return finish(&x, rc);
+}

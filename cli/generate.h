@@ -1,0 +1,70 @@
+/* generate.h — `diffu generate`'s front end, shared by its two back ends:
+ * the single process (cli/cmd_generate.c: coordinator/driver.h) and the
+ * distributed run under mpirun (cli/cmd_generate_dist.c: pipeline stages x
+ * tensor-parallel ranks, coordinator/scheduler.h + node/worker.h).
+ *
+ *   gen_parse    the command line (every option of both back ends)
+ *   gen_prepare  config, tokenizer, prompts -> one denoising policy per
+ *                (prompt, sample) (the distributed run: rank 0 only)
+ *   gen_report   stdout (ids or text, one entry per sample), --out JSON, and
+ *                per sample on stderr: steps, forwards, AR-ness
+ * Exit statuses as every command: 0, 1 user error (printed), 2 usage. */
+#ifndef DIFFU_GENERATE_H
+#define DIFFU_GENERATE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "denoise.h"
+#include "tokenizer.h"
+
+typedef struct gen_opts {
+    const char *model, *out_path, *dump_path, *system;
+    char *prefill;
+    int chat;
+    int n_prompts, cap_prompts;
+    int32_t **prompts;
+    int *prompt_len;
+    const char **prompt_text; /* NULL entry: given as ids */
+    long long n_samples, steps;
+    int watch, emit_ids, n_end_cli;
+    int32_t end_cli[DIFFU_MAX_END_IDS];
+    diffu_denoise_params p;
+    int threads, f32;
+    /* the distributed run (cli/cmd_generate_dist.c) */
+    int pp, tp;               /* 0: not given */
+    int microbatches;         /* 0: default (1 for one stage, else 2 x pp) */
+    int max_active;           /* 0: every sequence at once */
+    int spread;               /* 0: default */
+    double comm_timeout;      /* 0: DIFFU_COMM_TIMEOUT or 300 s */
+    double head_rows;         /* 0: from the schedule (balance rule input) */
+    int verbose;
+    int dist_opts;            /* a distributed-only option was given */
+} gen_opts;
+
+typedef struct gen_job {
+    diffu_config cfg;
+    diffu_tokenizer *tok;
+    diffu_denoise **ds;       /* [n_d]: prompt i sample s at i * n_samples + s */
+    int n_d;
+    int max_seq, sum_tokens, sum_rows; /* longest canvas, totals over all canvases */
+} gen_job;
+
+/* quiet: print no errors (ranks other than 0 of a distributed run; rank 0
+ * reports them). Returns 0; -1 after --help (exit 0); 1 or 2 after an error. */
+int gen_parse(int argc, char **argv, gen_opts *o, int quiet);
+/* Returns 0, or 1 after printing the error. */
+int gen_prepare(gen_opts *o, gen_job *j);
+/* Results to stdout / --out, per-sample lines to stderr. Returns 0 or 1. */
+int gen_report(const gen_opts *o, const gen_job *j);
+void gen_free(gen_opts *o, gen_job *j);
+
+/* Does this command line ask for the distributed back end? (--pp / --tp, or
+ * launched by mpirun with more than one rank.) */
+int gen_wants_dist(int argc, char **argv);
+/* The rank the launcher announces before MPI is up (0 when none). */
+int gen_launcher_rank(void);
+
+int cmd_generate_dist(int argc, char **argv);
+
+#endif

@@ -1,0 +1,471 @@
+/* generate_front.c — see generate.h. (Moved out of cmd_generate.c so that the
+ * single-process and the distributed back ends take the same options and
+ * print the same results.) */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "chat.h"
+#include "generate.h"
+
+#define CMD "generate"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: diffu generate --model DIR (--prompt-ids IDS | --prompt TEXT)... [options]\n"
+            "       mpirun -np N diffu generate --pp P --tp T --model DIR ... [options]   (N = P x T)\n"
+            "  --prompt-ids 1,2,3     a prompt as token ids (repeat for a batch of prompts)\n"
+            "  --prompt TEXT          a prompt as text (needs the checkpoint's tokenizer; repeatable)\n"
+            "  --chat                 wrap each --prompt as the user turn of the DiffuCoder chat prompt\n"
+            "  --system TEXT          system line of the chat prompt (default \"" DIFFU_CHAT_DEFAULT_SYSTEM "\")\n"
+            "  --prefill TEXT         assistant prefill after the chat prompt (C escapes \\n \\t expanded)\n"
+            "  --eval-prefill         the paper's prefill \"Here is the code to solve this problem:\\n```python\\n\"\n"
+            "  --max-new-tokens N     generated positions (default 256)\n"
+            "  --steps N              denoising steps (default: max-new-tokens)\n"
+            "  --alg A                origin | maskgit_plus | topk_margin | entropy (default entropy)\n"
+            "  --temperature T        0 = greedy (default 0)\n"
+            "  --top-p P, --top-k K   nucleus / top-k filtering (default off)\n"
+            "  --alg-temp T           sample positions from softmax(confidence / T) (default 0: top-n)\n"
+            "  --eps E                timesteps linspace(1, E, steps + 1) (default 1e-3)\n"
+            "  --seed S               random seed (default 0)\n"
+            "  --n N                  samples per prompt (default 1)\n"
+            "  --threshold TAU        Fast-dLLM confidence-threshold decoding (steps unused)\n"
+            "  --factor F             Fast-dLLM factor rule (steps unused)\n"
+            "  --block-length B       semi-autoregressive blocks of B generated tokens\n"
+            "  --early-stop           stop once an end token is committed with nothing masked to its left\n"
+            "  --end-id ID            end token for --early-stop and the text cut (repeatable; default: config\n"
+            "                         eos, plus <|dlm_pad|> when the tokenizer has it)\n"
+            "  --watch                live view of the canvas on a terminal (stderr; single process)\n"
+            "  --emit-ids             print generated ids (comma-separated) instead of text\n"
+            "  --out FILE             write the full sequences (prompt + generated) as a JSON list\n"
+            "  --threads N            threads per rank (default: CPUs in the affinity mask)\n"
+            "  --f32-weights          widen weights to fp32 at load\n"
+            "  --dump-origin-uniforms FILE   (testing; single process) the float32 uniforms alg origin\n"
+            "                         consumes, in the order of tests/ref/dream_generate_ref.py --origin-uniforms\n"
+            "distributed (under mpirun; docs/distributed.md):\n"
+            "  --pp P, --tp T         pipeline stages x tensor-parallel ranks per stage (mpirun -np P*T)\n"
+            "  --microbatches M       microbatches kept in flight (default: 1 for one stage, else 2 x P)\n"
+            "  --max-active N         sequences in flight at once; the next enters as one finishes (default: all)\n"
+            "  --spread W             phase-spread admission: at most max(M, N/W) sequences in the first 1/W of\n"
+            "                         their decoding (default: 4 with several stages, else 1 = off)\n"
+            "  --head-rows F          lm_head rows per token for the stage balance (default: from the schedule)\n"
+            "  --comm-timeout S       a rank waiting longer than S s for a peer ends the job (default 300,\n"
+            "                         env DIFFU_COMM_TIMEOUT)\n"
+            "  --verbose              every rank's memory plan\n");
+}
+
+static char *unescape(const char *s) {
+    char *r = diffu_xmalloc(strlen(s) + 1), *o = r;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+    return r;
+}
+
+/* "1, 2,3" -> ids (0 allowed). */
+static int parse_ids(const char *s, int32_t **out, int *n) {
+    int cap = 16, k = 0;
+    int32_t *v = diffu_xmalloc((size_t)cap * sizeof *v);
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (errno || end == p || x < 0 || x > 0x7fffffff) goto bad;
+        while (*end == ' ' || *end == '\t') end++;
+        if (*end && *end != ',') goto bad;
+        if (k == cap) v = diffu_xrealloc(v, (size_t)(cap *= 2) * sizeof *v);
+        v[k++] = (int32_t)x;
+        p = *end ? end + 1 : end;
+    }
+    if (!k) goto bad;
+    *out = v;
+    *n = k;
+    return 0;
+bad:
+    fprintf(stderr, "diffu " CMD ": --prompt-ids: '%s' is not a comma-separated list of token ids\n", s);
+    free(v);
+    return -1;
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+int gen_launcher_rank(void) {
+    const char *v[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = getenv(v[i]);
+        if (e && *e) return atoi(e);
+    }
+    return 0;
+}
+
+int gen_wants_dist(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strncmp(argv[i], "--pp", 4) || !strncmp(argv[i], "--tp", 4)) return 1;
+    }
+    const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = getenv(v[i]);
+        if (e && *e) return atoi(e) > 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ parse */
+
+int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
+    enum {
+        O_PROMPT_IDS = 1, O_PROMPT, O_MAXNEW, O_STEPS, O_ALG, O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_EPS, O_SEED, O_N,
+        O_THRESH, O_FACTOR, O_BLOCK, O_EARLY, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
+        O_CHAT, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_PP, O_TP, O_MB, O_MAXACT, O_SPREAD, O_HEADROWS, O_TIMEOUT,
+        O_VERBOSE
+    };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL},         {"prompt-ids", 1, 0, O_PROMPT_IDS}, {"prompt", 1, 0, O_PROMPT},
+        {"max-new-tokens", 1, 0, O_MAXNEW}, {"steps", 1, 0, O_STEPS},       {"alg", 1, 0, O_ALG},
+        {"temperature", 1, 0, O_TEMP},    {"top-p", 1, 0, O_TOPP},          {"top-k", 1, 0, O_TOPK},
+        {"alg-temp", 1, 0, O_ALGTEMP},    {"eps", 1, 0, O_EPS},             {"seed", 1, 0, O_SEED},
+        {"n", 1, 0, O_N},                 {"threshold", 1, 0, O_THRESH},    {"factor", 1, 0, O_FACTOR},
+        {"block-length", 1, 0, O_BLOCK},  {"early-stop", 0, 0, O_EARLY},    {"end-id", 1, 0, O_ENDID},
+        {"watch", 0, 0, O_WATCH},         {"emit-ids", 0, 0, O_EMIT},       {"out", 1, 0, O_OUT},
+        {"threads", 1, 0, O_THREADS},     {"f32-weights", 0, 0, O_F32},     {"dump-origin-uniforms", 1, 0, O_DUMPU},
+        {"chat", 0, 0, O_CHAT},           {"system", 1, 0, O_SYSTEM},       {"prefill", 1, 0, O_PREFILL},
+        {"eval-prefill", 0, 0, O_EVALPREFILL}, {"pp", 1, 0, O_PP},          {"tp", 1, 0, O_TP},
+        {"microbatches", 1, 0, O_MB},     {"max-active", 1, 0, O_MAXACT},   {"spread", 1, 0, O_SPREAD},
+        {"head-rows", 1, 0, O_HEADROWS},  {"comm-timeout", 1, 0, O_TIMEOUT}, {"verbose", 0, 0, O_VERBOSE},
+        {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->n_samples = 1;
+    diffu_denoise_params_default(&o->p);
+    o->p.max_new_tokens = 256;
+    long long v;
+    /* the argument helpers print their errors: once per job is enough */
+    int saved = -1;
+    if (quiet) {
+        fflush(stderr);
+        int dn = open("/dev/null", O_WRONLY);
+        saved = dup(STDERR_FILENO);
+        if (dn >= 0) {
+            dup2(dn, STDERR_FILENO);
+            close(dn);
+        }
+    }
+    optind = 1;
+    opterr = !quiet;
+    int c, rc = 0;
+    diffu_denoise_params *p = &o->p;
+    while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: o->model = optarg; break;
+        case O_PROMPT_IDS:
+        case O_PROMPT:
+            if (o->n_prompts == o->cap_prompts) {
+                o->cap_prompts = o->cap_prompts ? 2 * o->cap_prompts : 4;
+                o->prompts = diffu_xrealloc(o->prompts, (size_t)o->cap_prompts * sizeof *o->prompts);
+                o->prompt_len = diffu_xrealloc(o->prompt_len, (size_t)o->cap_prompts * sizeof *o->prompt_len);
+                o->prompt_text = diffu_xrealloc(o->prompt_text, (size_t)o->cap_prompts * sizeof *o->prompt_text);
+            }
+            o->prompts[o->n_prompts] = NULL;
+            o->prompt_len[o->n_prompts] = 0;
+            o->prompt_text[o->n_prompts] = c == O_PROMPT ? optarg : NULL;
+            o->n_prompts++;
+            if (c == O_PROMPT_IDS && parse_ids(optarg, &o->prompts[o->n_prompts - 1], &o->prompt_len[o->n_prompts - 1]))
+                rc = 2;
+            break;
+        case O_MAXNEW: if (arg_int(CMD, "--max-new-tokens", optarg, 1, 1 << 20, &v)) rc = 2; else p->max_new_tokens = (int)v; break;
+        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &o->steps)) rc = 2; break;
+        case O_ALG:
+            if ((int)(v = diffu_denoise_alg_parse(optarg)) < 0) {
+                fprintf(stderr, "diffu " CMD ": --alg: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", optarg);
+                rc = 2;
+            } else {
+                p->alg = (diffu_alg)v;
+            }
+            break;
+        case O_TEMP: if (arg_double(CMD, "--temperature", optarg, 0, 1e6, &p->temperature)) rc = 2; break;
+        case O_TOPP: if (arg_double(CMD, "--top-p", optarg, 1e-9, 1, &p->top_p)) rc = 2; break;
+        case O_TOPK: if (arg_int(CMD, "--top-k", optarg, 0, 1 << 30, &v)) rc = 2; else p->top_k = (int)v; break;
+        case O_ALGTEMP: if (arg_double(CMD, "--alg-temp", optarg, 0, 1e6, &p->alg_temp)) rc = 2; break;
+        case O_EPS: if (arg_double(CMD, "--eps", optarg, 0, 0.999999, &p->eps)) rc = 2; break;
+        case O_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-') {
+                fprintf(stderr, "diffu " CMD ": --seed: '%s' is not a non-negative integer\n", optarg);
+                rc = 2;
+            } else {
+                p->seed = s;
+            }
+            break;
+        }
+        case O_N: if (arg_int(CMD, "--n", optarg, 1, 1 << 16, &o->n_samples)) rc = 2; break;
+        case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &p->threshold)) rc = 2; break;
+        case O_FACTOR: if (arg_double(CMD, "--factor", optarg, 1e-9, 1e6, &p->factor)) rc = 2; break;
+        case O_BLOCK: if (arg_int(CMD, "--block-length", optarg, 1, 1 << 20, &v)) rc = 2; else p->block_length = (int)v; break;
+        case O_EARLY: p->early_stop = 1; break;
+        case O_ENDID:
+            if (arg_int(CMD, "--end-id", optarg, 0, 0x7fffffff, &v)) {
+                rc = 2;
+            } else if (o->n_end_cli == DIFFU_MAX_END_IDS) {
+                fprintf(stderr, "diffu " CMD ": --end-id: at most %d end tokens\n", DIFFU_MAX_END_IDS);
+                rc = 2;
+            } else {
+                o->end_cli[o->n_end_cli++] = (int32_t)v;
+            }
+            break;
+        case O_WATCH: o->watch = 1; break;
+        case O_EMIT: o->emit_ids = 1; break;
+        case O_OUT: o->out_path = optarg; break;
+        case O_THREADS: if (arg_int(CMD, "--threads", optarg, 1, 1024, &v)) rc = 2; else o->threads = (int)v; break;
+        case O_F32: o->f32 = 1; break;
+        case O_DUMPU: o->dump_path = optarg; break;
+        case O_CHAT: o->chat = 1; break;
+        case O_SYSTEM: o->system = optarg; break;
+        case O_PREFILL: free(o->prefill); o->prefill = unescape(optarg); break;
+        case O_EVALPREFILL: free(o->prefill); o->prefill = diffu_xstrdup(DIFFU_CHAT_EVAL_PREFILL); break;
+        case O_PP: if (arg_int(CMD, "--pp", optarg, 1, 1 << 20, &v)) rc = 2; else o->pp = (int)v; break;
+        case O_TP: if (arg_int(CMD, "--tp", optarg, 1, 1 << 20, &v)) rc = 2; else o->tp = (int)v; break;
+        case O_MB: if (arg_int(CMD, "--microbatches", optarg, 1, 1 << 16, &v)) rc = 2; else o->microbatches = (int)v; o->dist_opts = 1; break;
+        case O_MAXACT: if (arg_int(CMD, "--max-active", optarg, 1, 1 << 24, &v)) rc = 2; else o->max_active = (int)v; o->dist_opts = 1; break;
+        case O_SPREAD: if (arg_int(CMD, "--spread", optarg, 1, 1 << 16, &v)) rc = 2; else o->spread = (int)v; o->dist_opts = 1; break;
+        case O_HEADROWS: if (arg_double(CMD, "--head-rows", optarg, 1e-6, 1.0, &o->head_rows)) rc = 2; o->dist_opts = 1; break;
+        case O_TIMEOUT: if (arg_double(CMD, "--comm-timeout", optarg, 0.01, 1e7, &o->comm_timeout)) rc = 2; o->dist_opts = 1; break;
+        case O_VERBOSE: o->verbose = 1; break;
+        case 'h': rc = -1; break;
+        default: usage(stderr); rc = 2;
+        }
+    }
+    if (!rc && optind < argc) {
+        fprintf(stderr, "diffu " CMD ": unexpected argument '%s'\n", argv[optind]);
+        rc = 2;
+    }
+    if (!rc && !o->chat && (o->system || o->prefill)) {
+        fprintf(stderr, "diffu " CMD ": --system / --prefill / --eval-prefill go with --chat\n");
+        rc = 2;
+    }
+    if (!rc && (!o->model || !o->n_prompts)) {
+        fprintf(stderr, "diffu " CMD ": --model and at least one --prompt-ids or --prompt are required\n");
+        usage(stderr);
+        rc = 2;
+    }
+    if (quiet && saved >= 0) {
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+    }
+    if (rc == -1) {
+        if (!quiet) usage(stdout);
+        return -1;
+    }
+    if (rc) return rc;
+    o->p.steps = o->steps ? (int)o->steps : o->p.max_new_tokens;
+    return 0;
+}
+
+/* ------------------------------------------------------------ prepare */
+
+int gen_prepare(gen_opts *o, gen_job *j) {
+    memset(j, 0, sizeof *j);
+    diffu_err err;
+    diffu_denoise_params *p = &o->p;
+    {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", o->model);
+        if (diffu_config_load(path, &j->cfg, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+            return 1;
+        }
+    }
+    const diffu_config *cfg = &j->cfg;
+    /* the tokenizer, when the checkpoint has one */
+    if (file_exists(o->model, "tokenizer.json") || file_exists(o->model, "vocab.json")) {
+        j->tok = diffu_tokenizer_load(o->model, &err);
+        if (!j->tok) {
+            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+            return 1;
+        }
+        if (diffu_tokenizer_vocab_size(j->tok) > cfg->vocab) {
+            fprintf(stderr, "diffu " CMD ": error: %s: the tokenizer has ids up to %d, beyond the model's vocab_size %d\n",
+                    o->model, diffu_tokenizer_vocab_size(j->tok) - 1, cfg->vocab);
+            return 1;
+        }
+    }
+    for (int i = 0; i < o->n_prompts; i++) {
+        if (!o->prompt_text[i]) continue;
+        if (!j->tok) {
+            fprintf(stderr, "diffu " CMD ": error: --prompt needs a tokenizer, but %s has no tokenizer.json or "
+                    "vocab.json (give --prompt-ids)\n", o->model);
+            return 1;
+        }
+        diffu_ids ids = {0};
+        size_t tl = strlen(o->prompt_text[i]);
+        if (o->chat ? diffu_chat_prompt_ids(j->tok, o->system, o->prompt_text[i], tl, o->prefill, &ids, &err)
+                    : diffu_tokenizer_encode(j->tok, o->prompt_text[i], tl, &ids, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: --prompt: %s\n", err.msg);
+            diffu_ids_free(&ids);
+            return 1;
+        }
+        o->prompts[i] = diffu_xmalloc((ids.len ? ids.len : 1) * sizeof(int32_t));
+        if (ids.len) memcpy(o->prompts[i], ids.data, ids.len * sizeof(int32_t));
+        o->prompt_len[i] = (int)ids.len;
+        diffu_ids_free(&ids);
+    }
+    p->mask_id = cfg->mask_id;
+    if (p->mask_id < 0) {
+        fprintf(stderr, "diffu " CMD ": error: %s/config.json has no mask_token_id\n", o->model);
+        return 1;
+    }
+    if (o->n_end_cli) {
+        memcpy(p->end_ids, o->end_cli, sizeof o->end_cli);
+        p->n_end = o->n_end_cli;
+    } else {
+        if (cfg->eos_id >= 0) p->end_ids[p->n_end++] = cfg->eos_id;
+        if (j->tok) {
+            int32_t dp = diffu_tokenizer_special(j->tok)->dlm_pad;
+            if (dp >= 0 && dp < cfg->vocab && dp != cfg->eos_id) p->end_ids[p->n_end++] = dp;
+        }
+        if (p->early_stop && !p->n_end) {
+            fprintf(stderr, "diffu " CMD ": error: --early-stop: %s/config.json has no eos_token_id; give --end-id\n",
+                    o->model);
+            return 1;
+        }
+    }
+    if (diffu_denoise_params_check(p, cfg->vocab, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    /* one policy per (prompt, sample) */
+    j->n_d = o->n_prompts * (int)o->n_samples;
+    j->ds = diffu_xcalloc((size_t)j->n_d, sizeof *j->ds);
+    for (int i = 0; i < o->n_prompts; i++)
+        for (int s = 0; s < o->n_samples; s++) {
+            diffu_denoise *d = diffu_denoise_create(p, cfg->vocab, o->prompts[i], o->prompt_len[i], (uint32_t)i,
+                                                    (uint32_t)s, &err);
+            if (!d) {
+                fprintf(stderr, "diffu " CMD ": error: prompt %d: %s\n", i, err.msg);
+                return 1;
+            }
+            j->ds[i * o->n_samples + s] = d;
+            int len = o->prompt_len[i] + p->max_new_tokens;
+            j->sum_tokens += len;
+            j->max_seq = len > j->max_seq ? len : j->max_seq;
+            j->sum_rows += p->max_new_tokens;
+        }
+    if (j->max_seq > cfg->max_pos)
+        DLOG_WARN("a canvas of %d tokens is longer than max_position_embeddings %d", j->max_seq, cfg->max_pos);
+    return 0;
+}
+
+/* ------------------------------------------------------------ report */
+
+int gen_report(const gen_opts *o, const gen_job *j) {
+    const diffu_denoise_params *p = &o->p;
+    diffu_tokenizer *tok = j->tok;
+    int n_samples = (int)o->n_samples;
+    diffu_text text = {0};
+    for (int k = 0; k < j->n_d; k++) {
+        int len, L = diffu_denoise_prompt_len(j->ds[k]);
+        const int32_t *cv = diffu_denoise_canvas(j->ds[k], &len);
+        if (j->n_d > 1 && !o->emit_ids && tok) printf("=== prompt %d sample %d ===\n", k / n_samples, k % n_samples);
+        if (o->emit_ids || !tok) {
+            for (int q = L; q < len; q++) printf("%s%d", q > L ? "," : "", cv[q]);
+            putchar('\n');
+        } else if (!o->n_end_cli) {
+            /* DiffuCoder's post-processing (model/chat.h): cut at the first <|endoftext|> /
+             * <|dlm_pad|>, drop a trailing <|im_end|> */
+            text.len = 0;
+            diffu_chat_reply(tok, cv + L, (size_t)(len - L), &text);
+            fwrite(text.data ? text.data : "", 1, text.len, stdout);
+            putchar('\n');
+        } else {
+            /* the same with the --end-id tokens */
+            int n = diffu_denoise_answer_len(j->ds[k]);
+            if (n > 0) {
+                int32_t last = cv[L + n - 1];
+                for (int e = 0; e < p->n_end; e++)
+                    if (last == p->end_ids[e]) {
+                        n--;
+                        break;
+                    }
+            }
+            int32_t im_end = diffu_tokenizer_special(tok)->im_end;
+            if (n > 0 && im_end >= 0 && cv[L + n - 1] == im_end) n--;
+            text.len = 0;
+            diffu_tokenizer_decode(tok, cv + L, (size_t)n, 0, &text);
+            fwrite(text.data ? text.data : "", 1, text.len, stdout);
+            putchar('\n');
+        }
+    }
+    fflush(stdout);
+    diffu_text_free(&text);
+    if (o->out_path) {
+        FILE *f = fopen(o->out_path, "w");
+        if (!f) {
+            fprintf(stderr, "diffu " CMD ": error: %s: cannot create: %s\n", o->out_path, strerror(errno));
+            return 1;
+        }
+        fputc('[', f);
+        for (int k = 0; k < j->n_d; k++) {
+            int len;
+            const int32_t *cv = diffu_denoise_canvas(j->ds[k], &len);
+            fprintf(f, "%s[", k ? ", " : "");
+            for (int q = 0; q < len; q++) fprintf(f, "%s%d", q ? ", " : "", cv[q]);
+            fputc(']', f);
+        }
+        fputs("]\n", f);
+        if (fclose(f) != 0) {
+            fprintf(stderr, "diffu " CMD ": error: %s: write failed\n", o->out_path);
+            return 1;
+        }
+    }
+    /* AR-ness and forwards: stderr */
+    for (int k = 0; k < j->n_d; k++) {
+        diffu_arness a;
+        diffu_denoise_arness(j->ds[k], &a);
+        fprintf(stderr,
+                "[prompt %d sample %d] %d tokens, %d steps, %d forwards (%.3f per token)%s; AR-ness over %d: "
+                "local@1-4 %.3f %.3f %.3f %.3f  global@1-4 %.3f %.3f %.3f %.3f\n",
+                k / n_samples, k % n_samples, p->max_new_tokens, diffu_denoise_steps_taken(j->ds[k]),
+                diffu_denoise_forwards(j->ds[k]), (double)diffu_denoise_forwards(j->ds[k]) / p->max_new_tokens,
+                diffu_denoise_stopped_early(j->ds[k]) ? ", early stop" : "", a.n, a.local[0], a.local[1], a.local[2],
+                a.local[3], a.global[0], a.global[1], a.global[2], a.global[3]);
+    }
+    return 0;
+}
+
+void gen_free(gen_opts *o, gen_job *j) {
+    if (j) {
+        for (int k = 0; k < j->n_d; k++) diffu_denoise_free(&j->ds[k]);
+        free(j->ds);
+        diffu_tokenizer_free(&j->tok);
+        memset(j, 0, sizeof *j);
+    }
+    if (o) {
+        for (int i = 0; i < o->n_prompts; i++) free(o->prompts[i]);
+        free(o->prompts);
+        free(o->prompt_len);
+        free(o->prompt_text);
+        free(o->prefill);
+        memset(o, 0, sizeof *o);
+    }
+}

@@ -1,0 +1,105 @@
+/* scheduler.h — the coordinator of a distributed generation: continuous
+ * admission, microbatch formation and the step protocol's messages.
+ *
+ * It owns the sequences' schedule, not their compute: the sequences are
+ * denoising policies (denoise.h, one per sample of a request, borrowed); the
+ * pipeline runs the forward and the sampler. The caller (rank 0) moves bytes:
+ *
+ *   while (!diffu_sched_done(s)) {
+ *       while (a StepResult has arrived) diffu_sched_result(s, bytes);
+ *       if (diffu_sched_next(s) >= 0)       // a microbatch may go now
+ *           send every rank diffu_sched_control(s, its role), run its own part;
+ *       else wait for a StepResult;
+ *   }
+ *   send every rank diffu_sched_shutdown(...)
+ *
+ * Scheduling:
+ *   - in flight: at most `microbatches` (M) microbatches between dispatch and
+ *     result; a microbatch is one denoising step of one or more sequences,
+ *     packed ragged. Its size aims at ceil(admitted / M) sequences (capped by
+ *     the forward plan), taken from the ready queue in the order the sequences
+ *     became ready; a sequence becomes ready again as soon as its result is
+ *     committed, so with M >= P (stages) every stage has work.
+ *   - admission: sequences enter in request order while fewer than
+ *     `max_active` are in flight (each holds a state slot on the stages until
+ *     it finishes; then the next one enters).
+ *   - phase spread (`spread` W > 1): at most max(M, ceil(max_active / W))
+ *     admitted sequences may be in the first 1/W of their decoding (committed
+ *     fraction < 1/W). A sequence's lm_head rows, and with them the last
+ *     stage's share of the work, shrink as it fills; requests that all start
+ *     together keep the last stage overloaded early and idle late. Spreading
+ *     their phases evens the stages out (see docs/distributed.md).
+ *   - steps needing no forward (Dream's first step at steps = max_new_tokens,
+ *     origin steps that draw nothing) are committed on the spot.
+ *   Results do not depend on any of this: the forward is batch-invariant and
+ *   the random draws are addressed, not sequential (philox.h).
+ *
+ * Messages (proto/diffu.proto): one Control per microbatch, packed in up to
+ * four variants by ROLE — what a stage does with it: stage 0 embeds
+ * (DIFFU_ROLE_EMBED: canvas on a slot's first step, the positions committed
+ * since its last step afterwards, a canvas hash), the last stage samples
+ * (DIFFU_ROLE_HEAD: sampling parameters and RNG key on the first step,
+ * positions and step number afterwards), stages in between get lengths only,
+ * a single stage both. A microbatch's buffers stay valid until M + 1 further
+ * microbatches have been formed (so the sends of one may still be in flight).
+ *
+ * Memory: everything is allocated at creation from the plan; next/result
+ * allocate only when a message outgrows its buffer (early on). One thread.
+ * Not collective. */
+#ifndef DIFFU_SCHEDULER_H
+#define DIFFU_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "denoise.h"
+#include "log.h"
+
+enum { DIFFU_ROLE_EMBED = 1, DIFFU_ROLE_HEAD = 2 };
+
+typedef struct diffu_sched_opts {
+    int microbatches;  /* M >= 1: most microbatches in flight */
+    int max_active;    /* most sequences admitted at once (state slots per stage) */
+    int spread;        /* phase-spread admission W >= 1 (1: off) */
+    int mb_max_seqs;   /* one microbatch at most: sequences, */
+    int mb_max_tokens; /* tokens (sum of canvas lengths), */
+    int mb_max_rows;   /* lm_head rows */
+} diffu_sched_opts;
+
+typedef struct diffu_sched_stats {
+    long microbatches;   /* dispatched */
+    long seq_steps;      /* sequence-steps dispatched */
+    long skipped_steps;  /* steps committed without a forward */
+    long rows;           /* positions sampled */
+    long tokens;         /* tokens through the forward */
+    long committed;      /* positions unmasked */
+    long finished;       /* sequences done */
+    uint64_t ctrl_bytes[4]; /* packed Control bytes per role (one copy each) */
+} diffu_sched_stats;
+
+typedef struct diffu_sched diffu_sched;
+
+/* seqs[n]: the sequences in admission order (borrowed; none finished). Their
+ * canvases must fit one microbatch. NULL with err on a bad plan. */
+diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const *seqs, int n, diffu_err *err);
+void diffu_sched_free(diffu_sched **s);
+
+/* Form the next microbatch if one may go now. Returns its id (0, 1, ...) and
+ * packs its Control variants; -1 when none may go (M in flight, or no
+ * sequence ready). */
+long diffu_sched_next(diffu_sched *s);
+/* The packed Control of the last formed microbatch for a role mask (0..3). */
+const uint8_t *diffu_sched_control(diffu_sched *s, int role, size_t *len);
+/* Commit a packed StepResult; it must answer the oldest microbatch in flight.
+ * 0, or -1 with err when it does not parse or does not match (a bug or a
+ * foreign peer: the caller ends the job). */
+int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err *err);
+/* A packed Shutdown Control (valid until the next call). */
+const uint8_t *diffu_sched_shutdown(diffu_sched *s, const char *reason, int exit_code, size_t *len);
+
+int diffu_sched_done(const diffu_sched *s);     /* every sequence finished, nothing in flight */
+int diffu_sched_inflight(const diffu_sched *s); /* microbatches */
+int diffu_sched_active(const diffu_sched *s);   /* sequences admitted and not finished */
+const diffu_sched_stats *diffu_sched_get_stats(const diffu_sched *s);
+
+#endif
