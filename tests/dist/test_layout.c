@@ -13,17 +13,7 @@
 #include "layout.h"
 #include "mkmodel.h"
 
-static int n_pass, n_fail;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) n_pass++;                                                    \
-        else {                                                                 \
-            n_fail++;                                                          \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);             \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-        }                                                                      \
-    } while (0)
+#include "check.h" /* tests/common: CHECK, n_pass, n_fail, check_report */
 
 static diffu_config preset(const char *name) {
     diffu_config c;

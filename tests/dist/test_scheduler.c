@@ -25,18 +25,7 @@
 #include "scheduler.h"
 #include "wire.h"
 
-static int n_pass, n_fail;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) n_pass++;                                                    \
-        else {                                                                 \
-            if (n_fail++ < 30) {                                               \
-                printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-                printf(__VA_ARGS__);                                           \
-                printf("\n");                                                  \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
+#include "check.h" /* tests/common: CHECK, n_pass, n_fail, check_report */
 
 enum { V = 500, MASK = 499, MAXSEQ = 64, MAXSLOT = 64 };
 

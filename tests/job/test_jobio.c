@@ -38,18 +38,7 @@
 #include "job_util.h"
 #include "json.h"
 
-static int n_pass, n_fail;
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (cond) {                                                         \
-            n_pass++;                                                       \
-        } else {                                                            \
-            n_fail++;                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-        }                                                                   \
-    } while (0)
+#include "check.h" /* tests/common: CHECK, n_pass, n_fail, check_report */
 
 static char work[2048];
 

@@ -17,19 +17,7 @@
 
 #include "json.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                         \
-    do {                                                                         \
-        if (cond) {                                                              \
-            n_pass++;                                                            \
-        } else {                                                                 \
-            n_fail++;                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fputc('\n', stderr);                                                 \
-        }                                                                        \
-    } while (0)
+#include "check.h" /* tests/common: CHECK, n_pass, n_fail, check_report */
 
 static diffu_json_doc *parse(const char *s, size_t len, diffu_err *err) {
     /* an exact-size heap copy, so AddressSanitizer sees any read past len */

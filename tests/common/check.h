@@ -1,4 +1,4 @@
-/* check.h — the assertion counter shared by the denoise unit tests: every
+/* check.h — the assertion counter shared by the C unit tests: every
  * CHECK counts a pass or prints "FAIL file:line: ..." ; check_report() prints
  * "N passed, M failed" and returns the exit status. */
 #ifndef DIFFU_TEST_CHECK_H
