@@ -86,6 +86,11 @@ int cmd_generate(int argc, char **argv) {
         gen_free(&o, NULL);
         return rc < 0 ? 0 : rc;
     }
+    if (o.input) {
+        rc = gen_run_job(&o);
+        gen_free(&o, NULL);
+        return rc;
+    }
     if (o.dist_opts) {
         fprintf(stderr, "diffu " CMD ": --microbatches, --max-active, --spread, --head-rows and --comm-timeout are for the"
                 " distributed run (mpirun ... --pp P --tp T)\n");

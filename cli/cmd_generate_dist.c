@@ -19,6 +19,7 @@
  * compute. Exit status: 0; 1 user error or refused layout (one line from rank
  * 0); 2 usage; 3/4/5 and 128 + signal as in docs/distributed.md. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,9 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
  * Dream's schedules ask for every masked position (the count falls about
  * linearly: G/2 on average), blocks for the current block's (B/2), origin
  * only for the positions it commits (G/steps). The sampler on the same rows
- * costs about as much as 240 more hidden dimensions of lm_head (measured on
- * the Qwen2.5-0.5B shape: 0.67 ms vs 2.45 ms per row at hidden 896). */
+ * costs about as much as 390 more hidden dimensions of lm_head (measured on
+ * the Qwen2.5-0.5B shape, one thread: 1.06 ms vs 2.45 ms per row at hidden
+ * 896, i.e. 0.43 of lm_head; at DiffuCoder's hidden 3584 it is ~0.1). */
 static double head_rows_estimate(const gen_opts *o, const gen_job *j, int hidden) {
     const diffu_denoise_params *p = &o->p;
     double G = p->max_new_tokens, rows;
@@ -56,7 +58,7 @@ static double head_rows_estimate(const gen_opts *o, const gen_job *j, int hidden
     else if (p->alg == DIFFU_ALG_ORIGIN && p->threshold <= 0 && p->factor <= 0) rows = G / (p->steps > 0 ? p->steps : 1);
     else rows = G / 2.0;
     double tokens = (double)j->sum_tokens / (j->n_d > 0 ? j->n_d : 1);
-    double f = rows / tokens * (1.0 + 240.0 / (hidden > 0 ? hidden : 896));
+    double f = rows / tokens * (1.0 + 390.0 / (hidden > 0 ? hidden : 896));
     return f > 1.0 ? 1.0 : f < 1e-3 ? 1e-3 : f;
 }
 
@@ -130,9 +132,44 @@ typedef struct {
     diffu_stage *st;
     diffu_worker *w;
     diffu_sched *sc;
+    /* the batch job (--input / --output; rank 0) */
+    gen_jobrun *jr;
+    long lo;          /* sequences before lo are written */
+    char *written;
+    double *t0;
+    int job_failed;
 } dctx;
 
+#define NOTHING_LEFT "every sample is already in the output"
+
+/* The batch job: write the sequences that have finished. Admission is in
+ * order and at most max_active are in flight, so past max_active unfinished
+ * ones nothing has started. */
+static void job_write_finished(dctx *x, int max_active) {
+    if (!x->jr || x->job_failed) return;
+    double now = diffu_now();
+    int unfinished = 0;
+    for (long k = x->lo; k < x->j.n_d && unfinished <= max_active; k++) {
+        if (x->written[k]) continue;
+        diffu_denoise *d = x->j.ds[k];
+        if (!diffu_denoise_done(d)) {
+            unfinished++;
+            if (!x->t0[k] && diffu_denoise_steps_taken(d) > 0) x->t0[k] = now;
+            continue;
+        }
+        if (gen_job_finish(x->jr, k, d, x->t0[k] ? x->t0[k] : now)) {
+            x->job_failed = 1;
+            return;
+        }
+        x->written[k] = 1;
+    }
+    while (x->lo < x->j.n_d && x->written[x->lo]) x->lo++;
+}
+
 static int finish(dctx *x, int rc) {
+    if (x->jr) rc = gen_job_close(&x->jr, rc);
+    free(x->written);
+    free(x->t0);
     diffu_sched_free(&x->sc);
     diffu_worker_free(x->w);
     diffu_stage_free(x->st);
@@ -167,7 +204,8 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         if (last_tp0 != 0)
             while (diffu_comm_try_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox))
                 if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
-        long id = diffu_sched_next(x->sc);
+        int stopping = x->jr && (gen_job_stopping() || x->job_failed);
+        long id = stopping ? -1 : diffu_sched_next(x->sc);
         coord += diffu_now() - ta;
         if (id >= 0) {
             int k = (int)(id % n_ring);
@@ -182,6 +220,8 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
             int code;
             diffu_worker_exec(x->w, msg, len, &code);
             if (ls.failed) diffu_comm_abort(c, 5, "%s", ls.err.msg);
+        } else if (stopping && diffu_sched_inflight(x->sc) == 0) {
+            break; /* a signal or a failed write: admit nothing more, drain, shut down */
         } else if (!diffu_sched_done(x->sc)) { /* (the results just taken may have been the last) */
             DIFFU_ASSERTF(diffu_sched_inflight(x->sc) > 0 && last_tp0 != 0, "the coordinator has nothing in flight and"
                           " nothing to send, but %d of %d sequences are not finished",
@@ -193,8 +233,9 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
             if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
             coord += diffu_now() - tr;
         }
+        job_write_finished(x, (int)plan->max_active);
         double now = diffu_now();
-        if (now >= next_log) {
+        if (!x->jr && now >= next_log) {
             const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
             long gen = (long)n_seq_total * x->o.p.max_new_tokens;
             DLOG_INFO("progress: %ld/%d sequences done, %ld microbatches, %ld/%ld positions committed, %.1f tokens/s;"
@@ -205,6 +246,7 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         }
     }
     double wall = diffu_now() - t0;
+    job_write_finished(x, (int)plan->max_active);
     /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
     size_t len;
     const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);
@@ -231,6 +273,31 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     *coord_s = coord;
     *wait_s = waited;
     return wall;
+}
+
+/* Rank 0 of a batch job: the samples left to do as sequences (all of them up
+ * front; the scheduler admits them max_active at a time). 0, -1 nothing left,
+ * 1 after printing the error. */
+static int job_prepare(dctx *x) {
+    int st = gen_job_open(&x->o, &x->j, &x->jr);
+    if (st) return st;
+    gen_job *j = &x->j;
+    long n = gen_job_todo(x->jr);
+    int max_seq, max_new;
+    gen_job_plan(x->jr, &max_seq, &max_new);
+    j->n_d = (int)n;
+    j->ds = diffu_xcalloc((size_t)n, sizeof *j->ds);
+    x->written = diffu_xcalloc((size_t)n, 1);
+    x->t0 = diffu_xcalloc((size_t)n, sizeof *x->t0);
+    for (long k = 0; k < n; k++) {
+        if (!(j->ds[k] = gen_job_make(x->jr, k))) return 1;
+        int L = diffu_denoise_prompt_len(j->ds[k]), G = diffu_denoise_get_params(j->ds[k])->max_new_tokens;
+        j->sum_tokens += L + G;
+        j->sum_rows += G;
+    }
+    j->max_seq = max_seq;
+    x->o.p.max_new_tokens = max_new; /* the plan's rows per sequence */
+    return 0;
 }
 
 int cmd_generate_dist(int argc, char **argv) {
@@ -271,9 +338,10 @@ int cmd_generate_dist(int argc, char **argv) {
     rc = 0;
     if (rank == 0) {
         /* gen_prepare prints its error to stderr: rank 0 is the one that reports */
-        if (gen_prepare(&x.o, &x.j)) {
+        int st = x.o.input ? job_prepare(&x) : gen_prepare(&x.o, &x.j);
+        if (st) {
             rc = 1;
-            snprintf(msg, sizeof msg, "the prompts or options (see above)");
+            snprintf(msg, sizeof msg, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
         } else if (pp < 1 || tp < 1) {
             rc = 1;
             snprintf(msg, sizeof msg, "world size %d is not a multiple of --%s %d", world, x.o.pp ? "pp" : "tp",
@@ -298,9 +366,18 @@ int cmd_generate_dist(int argc, char **argv) {
         }
     }
     if (diffu_comm_agree(c, rc, msg, &err)) {
+        if (strstr(err.msg, NOTHING_LEFT)) {
+            free(pbuf);
+            return finish(&x, 0);
+        }
         if (rank == 0 && !strstr(err.msg, "see above")) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         free(pbuf);
         return finish(&x, 1);
+    }
+    if (x.o.input && rank != 0) { /* rank 0 decides when to stop; the others wait for its Shutdown */
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
     }
     diffu_comm_bcast_bytes(c, &pbuf, &plen);
     Diffu__JobPlan *plan = diffu__job_plan__unpack(NULL, plen, pbuf);
@@ -449,8 +526,8 @@ int cmd_generate_dist(int argc, char **argv) {
         free(rsa);
         free(all);
         free(lens);
-        /* results: stdout, --out, per-sample lines, then timing */
-        rc = gen_report(&x.o, &x.j);
+        /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
+        rc = x.jr ? (x.job_failed || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
         long gen_tokens = (long)x.j.n_d * x.o.p.max_new_tokens;
         fprintf(stderr,
                 "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"

@@ -40,6 +40,9 @@ typedef struct gen_opts {
     double head_rows;         /* 0: from the schedule (balance rule input) */
     int verbose;
     int dist_opts;            /* a distributed-only option was given */
+    /* the batch job (cli/generate_job.c, docs/jobs.md) */
+    const char *input, *output, *format;
+    int strict;
 } gen_opts;
 
 typedef struct gen_job {
@@ -58,6 +61,35 @@ int gen_prepare(gen_opts *o, gen_job *j);
 /* Results to stdout / --out, per-sample lines to stderr. Returns 0 or 1. */
 int gen_report(const gen_opts *o, const gen_job *j);
 void gen_free(gen_opts *o, gen_job *j);
+/* Config, tokenizer, mask id and end ids into j / o->p (part of gen_prepare).
+ * Returns 0, or 1 after printing the error. */
+int gen_setup(gen_opts *o, gen_job *j);
+/* The reply text of a finished canvas (DiffuCoder's post-processing, or the
+ * cut at the --end-id tokens), appended to text. */
+void gen_reply_text(const gen_opts *o, const diffu_tokenizer *tok, const diffu_denoise *d, diffu_text *text);
+/* The batch job: --input / --output in one process (cli/generate_job.c).
+ * Returns the exit status. */
+int gen_run_job(gen_opts *o);
+
+/* The batch job's pieces, shared by both back ends (cli/generate_job.c). */
+typedef struct gen_jobrun gen_jobrun;
+/* Setup (gen_setup into j), requests, rejects, the output (resumed); the
+ * samples left to do. Returns 0 (work to do), -1 (nothing left: exit 0), or
+ * 1 after printing the error. */
+int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jr);
+long gen_job_todo(const gen_jobrun *jr);
+/* Longest canvas and largest max_new_tokens over the samples to do. */
+void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new);
+/* The policy of sample k (0 .. todo-1). NULL after printing the error. */
+diffu_denoise *gen_job_make(gen_jobrun *jr, long k);
+/* Sample k has finished (d): write its record; progress on stderr now and
+ * then. 0, or 1 after printing the error. */
+int gen_job_finish(gen_jobrun *jr, long k, const diffu_denoise *d, double t0);
+/* A signal asked the job to stop (installed by gen_job_open). */
+int gen_job_stopping(void);
+/* Final progress line, the resume hint when rc != 0, close; returns rc (1 if
+ * closing the output failed). */
+int gen_job_close(gen_jobrun **jr, int rc);
 
 /* Does this command line ask for the distributed back end? (--pp / --tp, or
  * launched by mpirun with more than one rank.) */

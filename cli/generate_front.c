@@ -13,12 +13,14 @@
 #include "args.h"
 #include "chat.h"
 #include "generate.h"
+#include "job_output.h"
 
 #define CMD "generate"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu generate --model DIR (--prompt-ids IDS | --prompt TEXT)... [options]\n"
+            "       diffu generate --model DIR --input IN.jsonl[.gz] --output OUT.jsonl[.gz] [options]\n"
             "       mpirun -np N diffu generate --pp P --tp T --model DIR ... [options]   (N = P x T)\n"
             "  --prompt-ids 1,2,3     a prompt as token ids (repeat for a batch of prompts)\n"
             "  --prompt TEXT          a prompt as text (needs the checkpoint's tokenizer; repeatable)\n"
@@ -44,6 +46,14 @@ static void usage(FILE *f) {
             "  --watch                live view of the canvas on a terminal (stderr; single process)\n"
             "  --emit-ids             print generated ids (comma-separated) instead of text\n"
             "  --out FILE             write the full sequences (prompt + generated) as a JSON list\n"
+            "batch job (docs/jobs.md):\n"
+            "  --input FILE           requests, JSONL or JSONL.gz (coordinator/job_input.h)\n"
+            "  --output FILE          one record per finished sample, resumable: rerun the same command\n"
+            "  --format F             diffu | humaneval | evalplus (default diffu)\n"
+            "  --strict               refuse the whole input when any line is bad (else rejects go to\n"
+            "                         OUTPUT.rejects.jsonl)\n"
+            "  --max-active N         (one process) samples in flight at once (default 8)\n"
+            "  SIGTERM/SIGINT/SIGUSR1 finish the samples in flight, exit 1; rerun the same command to resume\n"
             "  --threads N            threads per rank (default: CPUs in the affinity mask)\n"
             "  --f32-weights          widen weights to fp32 at load\n"
             "  --dump-origin-uniforms FILE   (testing; single process) the float32 uniforms alg origin\n"
@@ -137,7 +147,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         O_PROMPT_IDS = 1, O_PROMPT, O_MAXNEW, O_STEPS, O_ALG, O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_EPS, O_SEED, O_N,
         O_THRESH, O_FACTOR, O_BLOCK, O_EARLY, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
         O_CHAT, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_PP, O_TP, O_MB, O_MAXACT, O_SPREAD, O_HEADROWS, O_TIMEOUT,
-        O_VERBOSE
+        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT
     };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},         {"prompt-ids", 1, 0, O_PROMPT_IDS}, {"prompt", 1, 0, O_PROMPT},
@@ -152,6 +162,8 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         {"eval-prefill", 0, 0, O_EVALPREFILL}, {"pp", 1, 0, O_PP},          {"tp", 1, 0, O_TP},
         {"microbatches", 1, 0, O_MB},     {"max-active", 1, 0, O_MAXACT},   {"spread", 1, 0, O_SPREAD},
         {"head-rows", 1, 0, O_HEADROWS},  {"comm-timeout", 1, 0, O_TIMEOUT}, {"verbose", 0, 0, O_VERBOSE},
+        {"input", 1, 0, O_INPUT},         {"output", 1, 0, O_OUTPUT},       {"format", 1, 0, O_FORMAT},
+        {"strict", 0, 0, O_STRICT},
         {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->n_samples = 1;
@@ -251,6 +263,10 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         case O_HEADROWS: if (arg_double(CMD, "--head-rows", optarg, 1e-6, 1.0, &o->head_rows)) rc = 2; o->dist_opts = 1; break;
         case O_TIMEOUT: if (arg_double(CMD, "--comm-timeout", optarg, 0.01, 1e7, &o->comm_timeout)) rc = 2; o->dist_opts = 1; break;
         case O_VERBOSE: o->verbose = 1; break;
+        case O_INPUT: o->input = optarg; break;
+        case O_OUTPUT: o->output = optarg; break;
+        case O_FORMAT: o->format = optarg; break;
+        case O_STRICT: o->strict = 1; break;
         case 'h': rc = -1; break;
         default: usage(stderr); rc = 2;
         }
@@ -259,11 +275,27 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         fprintf(stderr, "diffu " CMD ": unexpected argument '%s'\n", argv[optind]);
         rc = 2;
     }
-    if (!rc && !o->chat && (o->system || o->prefill)) {
+    if (!rc && (o->input || o->output)) {
+        if (!o->input || !o->output || !o->model) {
+            fprintf(stderr, "diffu " CMD ": --input, --output and --model go together\n");
+            rc = 2;
+        } else if (o->n_prompts || o->chat || o->watch || o->out_path || o->dump_path) {
+            fprintf(stderr, "diffu " CMD ": --input takes its prompts from the file: no --prompt, --prompt-ids, "
+                    "--chat, --watch, --out or --dump-origin-uniforms\n");
+            rc = 2;
+        } else if (o->format && diffu_jobout_format_parse(o->format) < 0) {
+            fprintf(stderr, "diffu " CMD ": --format: '%s' is not diffu, humaneval or evalplus\n", o->format);
+            rc = 2;
+        }
+    } else if (!rc && (o->format || o->strict)) {
+        fprintf(stderr, "diffu " CMD ": --format and --strict go with --input / --output\n");
+        rc = 2;
+    }
+    if (!rc && !o->input && !o->chat && (o->system || o->prefill)) {
         fprintf(stderr, "diffu " CMD ": --system / --prefill / --eval-prefill go with --chat\n");
         rc = 2;
     }
-    if (!rc && (!o->model || !o->n_prompts)) {
+    if (!rc && !o->input && (!o->model || !o->n_prompts)) {
         fprintf(stderr, "diffu " CMD ": --model and at least one --prompt-ids or --prompt are required\n");
         usage(stderr);
         rc = 2;
@@ -284,7 +316,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
 
 /* ------------------------------------------------------------ prepare */
 
-int gen_prepare(gen_opts *o, gen_job *j) {
+int gen_setup(gen_opts *o, gen_job *j) {
     memset(j, 0, sizeof *j);
     diffu_err err;
     diffu_denoise_params *p = &o->p;
@@ -310,26 +342,6 @@ int gen_prepare(gen_opts *o, gen_job *j) {
             return 1;
         }
     }
-    for (int i = 0; i < o->n_prompts; i++) {
-        if (!o->prompt_text[i]) continue;
-        if (!j->tok) {
-            fprintf(stderr, "diffu " CMD ": error: --prompt needs a tokenizer, but %s has no tokenizer.json or "
-                    "vocab.json (give --prompt-ids)\n", o->model);
-            return 1;
-        }
-        diffu_ids ids = {0};
-        size_t tl = strlen(o->prompt_text[i]);
-        if (o->chat ? diffu_chat_prompt_ids(j->tok, o->system, o->prompt_text[i], tl, o->prefill, &ids, &err)
-                    : diffu_tokenizer_encode(j->tok, o->prompt_text[i], tl, &ids, &err)) {
-            fprintf(stderr, "diffu " CMD ": error: --prompt: %s\n", err.msg);
-            diffu_ids_free(&ids);
-            return 1;
-        }
-        o->prompts[i] = diffu_xmalloc((ids.len ? ids.len : 1) * sizeof(int32_t));
-        if (ids.len) memcpy(o->prompts[i], ids.data, ids.len * sizeof(int32_t));
-        o->prompt_len[i] = (int)ids.len;
-        diffu_ids_free(&ids);
-    }
     p->mask_id = cfg->mask_id;
     if (p->mask_id < 0) {
         fprintf(stderr, "diffu " CMD ": error: %s/config.json has no mask_token_id\n", o->model);
@@ -349,6 +361,34 @@ int gen_prepare(gen_opts *o, gen_job *j) {
                     o->model);
             return 1;
         }
+    }
+    return 0;
+}
+
+int gen_prepare(gen_opts *o, gen_job *j) {
+    diffu_err err;
+    diffu_denoise_params *p = &o->p;
+    if (gen_setup(o, j)) return 1;
+    const diffu_config *cfg = &j->cfg;
+    for (int i = 0; i < o->n_prompts; i++) {
+        if (!o->prompt_text[i]) continue;
+        if (!j->tok) {
+            fprintf(stderr, "diffu " CMD ": error: --prompt needs a tokenizer, but %s has no tokenizer.json or "
+                    "vocab.json (give --prompt-ids)\n", o->model);
+            return 1;
+        }
+        diffu_ids ids = {0};
+        size_t tl = strlen(o->prompt_text[i]);
+        if (o->chat ? diffu_chat_prompt_ids(j->tok, o->system, o->prompt_text[i], tl, o->prefill, &ids, &err)
+                    : diffu_tokenizer_encode(j->tok, o->prompt_text[i], tl, &ids, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: --prompt: %s\n", err.msg);
+            diffu_ids_free(&ids);
+            return 1;
+        }
+        o->prompts[i] = diffu_xmalloc((ids.len ? ids.len : 1) * sizeof(int32_t));
+        if (ids.len) memcpy(o->prompts[i], ids.data, ids.len * sizeof(int32_t));
+        o->prompt_len[i] = (int)ids.len;
+        diffu_ids_free(&ids);
     }
     if (diffu_denoise_params_check(p, cfg->vocab, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -378,6 +418,31 @@ int gen_prepare(gen_opts *o, gen_job *j) {
 
 /* ------------------------------------------------------------ report */
 
+void gen_reply_text(const gen_opts *o, const diffu_tokenizer *tok, const diffu_denoise *d, diffu_text *text) {
+    const diffu_denoise_params *p = &o->p;
+    int len, L = diffu_denoise_prompt_len(d);
+    const int32_t *cv = diffu_denoise_canvas(d, &len);
+    if (!o->n_end_cli) {
+        /* DiffuCoder's post-processing (model/chat.h): cut at the first <|endoftext|> /
+         * <|dlm_pad|>, drop a trailing <|im_end|> */
+        diffu_chat_reply(tok, cv + L, (size_t)(len - L), text);
+        return;
+    }
+    /* the same with the --end-id tokens */
+    int n = diffu_denoise_answer_len(d);
+    if (n > 0) {
+        int32_t last = cv[L + n - 1];
+        for (int e = 0; e < p->n_end; e++)
+            if (last == p->end_ids[e]) {
+                n--;
+                break;
+            }
+    }
+    int32_t im_end = diffu_tokenizer_special(tok)->im_end;
+    if (n > 0 && im_end >= 0 && cv[L + n - 1] == im_end) n--;
+    diffu_tokenizer_decode(tok, cv + L, (size_t)n, 0, text);
+}
+
 int gen_report(const gen_opts *o, const gen_job *j) {
     const diffu_denoise_params *p = &o->p;
     diffu_tokenizer *tok = j->tok;
@@ -390,28 +455,9 @@ int gen_report(const gen_opts *o, const gen_job *j) {
         if (o->emit_ids || !tok) {
             for (int q = L; q < len; q++) printf("%s%d", q > L ? "," : "", cv[q]);
             putchar('\n');
-        } else if (!o->n_end_cli) {
-            /* DiffuCoder's post-processing (model/chat.h): cut at the first <|endoftext|> /
-             * <|dlm_pad|>, drop a trailing <|im_end|> */
-            text.len = 0;
-            diffu_chat_reply(tok, cv + L, (size_t)(len - L), &text);
-            fwrite(text.data ? text.data : "", 1, text.len, stdout);
-            putchar('\n');
         } else {
-            /* the same with the --end-id tokens */
-            int n = diffu_denoise_answer_len(j->ds[k]);
-            if (n > 0) {
-                int32_t last = cv[L + n - 1];
-                for (int e = 0; e < p->n_end; e++)
-                    if (last == p->end_ids[e]) {
-                        n--;
-                        break;
-                    }
-            }
-            int32_t im_end = diffu_tokenizer_special(tok)->im_end;
-            if (n > 0 && im_end >= 0 && cv[L + n - 1] == im_end) n--;
             text.len = 0;
-            diffu_tokenizer_decode(tok, cv + L, (size_t)n, 0, &text);
+            gen_reply_text(o, tok, j->ds[k], &text);
             fwrite(text.data ? text.data : "", 1, text.len, stdout);
             putchar('\n');
         }

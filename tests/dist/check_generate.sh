@@ -19,12 +19,21 @@
 #     and a draw may legitimately differ, so these are not required there.
 # Also checks the run's summary (per-stage busy / idle and bytes per
 # microbatch) and, for pipelines, that stage 0 received changed positions only.
+# TEXT=1 (environment): the tiny preset with the full 151,936-token vocabulary and the real
+# Dream tokenizer, two chat prompts as text, text out (the last stage's sampler then works on
+# 151,936-wide rows); only the temperature-0 cases and one sampled case (pipelines).
 BIN="$1"; PP="$2"; TP="$3"; shift 3
 source "$(dirname "$0")/lib.sh"
-make_model "$W/model" "$@"
 NP=$((PP * TP))
-PROMPTS=(--prompt-ids 1,2,3,4,5,6,7 --prompt-ids 9,8,7 --prompt-ids 5,17,33,65,129,257,513,4,8,16,32)
-COMMON=(--model "$W/model" --max-new-tokens 32 --emit-ids --threads 1 "${PROMPTS[@]}")
+if [[ "${TEXT:-0}" == 1 ]]; then
+    "$BIN" mkmodel --preset tiny --out "$W/model" "$@" 2>/dev/null
+    COMMON=(--model "$W/model" --max-new-tokens 24 --threads 1 --chat --prompt "Write a function that returns the n-th Fibonacci number."
+            --prompt "Sort a list in Python")
+else
+    make_model "$W/model" "$@"
+    PROMPTS=(--prompt-ids 1,2,3,4,5,6,7 --prompt-ids 9,8,7 --prompt-ids 5,17,33,65,129,257,513,4,8,16,32)
+    COMMON=(--model "$W/model" --max-new-tokens 32 --emit-ids --threads 1 "${PROMPTS[@]}")
+fi
 GREEDY=(
   "origin|--alg origin"
   "maskgit_plus|--alg maskgit_plus --steps 16"
@@ -41,6 +50,11 @@ SAMPLED=(
   "T 0.7 threshold blocks early stop|--temperature 0.7 --threshold 0.2 --block-length 8 --early-stop --end-id 7 --seed 11"
   "T 0.9 maskgit, --max-active 2 --spread 2|--temperature 0.9 --alg maskgit_plus --steps 16 --seed 9|--max-active 2 --spread 2"
 )
+if [[ "${TEXT:-0}" == 1 ]]; then
+    GREEDY=("entropy (text)|--alg entropy --steps 12" "topk_margin (text)|--alg topk_margin --top-p 0.95 --top-k 40 --steps 8")
+    SCHED=()
+    SAMPLED=("T 0.3 top-p 0.95 (text)|--temperature 0.3 --top-p 0.95 --seed 2 --steps 12")
+fi
 n=0
 one() { # label, generate options, distributed-only options
     local label="$1" opts="$2" dopts="${3:-}"
@@ -61,7 +75,7 @@ one() { # label, generate options, distributed-only options
     echo "ok   $label: identical ($(grep -o '[0-9]* microbatches ([0-9]* sequence-steps' "$W/dist.log" | head -1)))"
     n=$((n + 1))
 }
-for c in "${GREEDY[@]}" "${SCHED[@]}"; do IFS='|' read -r label opts dopts <<<"$c"; one "$label" "$opts" "$dopts"; done
+for c in "${GREEDY[@]}" ${SCHED[@]+"${SCHED[@]}"}; do IFS='|' read -r label opts dopts <<<"$c"; one "$label" "$opts" "$dopts"; done
 if [[ $TP -eq 1 ]]; then
     for c in "${SAMPLED[@]}"; do IFS='|' read -r label opts dopts <<<"$c"; one "$label" "$opts" "$dopts"; done
 fi

@@ -267,7 +267,9 @@ def kills(fake, work, rng, gz, fmt, trials, big=2000, n_req=40, window=0.05):
                   "%s: %s holds a complete record" % (tag, f))
         else:
             check(b"\n" not in t, "%s: %s holds a complete line" % (tag, f))
-    check(len(torn) == injected, "%s: %d torn tails saved for %d injected" % (tag, len(torn), injected))
+    # every injected tail must have been repaired; a kill from outside that lands inside a
+    # write() (likely on a slow build, e.g. under AddressSanitizer) leaves a real one too
+    check(len(torn) >= injected, "%s: %d torn tails saved for %d injected" % (tag, len(torn), injected))
     print("%s: %d runs killed, %d records, %d torn tails repaired on the way" % (tag, killed, len(recs), len(torn)))
     return len(torn)
 

@@ -1,0 +1,331 @@
+/* generate_job.c — `diffu generate --input IN --output OUT` in one process
+ * (docs/jobs.md): the requests of coordinator/job_input.h, each (id, sample)
+ * not yet in OUT denoised by coordinator/driver.h in a window of canvases (a
+ * new one is admitted as one finishes), every finished sample written at once
+ * as a record (coordinator/job_output.h). A sample's random draws are
+ * addressed by (request rng_key, sample), and the forward is batch-invariant,
+ * so a resumed job writes what an uninterrupted one would have.
+ * SIGTERM / SIGINT / SIGUSR1: admit nothing more, finish the canvases in
+ * flight (a second signal: abandon them), close the output, exit 1 with a
+ * resume hint. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "forward.h"
+#include "generate.h"
+#include "job_input.h"
+#include "job_output.h"
+
+#define CMD "generate"
+#define DEFAULT_WINDOW 8
+#define PROGRESS_SECONDS 10.0
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop++;
+}
+
+typedef struct {
+    long k;
+    diffu_denoise *d;
+    double t0;
+} slot;
+
+struct gen_jobrun {
+    gen_opts *o;
+    gen_job *j;
+    diffu_jobin *in;
+    diffu_jobout *out;
+    int *todo_req, *todo_s, *left;
+    long s_total, s_todo, s_done, req_total, req_done, tokens;
+    int max_seq, max_new;
+    double t_start, t_last;
+    diffu_ids ids;
+    diffu_text text;
+};
+
+int gen_job_stopping(void) { return g_stop > 0; }
+
+static void progress(const gen_jobrun *r) {
+    double el = diffu_now() - r->t_start;
+    long done_here = r->s_done - (r->s_total - r->s_todo);
+    double tps = el > 0 ? r->tokens / el : 0;
+    double eta = done_here > 0 && r->s_total > r->s_done ? el * (double)(r->s_total - r->s_done) / done_here : 0;
+    fprintf(stderr, "[diffu] %s: requests %ld/%ld, samples %ld/%ld, %.1f tokens/s, elapsed %.0f s, ETA %.0f s\n",
+            r->o->output, r->req_done, r->req_total, r->s_done, r->s_total, tps, el, eta);
+}
+
+long gen_job_todo(const gen_jobrun *jr) { return jr->s_todo; }
+
+void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new) {
+    *max_seq = jr->max_seq;
+    *max_new = jr->max_new;
+}
+
+int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
+    diffu_err err;
+    gen_jobrun *r = diffu_xcalloc(1, sizeof *r);
+    *jrp = r;
+    r->o = o;
+    r->j = j;
+    char rej_path[4200];
+    if (gen_setup(o, j)) return 1;
+    if (!j->tok) {
+        fprintf(stderr, "diffu " CMD ": error: --input needs the checkpoint's tokenizer; %s has none\n", o->model);
+        return 1;
+    }
+    /* the requests */
+    diffu_jobin_opts io;
+    diffu_jobin_opts_default(&io);
+    io.defaults = o->p;
+    io.defaults.steps = (int)o->steps; /* 0: each request's max_new_tokens */
+    io.n = (int)o->n_samples;
+    io.system = o->system;
+    io.prefill = o->prefill;
+    io.vocab = j->cfg.vocab;
+    io.max_context = j->cfg.max_pos;
+    io.count_tokens = diffu_jobin_count_tokenizer;
+    io.count_user = j->tok;
+    r->in = diffu_jobin_open(o->input, &io, &err);
+    if (!r->in) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    int nrej = diffu_jobin_n_rejects(r->in), nreq = diffu_jobin_count(r->in);
+    snprintf(rej_path, sizeof rej_path, "%s.rejects.jsonl", o->output);
+    if (diffu_jobin_write_rejects(r->in, rej_path, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    if (nrej) {
+        char line[2048];
+        if (o->strict)
+            fprintf(stderr, "diffu " CMD ": error: %s: %d bad line%s; --strict refuses the whole file:\n", o->input,
+                    nrej, nrej > 1 ? "s" : "");
+        for (int i = 0; i < nrej && i < 20; i++) {
+            diffu_jobin_format_reject(r->in, i, line, sizeof line);
+            fprintf(stderr, "%s\n", line);
+        }
+        if (nrej > 20) fprintf(stderr, "... and %d more in %s\n", nrej - 20, rej_path);
+        if (o->strict) return 1;
+        fprintf(stderr, "[diffu] %d rejected line%s in %s; the other %d request%s run\n", nrej, nrej > 1 ? "s" : "",
+                rej_path, nreq, nreq == 1 ? "" : "s");
+    }
+    if (!nreq) {
+        fprintf(stderr, "diffu " CMD ": error: %s: no valid request\n", o->input);
+        return 1;
+    }
+    /* the output: resume what it holds */
+    diffu_jobout_opts oo;
+    diffu_jobout_opts_default(&oo);
+    if (o->format) oo.format = (diffu_jobout_format)diffu_jobout_format_parse(o->format);
+    oo.emit_ids = o->emit_ids;
+    r->out = diffu_jobout_open(o->output, &oo, &err);
+    if (!r->out) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    /* what is left to do, in file order */
+    r->left = diffu_xcalloc((size_t)nreq, sizeof *r->left);
+    for (int i = 0; i < nreq; i++) r->s_total += diffu_jobin_get(r->in, i)->n;
+    r->todo_req = diffu_xmalloc((size_t)(r->s_total ? r->s_total : 1) * sizeof *r->todo_req);
+    r->todo_s = diffu_xmalloc((size_t)(r->s_total ? r->s_total : 1) * sizeof *r->todo_s);
+    for (int i = 0; i < nreq; i++) {
+        const diffu_jobin_req *q = diffu_jobin_get(r->in, i);
+        long k0 = r->s_todo;
+        for (int s = 0; s < q->n; s++)
+            if (!diffu_jobout_done(r->out, q->id, q->id_len, s)) {
+                r->todo_req[r->s_todo] = i;
+                r->todo_s[r->s_todo++] = s;
+            }
+        r->left[i] = (int)(r->s_todo - k0);
+        if (r->s_todo == k0) continue;
+        r->ids.len = 0;
+        if (diffu_jobin_prompt_ids(q, j->tok, &r->ids, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: %s: request %s: %s\n", o->input, q->id, err.msg);
+            return 1;
+        }
+        int len = (int)r->ids.len + q->params.max_new_tokens;
+        if (len > r->max_seq) r->max_seq = len;
+        if (q->params.max_new_tokens > r->max_new) r->max_new = q->params.max_new_tokens;
+    }
+    r->req_total = nreq;
+    for (int i = 0; i < nreq; i++) r->req_done += r->left[i] == 0;
+    r->s_done = r->s_total - r->s_todo;
+    if (r->s_done)
+        fprintf(stderr, "[diffu] %s: resuming: %ld of %ld samples already done\n", o->output, r->s_done, r->s_total);
+    if (!r->s_todo) {
+        fprintf(stderr, "[diffu] %s: all %ld samples of %ld requests are done\n", o->output, r->s_total, r->req_total);
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    r->t_start = r->t_last = diffu_now();
+    return 0;
+}
+
+diffu_denoise *gen_job_make(gen_jobrun *r, long k) {
+    diffu_err err;
+    const diffu_jobin_req *q = diffu_jobin_get(r->in, r->todo_req[k]);
+    r->ids.len = 0;
+    diffu_denoise *d = NULL;
+    if (diffu_jobin_prompt_ids(q, r->j->tok, &r->ids, &err) ||
+        !(d = diffu_denoise_create(&q->params, r->j->cfg.vocab, r->ids.data, (int)r->ids.len, q->rng_key,
+                                   (uint32_t)r->todo_s[k], &err)))
+        fprintf(stderr, "diffu " CMD ": error: request %s sample %d: %s\n", q->id, r->todo_s[k], err.msg);
+    return d;
+}
+
+int gen_job_finish(gen_jobrun *r, long k, const diffu_denoise *d, double t0) {
+    diffu_err err;
+    const diffu_jobin_req *q = diffu_jobin_get(r->in, r->todo_req[k]);
+    const diffu_denoise_params *p = &q->params;
+    int len, L = diffu_denoise_prompt_len(d);
+    const int32_t *cv = diffu_denoise_canvas(d, &len);
+    int an = diffu_denoise_answer_len(d);
+    diffu_jobout_finish fin = DIFFU_FINISH_LENGTH;
+    for (int e = 0; an > 0 && e < p->n_end; e++)
+        if (cv[L + an - 1] == p->end_ids[e]) fin = DIFFU_FINISH_STOP;
+    diffu_arness a;
+    diffu_denoise_arness(d, &a);
+    r->text.len = 0;
+    gen_reply_text(r->o, r->j->tok, d, &r->text);
+    diffu_jobout_rec rec = {
+        .req = q, .sample = r->todo_s[k], .completion = r->text.data ? r->text.data : "",
+        .completion_len = r->text.len, .finish = fin, .prompt_tokens = L, .generated_tokens = an,
+        .steps = diffu_denoise_steps_taken(d), .forwards = diffu_denoise_forwards(d),
+        .seconds = diffu_now() - t0, .arness = &a, .prompt_ids = cv, .n_prompt_ids = L,
+        .generated_ids = cv + L, .n_generated_ids = len - L};
+    if (diffu_jobout_write(r->out, &rec, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    r->tokens += len - L;
+    r->s_done++;
+    if (--r->left[r->todo_req[k]] == 0) r->req_done++;
+    if (diffu_now() - r->t_last >= PROGRESS_SECONDS) {
+        r->t_last = diffu_now();
+        progress(r);
+    }
+    return 0;
+}
+
+int gen_job_close(gen_jobrun **rp, int rc) {
+    gen_jobrun *r = *rp;
+    if (!r) return rc;
+    diffu_err err;
+    if (r->out && r->s_todo) progress(r);
+    if (r->out && g_stop)
+        fprintf(stderr, "diffu " CMD ": interrupted: %ld of %ld samples in %s; rerun the same command to resume\n",
+                r->s_done, r->s_total, r->o->output);
+    else if (r->out && rc)
+        fprintf(stderr, "diffu " CMD ": %s keeps every finished sample; rerun the same command to resume\n",
+                r->o->output);
+    if (r->out && diffu_jobout_close(&r->out, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        rc = 1;
+    }
+    diffu_jobin_free(&r->in);
+    free(r->todo_req);
+    free(r->todo_s);
+    free(r->left);
+    diffu_ids_free(&r->ids);
+    diffu_text_free(&r->text);
+    free(r);
+    *rp = NULL;
+    return rc;
+}
+
+/* ------------------------------------------------------------ one process */
+
+int gen_run_job(gen_opts *o) {
+    gen_job j;
+    gen_jobrun *r = NULL;
+    diffu_err err;
+    diffu_model *m = NULL;
+    diffu_driver *dr = NULL;
+    slot *slots = NULL;
+    int rc = 1, n_slots = 0;
+    memset(&j, 0, sizeof j);
+    int st = gen_job_open(o, &j, &r);
+    if (st) {
+        rc = st < 0 ? 0 : 1;
+        goto out;
+    }
+    /* the model and the driver, planned for a window of canvases */
+    int max_seq, max_new;
+    gen_job_plan(r, &max_seq, &max_new);
+    long todo = gen_job_todo(r);
+    int W = o->max_active > 0 ? o->max_active : DEFAULT_WINDOW;
+    if (W > todo) W = (int)todo;
+    diffu_driver_plan plan = {W, W * max_seq, max_seq, W * max_new};
+    diffu_model_opts mo;
+    diffu_model_opts_default(&mo);
+    mo.quiet = 1;
+    mo.threads = o->threads;
+    mo.f32_weights = o->f32;
+    mo.max_tokens = plan.max_tokens;
+    mo.max_seq = plan.max_seq;
+    mo.max_rows = plan.max_rows;
+    mo.max_seqs = plan.max_canvases;
+    if (diffu_model_load(o->model, &mo, &m, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
+    }
+    dr = diffu_driver_create(m, &plan, &err);
+    if (!dr) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
+    }
+    slots = diffu_xcalloc((size_t)W, sizeof *slots);
+    long next = 0;
+    for (;;) {
+        while (!g_stop && next < todo && n_slots < W) { /* admit */
+            slot *sl = &slots[n_slots];
+            sl->k = next++;
+            if (!(sl->d = gen_job_make(r, sl->k))) goto out;
+            n_slots++;
+            if (diffu_driver_add(dr, sl->d, &err)) {
+                fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+                goto out;
+            }
+            sl->t0 = diffu_now();
+        }
+        if (!n_slots || g_stop > 1) break;
+        if (diffu_driver_step(dr, &err)) {
+            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+            goto out;
+        }
+        for (int k = 0; k < n_slots;) { /* write what finished */
+            slot *sl = &slots[k];
+            if (!diffu_denoise_done(sl->d)) {
+                k++;
+                continue;
+            }
+            if (gen_job_finish(r, sl->k, sl->d, sl->t0)) goto out;
+            diffu_denoise_free(&sl->d);
+            slots[k] = slots[--n_slots];
+            memset(&slots[n_slots], 0, sizeof *slots);
+        }
+    }
+    rc = g_stop ? 1 : 0;
+out:
+    for (int k = 0; k < n_slots; k++) diffu_denoise_free(&slots[k].d);
+    free(slots);
+    diffu_driver_free(&dr);
+    diffu_model_free(m);
+    rc = gen_job_close(&r, rc);
+    gen_free(NULL, &j);
+    return rc;
+}
