@@ -13,10 +13,11 @@ token ids (fixed seed) with NEW generated tokens in STEPS denoising steps:
   pp2  mpirun -np 2 diffu generate --pp 2 --threads 1   (two pipeline stages, one thread each)
   tp2  mpirun -np 2 diffu generate --tp 2 --threads 1   (two tensor-parallel ranks, one thread each)
 Throughput = generated tokens / the generate phase's wall time (model loading excluded),
-as each run reports it on its "[timing]" line. Prints every run, then per configuration the
+as each run reports it on its "[timing]" line (generate seconds). Prints every run, then per configuration the
 median (and min-max) tokens/s and the ratios the issue asks for, the pipeline's per-stage
 busy / idle (bubble) and bytes per microbatch from the run's summary, and the load average
-(1 min) before each run. Also checks that every configuration generated the same tokens as
+(1 min) before each run (it includes the previous run of this script: a 2-thread run leaves
+about 2). Also checks that every configuration generated the same tokens as
 1x1 (temperature 0: identical for pipelines, expected for TP). Needs only the standard
 library; run as root it sets OMPI_ALLOW_RUN_AS_ROOT*.
 """
@@ -75,7 +76,9 @@ def run(cfg, args, log_dir, rep):
     if not m:
         sys.exit("%s: no [timing] line in its output" % cfg)
     summary = [l for l in r.stderr.splitlines() if re.search(r"summary:|  stage \d|point-to-point|coordinator \(", l)]
-    return {"cfg": cfg, "gen_s": float(m.group(1)), "tps": float(m.group(2)), "load": la, "wall": wall,
+    gen_s = float(m.group(1))
+    tps = args.requests * args.new / gen_s if gen_s > 0 else float(m.group(2)) # the [timing] field has 1 decimal
+    return {"cfg": cfg, "gen_s": gen_s, "tps": tps, "load": la, "wall": wall,
             "out": r.stdout, "summary": summary}
 
 
