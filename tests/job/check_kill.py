@@ -50,16 +50,8 @@ import time
 import zlib
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "BUG:")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def fake_completion(rid, sample, big):
@@ -285,8 +277,7 @@ def main():
     for gz in (True, False):
         for fmt in ("diffu", "humaneval"):
             kills(fake, work, rng, gz, fmt, trials=9)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return report()
 
 
 if __name__ == "__main__":

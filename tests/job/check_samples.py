@@ -35,16 +35,8 @@ if sys.argv[1] == "canonical":
     assert runner.failures == 0 and runner.tries > 0, "doctest: %d of %d failed" % (runner.failures, runner.tries)
 '''
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def main():
@@ -77,8 +69,7 @@ def main():
                   r["meta_fields"] == ["entry_point", "canonical_solution", "test"] for r in out),
               "jobcheck %s: requests %s" % (inp, out[:1]))
         check(all(r["prompt_tokens"] == len(t["prompt"].encode()) for r, t in zip(out, tasks)), "byte counts")
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return report()
 
 
 if __name__ == "__main__":

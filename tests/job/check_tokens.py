@@ -18,16 +18,8 @@ import shutil
 import subprocess
 import sys
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def main():
@@ -73,8 +65,7 @@ def main():
             r["field"] == field and ("%d prompt tokens + max_new_tokens 64 = %d > %d" % (max(want), max(want) + 64, limit))
             in r["reason"] for r in recs), "%s: context limit rejects %s" % (inp, recs))
         print("%s: %d prompts, %d..%d tokens" % (os.path.basename(inp), len(got), min(want), max(want)))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return report()
 
 
 if __name__ == "__main__":

