@@ -179,6 +179,51 @@ static int finish(dctx *x, int rc) {
     return rc;
 }
 
+/* Rank 0: each stage's utilization while the run goes (node/worker.h, live
+ * utilization): stage 0 from its own worker, the others from the floats
+ * their tp-0 ranks send now and then. */
+typedef struct {
+    int P, T;
+    diffu_xfer **rx; /* [P] (0 unused) */
+    float *buf;      /* [P x 2] busy, elapsed */
+    double *util;    /* [P] busy / elapsed, -1 not heard yet */
+} live_util;
+
+static void live_start(live_util *lu, diffu_comm *c, int P, int T) {
+    lu->P = P;
+    lu->T = T;
+    lu->rx = diffu_xcalloc((size_t)P, sizeof *lu->rx);
+    lu->buf = diffu_xcalloc((size_t)P * 2, sizeof *lu->buf);
+    lu->util = diffu_xcalloc((size_t)P, sizeof *lu->util);
+    for (int s = 1; s < P; s++) {
+        lu->util[s] = -1;
+        lu->rx[s] = diffu_xfer_new();
+        diffu_comm_recv_floats(c, lu->rx[s], s * T, lu->buf + 2 * s, 2, DIFFU_LIVE_TAG);
+    }
+}
+
+static void live_poll(live_util *lu, diffu_comm *c, diffu_worker *w) {
+    const diffu_worker_stats *ws = diffu_worker_get_stats(w);
+    double el = ws->t_first > 0 ? diffu_now() - ws->t_first : 0;
+    lu->util[0] = el > 0 ? ws->busy / el : 0;
+    for (int s = 1; s < lu->P; s++)
+        if (diffu_comm_test(c, lu->rx[s])) {
+            float *b = lu->buf + 2 * s;
+            lu->util[s] = b[1] > 0 ? b[0] / b[1] : 0;
+            diffu_comm_recv_floats(c, lu->rx[s], s * lu->T, b, 2, DIFFU_LIVE_TAG);
+        }
+}
+
+static void live_stop(live_util *lu, diffu_comm *c) {
+    for (int s = 1; s < lu->P; s++) {
+        diffu_comm_cancel(c, lu->rx[s]);
+        diffu_xfer_free(lu->rx[s]);
+    }
+    free(lu->rx);
+    free(lu->buf);
+    free(lu->util);
+}
+
 /* The coordinator loop of rank 0 (next to its own stage-0 work). Returns the
  * generate wall time. */
 static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, double *wait_s) {
@@ -199,6 +244,9 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     diffu_err err;
     double t0 = diffu_now(), next_log = t0 + 10.0, coord = 0, waited = 0;
     int n_seq_total = x->j.n_d;
+    live_util lu;
+    live_start(&lu, c, P, T);
+    double next_live = t0;
     while (!diffu_sched_done(x->sc)) {
         double ta = diffu_now();
         if (last_tp0 != 0)
@@ -235,18 +283,32 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         }
         job_write_finished(x, (int)plan->max_active);
         double now = diffu_now();
+        if (now >= next_live) { /* ~4 times a second */
+            live_poll(&lu, c, x->w);
+            next_live = now + 0.25;
+            if (x->jr) {
+                gen_job_set_util(x->jr, P, lu.util);
+                const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
+                gen_job_tick(x->jr, ss->seq_steps, ss->committed);
+            }
+        }
         if (!x->jr && now >= next_log) {
             const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
             long gen = (long)n_seq_total * x->o.p.max_new_tokens;
+            char util[256] = "";
+            size_t n = 0;
+            for (int s = 0; s < P && n < sizeof util; s++)
+                n += (size_t)snprintf(util + n, sizeof util - n, lu.util[s] < 0 ? " ?" : " %.0f%%", 100.0 * lu.util[s]);
             DLOG_INFO("progress: %ld/%d sequences done, %ld microbatches, %ld/%ld positions committed, %.1f tokens/s;"
-                      " %d microbatch(es) in flight, %d sequence(s) active", ss->finished, n_seq_total, ss->microbatches,
-                      ss->committed, gen, (double)ss->committed / (now - t0), diffu_sched_inflight(x->sc),
-                      diffu_sched_active(x->sc));
+                      " %d microbatch(es) in flight, %d sequence(s) active; stages busy%s", ss->finished, n_seq_total,
+                      ss->microbatches, ss->committed, gen, (double)ss->committed / (now - t0),
+                      diffu_sched_inflight(x->sc), diffu_sched_active(x->sc), util);
             next_log = now + 10.0;
         }
     }
     double wall = diffu_now() - t0;
     job_write_finished(x, (int)plan->max_active);
+    live_stop(&lu, c);
     /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
     size_t len;
     const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);

@@ -85,6 +85,14 @@ diffu_denoise *gen_job_make(gen_jobrun *jr, long k);
 /* Sample k has finished (d): write its record; progress on stderr now and
  * then. 0, or 1 after printing the error. */
 int gen_job_finish(gen_jobrun *jr, long k, const diffu_denoise *d, double t0);
+/* After a step: the sequence-forwards and the positions unmasked so far in
+ * this run (tokens/s and the ETA before samples finish); redraws the progress
+ * when it is time. */
+void gen_job_tick(gen_jobrun *jr, long forwards, long committed);
+/* Per-stage utilization (busy / elapsed, < 0 unknown) shown by the progress. */
+void gen_job_set_util(gen_jobrun *jr, int n_stages, const double *util);
+/* Before printing another message on stderr: erase the in-place bar (NULL ok). */
+void gen_job_note(gen_jobrun *jr);
 /* A signal asked the job to stop (installed by gen_job_open). */
 int gen_job_stopping(void);
 /* Final progress line, the resume hint when rc != 0, close; returns rc (1 if

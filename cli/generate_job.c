@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "driver.h"
 #include "forward.h"
@@ -21,7 +22,9 @@
 
 #define CMD "generate"
 #define DEFAULT_WINDOW 8
-#define PROGRESS_SECONDS 10.0
+#define PROGRESS_SECONDS 10.0 /* plain lines (stderr not a terminal) */
+#define REDRAW_SECONDS 0.5    /* the in-place bar on a terminal */
+#define MAX_STAGES_SHOWN 16
 
 static volatile sig_atomic_t g_stop;
 
@@ -44,6 +47,12 @@ struct gen_jobrun {
     int *todo_req, *todo_s, *left;
     long s_total, s_todo, s_done, req_total, req_done, tokens;
     int max_seq, max_new;
+    long forwards;       /* sequence-forwards so far (gen_job_tick) */
+    long committed;      /* positions unmasked so far in this run (gen_job_tick) */
+    long new_total;      /* positions to generate in this run */
+    int tty, drawn;      /* stderr is a terminal; the bar is on screen */
+    int n_util;          /* stages with a utilization (gen_job_set_util) */
+    double util[MAX_STAGES_SHOWN];
     double t_start, t_last;
     diffu_ids ids;
     diffu_text text;
@@ -51,13 +60,67 @@ struct gen_jobrun {
 
 int gen_job_stopping(void) { return g_stop > 0; }
 
-static void progress(const gen_jobrun *r) {
+/* The progress: requests and samples done / total, generated tokens/s,
+ * forwards/s, per-stage utilization, elapsed, ETA. On a terminal a bar
+ * redrawn in place ("\r" + erase line); else a plain line. final: the last
+ * one (ends the bar's line). */
+static void progress(gen_jobrun *r, int final) {
     double el = diffu_now() - r->t_start;
     long done_here = r->s_done - (r->s_total - r->s_todo);
-    double tps = el > 0 ? r->tokens / el : 0;
-    double eta = done_here > 0 && r->s_total > r->s_done ? el * (double)(r->s_total - r->s_done) / done_here : 0;
-    fprintf(stderr, "[diffu] %s: requests %ld/%ld, samples %ld/%ld, %.1f tokens/s, elapsed %.0f s, ETA %.0f s\n",
-            r->o->output, r->req_done, r->req_total, r->s_done, r->s_total, tps, el, eta);
+    long com = r->committed > r->tokens ? r->committed : r->tokens;
+    double tps = el > 0 ? (double)com / el : 0, fps = el > 0 ? (double)r->forwards / el : 0;
+    char eta[32], util[16 * MAX_STAGES_SHOWN + 16] = "";
+    /* ETA: from the positions committed (every sample moves), else from the samples done */
+    double frac = r->new_total > 0 ? (double)com / (double)r->new_total : 0;
+    if (r->s_total <= r->s_done) snprintf(eta, sizeof eta, "0 s");
+    else if (frac > 0.001) snprintf(eta, sizeof eta, "%.0f s", el * (1.0 - frac) / frac);
+    else if (done_here > 0) snprintf(eta, sizeof eta, "%.0f s", el * (double)(r->s_total - r->s_done) / (double)done_here);
+    else snprintf(eta, sizeof eta, "?");
+    if (r->n_util) {
+        size_t n = (size_t)snprintf(util, sizeof util, ", stages");
+        for (int i = 0; i < r->n_util && n < sizeof util; i++)
+            n += (size_t)snprintf(util + n, sizeof util - n, r->util[i] < 0 ? " ?" : " %.0f%%", 100.0 * r->util[i]);
+    }
+    if (r->tty) {
+        char bar[21];
+        int fill = r->s_total ? (int)(20 * r->s_done / r->s_total) : 20;
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        fprintf(stderr, "\r\033[K[%s] %ld/%ld samples, %ld/%ld requests, %.1f tok/s, %.1f fwd/s%s, %.0f s, ETA %s%s", bar,
+                r->s_done, r->s_total, r->req_done, r->req_total, tps, fps, util, el, eta, final ? "\n" : "");
+        r->drawn = !final;
+    } else {
+        fprintf(stderr, "[diffu] %s: requests %ld/%ld, samples %ld/%ld, %.1f tokens/s, %.1f forwards/s%s, elapsed %.0f s,"
+                " ETA %s\n", r->o->output, r->req_done, r->req_total, r->s_done, r->s_total, tps, fps, util, el, eta);
+    }
+    fflush(stderr);
+}
+
+/* Redraw (or print a line) when it is time. */
+static void progress_maybe(gen_jobrun *r) {
+    double now = diffu_now();
+    if (now - r->t_last < (r->tty ? REDRAW_SECONDS : PROGRESS_SECONDS)) return;
+    r->t_last = now;
+    progress(r, 0);
+}
+
+void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
+    r->forwards = forwards;
+    r->committed = committed;
+    progress_maybe(r);
+}
+
+void gen_job_set_util(gen_jobrun *r, int n, const double *util) {
+    r->n_util = n < MAX_STAGES_SHOWN ? n : MAX_STAGES_SHOWN;
+    for (int i = 0; i < r->n_util; i++) r->util[i] = util[i];
+}
+
+void gen_job_note(gen_jobrun *r) {
+    if (r && r->drawn) {
+        fputs("\r\033[K", stderr);
+        r->drawn = 0;
+        r->t_last = 0; /* redraw at the next tick */
+    }
 }
 
 long gen_job_todo(const gen_jobrun *jr) { return jr->s_todo; }
@@ -153,6 +216,7 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         int len = (int)r->ids.len + q->params.max_new_tokens;
         if (len > r->max_seq) r->max_seq = len;
         if (q->params.max_new_tokens > r->max_new) r->max_new = q->params.max_new_tokens;
+        r->new_total += (long)r->left[i] * q->params.max_new_tokens;
     }
     r->req_total = nreq;
     for (int i = 0; i < nreq; i++) r->req_done += r->left[i] == 0;
@@ -171,6 +235,8 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN);
+    const char *term = getenv("TERM");
+    r->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     r->t_start = r->t_last = diffu_now();
     return 0;
 }
@@ -182,8 +248,10 @@ diffu_denoise *gen_job_make(gen_jobrun *r, long k) {
     diffu_denoise *d = NULL;
     if (diffu_jobin_prompt_ids(q, r->j->tok, &r->ids, &err) ||
         !(d = diffu_denoise_create(&q->params, r->j->cfg.vocab, r->ids.data, (int)r->ids.len, q->rng_key,
-                                   (uint32_t)r->todo_s[k], &err)))
+                                   (uint32_t)r->todo_s[k], &err))) {
+        gen_job_note(r);
         fprintf(stderr, "diffu " CMD ": error: request %s sample %d: %s\n", q->id, r->todo_s[k], err.msg);
+    }
     return d;
 }
 
@@ -208,16 +276,14 @@ int gen_job_finish(gen_jobrun *r, long k, const diffu_denoise *d, double t0) {
         .seconds = diffu_now() - t0, .arness = &a, .prompt_ids = cv, .n_prompt_ids = L,
         .generated_ids = cv + L, .n_generated_ids = len - L};
     if (diffu_jobout_write(r->out, &rec, &err)) {
+        gen_job_note(r);
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         return 1;
     }
     r->tokens += len - L;
     r->s_done++;
     if (--r->left[r->todo_req[k]] == 0) r->req_done++;
-    if (diffu_now() - r->t_last >= PROGRESS_SECONDS) {
-        r->t_last = diffu_now();
-        progress(r);
-    }
+    progress_maybe(r);
     return 0;
 }
 
@@ -225,7 +291,7 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     gen_jobrun *r = *rp;
     if (!r) return rc;
     diffu_err err;
-    if (r->out && r->s_todo) progress(r);
+    if (r->out && r->s_todo) progress(r, 1);
     if (r->out && g_stop)
         fprintf(stderr, "diffu " CMD ": interrupted: %ld of %ld samples in %s; rerun the same command to resume\n",
                 r->s_done, r->s_total, r->o->output);
@@ -289,7 +355,7 @@ int gen_run_job(gen_opts *o) {
         goto out;
     }
     slots = diffu_xcalloc((size_t)W, sizeof *slots);
-    long next = 0;
+    long next = 0, forwards = 0;
     for (;;) {
         while (!g_stop && next < todo && n_slots < W) { /* admit */
             slot *sl = &slots[n_slots];
@@ -304,9 +370,14 @@ int gen_run_job(gen_opts *o) {
         }
         if (!n_slots || g_stop > 1) break;
         if (diffu_driver_step(dr, &err)) {
+            gen_job_note(r);
             fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
             goto out;
         }
+        forwards += n_slots;
+        long committed = r->tokens; /* finished samples + the positions unmasked in the window */
+        for (int k = 0; k < n_slots; k++)
+            committed += diffu_denoise_get_params(slots[k].d)->max_new_tokens - diffu_denoise_masked(slots[k].d);
         for (int k = 0; k < n_slots;) { /* write what finished */
             slot *sl = &slots[k];
             if (!diffu_denoise_done(sl->d)) {
@@ -318,6 +389,7 @@ int gen_run_job(gen_opts *o) {
             slots[k] = slots[--n_slots];
             memset(&slots[n_slots], 0, sizeof *slots);
         }
+        gen_job_tick(r, forwards, committed);
     }
     rc = g_stop ? 1 : 0;
 out:

@@ -49,6 +49,10 @@ struct diffu_worker {
     void *local_user;
     diffu_worker_stats ws;
     double t_sample, t_msg, t_wait;
+    /* live utilization for rank 0's progress (stage tp-0 ranks other than 0) */
+    diffu_xfer *tx_live;
+    float live[2];          /* [busy seconds, seconds since the first command] */
+    double t_live;
 };
 
 diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_worker_plan *plan, diffu_err *err) {
@@ -94,6 +98,7 @@ diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_wo
     }
     diffu_arena_init(&w->arena, (size_t)plan->mb_max_tokens * 16 + (size_t)plan->mb_max_seqs * 256 + 4096);
     for (int i = 0; i < 2; i++) w->tx[i] = diffu_xfer_new();
+    w->tx_live = diffu_xfer_new();
     return w;
 }
 
@@ -104,6 +109,8 @@ void diffu_worker_free(diffu_worker *w) {
         diffu_xfer_free(w->tx[i]);
         diffu_packbuf_free(&w->out[i]);
     }
+    diffu_comm_wait(w->c, w->tx_live, NULL, NULL);
+    diffu_xfer_free(w->tx_live);
     free(w->slots);
     free(w->canvas);
     free(w->seq_len);
@@ -222,6 +229,18 @@ static void send_result(diffu_worker *w, uint64_t mb, int n_rows, double busy) {
     diffu_comm_send_bytes(w->c, w->tx[k], 0, w->out[k].data, w->out[k].len, DIFFU_TAG_RESULT);
 }
 
+/* A stage's tp-0 rank (not rank 0) tells rank 0 its busy time now and then,
+ * for the job's live per-stage utilization: two floats, never waited for (the
+ * previous report must have gone; else this one is skipped). */
+static void send_live(diffu_worker *w) {
+    double now = diffu_now();
+    if (w->rank == 0 || !w->tp0 || now - w->t_live < DIFFU_LIVE_SECONDS || !diffu_comm_test(w->c, w->tx_live)) return;
+    w->t_live = now;
+    w->live[0] = (float)diffu_worker_get_stats(w)->busy;
+    w->live[1] = (float)(now - w->ws.t_first);
+    diffu_comm_send_floats(w->c, w->tx_live, 0, w->live, 2, DIFFU_LIVE_TAG);
+}
+
 int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit_code) {
     double t0 = diffu_now();
     if (w->ws.microbatches == 0 && w->ws.t_first == 0) w->ws.t_first = t0;
@@ -269,6 +288,7 @@ int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit
     }
     w->ws.microbatches++;
     w->ws.seq_steps += (long)cmd->n_seqs;
+    send_live(w);
     *exit_code = 0;
     return 0;
 }
@@ -287,6 +307,7 @@ void diffu_worker_drain(diffu_worker *w) {
     double t0 = diffu_now();
     diffu_stage_drain(w->st);
     for (int i = 0; i < 2; i++) diffu_comm_wait(w->c, w->tx[i], NULL, NULL);
+    diffu_comm_wait(w->c, w->tx_live, NULL, NULL);
     w->t_wait += diffu_now() - t0;
     if (w->ws.t_last == 0) w->ws.t_last = diffu_now();
 }

@@ -51,6 +51,14 @@ typedef struct diffu_worker_stats {
 
 typedef struct diffu_worker diffu_worker;
 
+/* Live utilization: every DIFFU_LIVE_SECONDS (after a microbatch) the tp-0
+ * rank of each stage but rank 0's sends rank 0 two floats, [busy seconds,
+ * seconds since its first command] (diffu_comm_send_floats, tag
+ * DIFFU_LIVE_TAG); rank 0 keeps a receive posted per stage (the job's
+ * progress shows busy / elapsed per stage). */
+#define DIFFU_LIVE_SECONDS 2.0
+enum { DIFFU_LIVE_TAG = 1 << 19 };
+
 /* Local. The stage, comm and plan are borrowed. */
 diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_worker_plan *plan, diffu_err *err);
 void diffu_worker_free(diffu_worker *w);
