@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """`diffu generate --input --output` end to end on the tiny model (real tokenizer).
 
-  check_generate_job.py DIFFU_BIN WORKDIR [--kills K] [--mpi NP --pp P]
+  check_generate_job.py DIFFU_BIN WORKDIR [--kills K] [--mpi NP --pp P] [--prompts N] [--n S]
+
+--prompts: requests in the input (default 16, of four kinds); --n S gives every
+request S samples (default: mixed, 1 or 2), so the job must end with exactly
+N x S records (tests/job/crash_resume_long.sh: 50 x 2 under mpirun, 5 kills).
 
 1. an uninterrupted run: one record per (id, sample), read by zcat and by
    Python's gzip; the bad line goes to OUT.rejects.jsonl; --strict refuses
@@ -32,6 +36,8 @@ ap.add_argument("--kills", type=int, default=4)
 ap.add_argument("--mpi", type=int, default=0)
 ap.add_argument("--pp", type=int, default=0)
 ap.add_argument("--seed", type=int, default=int(time.time()))
+ap.add_argument("--prompts", type=int, default=16)
+ap.add_argument("--n", type=int, default=0)
 a = ap.parse_args()
 rng = random.Random(a.seed)
 print(f"seed {a.seed}")
@@ -45,7 +51,7 @@ subprocess.run([a.diffu, "mkmodel", "--preset", "tiny", "--out", model], check=T
 inp = os.path.join(W, "in.jsonl.gz")
 expected = set()
 with gzip.open(inp, "wt") as f:
-    for i in range(16):
+    for i in range(a.prompts):
         if i % 4 == 0:
             r = {"id": f"chat-{i}", "messages": [{"role": "user", "content": f"Write a function that returns {i}."}]}
         elif i % 4 == 1:
@@ -54,6 +60,8 @@ with gzip.open(inp, "wt") as f:
             r = {"id": f"p{i}", "prompt": f"# task {i}\n", "max_new_tokens": 8, "temperature": 0.9}
         else:
             r = {"id": f"q{i}", "prompt": "print(", "seed": i, "alg": "origin"}
+        if a.n:
+            r["n"] = a.n
         f.write(json.dumps(r) + "\n")
         for s in range(r.get("n", 1)):
             expected.add((str(r.get("id", r.get("task_id"))), s))
@@ -102,6 +110,8 @@ if p.returncode:
 ref = read(ref_out)
 if set(ref) != expected:
     fail(f"records {sorted(set(ref) ^ expected)} missing or extra")
+if a.n and len(ref) != a.prompts * a.n:
+    fail(f"{len(ref)} records, expected {a.prompts} x {a.n}")
 for k, r in ref.items():
     for f in ("completion", "finish_reason", "prompt_tokens", "generated_tokens", "steps", "forwards", "seconds",
               "arness", "params", "prompt_ids", "generated_ids"):
@@ -177,8 +187,10 @@ for i in range(a.kills):
 p = subprocess.run(cmd(out, ["--max-active", "2"]), capture_output=True, text=True, env=env())
 if p.returncode:
     fail(f"final resume exit {p.returncode}: {p.stderr}")
-same(read(out), "crash/resume")
-print("crash/resume: every (id, sample) once, identical to the uninterrupted run")
+final = read(out)
+same(final, "crash/resume")
+print(f"crash/resume: {len(final)} records after {a.kills} kills, every (id, sample) once, identical to the"
+      " uninterrupted run")
 
 # 3. SIGTERM: drain, exit non-zero with the hint, resume
 out = os.path.join(W, "term.jsonl")

@@ -10,8 +10,8 @@
 # `diffu merge` fail with the reason. Last, a 2-task array whose tasks hit a
 # 60 s time limit: each task requeues itself alone (ARRAYID_TASKID), resumes,
 # and the merge holds every (id, sample) exactly once.
-# Until the real job lands, the job is the stand-in (lib.sh). Skips (77)
-# unless root. About 2 minutes.
+# The job is `diffu generate` on the tiny model (lib.sh; the stand-in with
+# DIFFU_SLURM_TEST_JOB=standin). Skips (77) unless root. About 4 minutes.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
@@ -58,6 +58,9 @@ slurm_wait_job "$merge2" 120 || fail "merge job $merge2 did not complete"
 [[ "$(zcat "$W/out.jsonl.gz" | sort | md5sum)" == "$sum1" ]] || fail "the second merge differs"
 if [[ -n ${DIFFU_JOB_CMD:-} ]]; then
     [[ $(cat "$S"/slurm-"$arr2"_*.log | grep -c 'wrote 0 record(s) this run') == 3 ]] || fail "a resumed task wrote records again"
+else
+    [[ $(cat "$S"/slurm-"$arr2"_*.log | grep -Ec 'all [0-9]+ samples of [0-9]+ requests are done') == 3 ]] ||
+        fail "a resumed task did not find its output complete"
 fi
 echo "ok 2: resubmitted ($arr2, $merge2): shards reused, nothing regenerated, same merged records"
 
@@ -77,13 +80,13 @@ echo "ok 3: diffu merge refuses duplicates and missing shards: $(tail -n 1 "$W/d
 # 4. array tasks hitting the time limit: each requeues itself alone (scontrol requeue ARRAYID_TASKID;
 #    one task's SLURM_JOB_ID is the array's id, and requeueing that id would rerun every task),
 #    resumes, and the merge still holds every (id, sample) exactly once. --cores-per-node 1: one
-#    CPU per task, so both run at once on the 2-CPU node; ~46 records x 1 s per shard outlast the
-#    first warning (10-40 s into the 60 s limit)
+#    CPU per task, so both run at once on the 2-CPU node; each shard must outlast the first warning
+#    (10-40 s into the 60 s limit): the real job at GEN_SLOW size, the stand-in ~46 records x 1 s
 make_input "$W/rq.jsonl" 80
 t0=$SECONDS
 ids=$(DIFFU_STANDIN_DELAY=1.0 submit --model "$MODEL" --pp 1 --tp 1 --nodes 1 --cores-per-node 1 --mem-per-node 4 \
     --partition debug --time 1 --signal-lead 50 --shards 2 --input "$W/rq.jsonl" --output "$W/rq.out.jsonl" \
-    -- "${GEN_ARGS[@]}" 2>/dev/null) || fail "submit 4"
+    -- "${GEN_SLOW[@]}" 2>/dev/null) || fail "submit 4"
 read -r -d '' arr4 merge4 <<<"$ids"
 slurm_wait_job "$arr4" 420 || fail "array $arr4 did not complete"
 slurm_wait_job "$merge4" 120 || fail "merge job $merge4 did not complete"

@@ -9,8 +9,8 @@
 #      forwards it through mpirun, the job stops, the script requeues the job,
 #      the rerun resumes; at the end COMPLETED with Restarts >= 1, records from
 #      the first run and from a rerun, every (id, sample) exactly once.
-# Until the real job lands, the job is the stand-in (lib.sh). Skips (77)
-# unless root. About 2-3 minutes.
+# The job is `diffu generate` on the tiny model (lib.sh; the stand-in with
+# DIFFU_SLURM_TEST_JOB=standin). Skips (77) unless root. About 4 minutes.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
@@ -49,13 +49,14 @@ grep -q 'launch: srun --mpi=pmix .*--ntasks=2 --ntasks-per-node=2 --cpus-per-tas
 echo "ok A2: job $ja2 (srun --mpi=pmix): each (id, sample) once; $((SECONDS - t0)) s"
 
 # ---- B: a time limit hit mid-run, requeue, resume ---------------------------------------
-# the stand-in writes one record per DIFFU_STANDIN_DELAY s: 48 records x 1 s outlast the first
-# warning (USR1 10-40 s into a 60 s limit), so at least one requeue is needed
+# the dataset must outlast the first warning (USR1 10-40 s into a 60 s limit), so that at least one
+# requeue is needed: the real job generates 64 tokens in 64 steps per sample (GEN_SLOW: about 2 minutes
+# in all at --tp 2 here); the stand-in writes one record per DIFFU_STANDIN_DELAY s (48 x 1 s)
 make_input "$W/b.jsonl" "${DIFFU_SLURM_TEST_B_REQUESTS:-40}"
 want=$(expected_samples "$W/b.jsonl")
 t0=$SECONDS
 jb=$(DIFFU_STANDIN_DELAY=${DIFFU_STANDIN_DELAY_B:-1.0} submit "${common[@]}" --input "$W/b.jsonl" --output "$W/b.out.jsonl" \
-    --time 1 --signal-lead 50 -- "${GEN_ARGS[@]}") || fail "submit B"
+    --time 1 --signal-lead 50 -- "${GEN_SLOW[@]}") || fail "submit B"
 slurm_wait_job "$jb" 420 || fail "job B ($jb) did not complete"
 log=$(cat "$W"/b.out.jsonl.slurm/slurm-*.log)
 restarts=$(slurm_job_field "$jb" Restarts)
@@ -72,6 +73,11 @@ if [[ -n ${DIFFU_JOB_CMD:-} ]]; then
     r1=$(grep -vc '"restart": 0' "$W/b.out.jsonl")
     ((r0 > 0 && r1 > 0)) || fail "B: records of the first run ($r0) and of reruns ($r1) expected"
     echo "   records by run: $(grep -o '"restart": [0-9]*' "$W/b.out.jsonl" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+else
+    # the rerun resumed: it found records of the first run and did not redo them
+    grep -q 'interrupted: .* rerun the same command to resume' <<<"$log" || fail "B: the job did not stop on SIGUSR1 with the resume hint"
+    grep -Eq 'resuming: [1-9][0-9]* of [0-9]+ samples already done' <<<"$log" || fail "B: no rerun resumed a partial output"
+    grep -E 'interrupted:|resuming:' <<<"$log" | sed 's/^/   /'
 fi
 grep '\[diffu-sbatch' <<<"$log" | grep -E 'USR1|requeued|exited|done' | sed 's/^/   /'
 echo "ok B: job $jb: time limit 60 s, $restarts restart(s), $n records each (id, sample) once; $((SECONDS - t0)) s"

@@ -3,10 +3,13 @@
 # private Slurm (slurm_env.sh), make the tiny model and a request file, and
 # check outputs with `diffu merge` (every (id, sample) exactly once).
 #
-# Which job runs: DIFFU_SLURM_TEST_JOB=standin (default until `diffu generate
-# --input` lands: tests/slurm/standin_job.py through DIFFU_JOB_CMD) or real
-# (`diffu generate`). DIFFU_SLURM_TEST_GEN_ARGS: extra `diffu generate`
-# options for the real job (e.g. "--max-new-tokens 16 --steps 16").
+# Which job runs: DIFFU_SLURM_TEST_JOB=real (default: `diffu generate` on the
+# tiny model) or standin (tests/slurm/standin_job.py through DIFFU_JOB_CMD:
+# the harness alone, paced by DIFFU_STANDIN_DELAY). The real job's pace is
+# its size: GEN_ARGS (DIFFU_SLURM_TEST_GEN_ARGS, default "--max-new-tokens 16
+# --steps 16") for the runs that should finish, GEN_SLOW
+# (DIFFU_SLURM_TEST_GEN_SLOW, default "--max-new-tokens 64 --steps 64") for
+# the datasets that must outlast a 60 s time limit.
 #
 # Usage: source lib.sh DIFFU_BIN   (then slurm_test_setup)
 
@@ -37,7 +40,7 @@ slurm_test_setup() {
     export DIFFU_BIN=$BIN
     # Open MPI as root in a container (see docs/distributed.md); reaches the job through sbatch's --export=ALL
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-    case ${DIFFU_SLURM_TEST_JOB:-standin} in
+    case ${DIFFU_SLURM_TEST_JOB:-real} in
     standin)
         export DIFFU_JOB_CMD="/usr/bin/python3 $SLURM_TEST_HERE/standin_job.py"
         echo "job: the STAND-IN (tests/slurm/standin_job.py), not diffu generate" ;;
@@ -48,8 +51,11 @@ slurm_test_setup() {
     esac
     MODEL=$W/tiny
     "$BIN" mkmodel --preset tiny --seed 3 --out "$MODEL" >/dev/null 2>&1 || fail "mkmodel --preset tiny"
-    GEN_ARGS=()
-    [[ -n ${DIFFU_SLURM_TEST_GEN_ARGS:-} ]] && eval "GEN_ARGS=($DIFFU_SLURM_TEST_GEN_ARGS)"
+    GEN_ARGS=() GEN_SLOW=()
+    if [[ -z ${DIFFU_JOB_CMD:-} ]]; then
+        eval "GEN_ARGS=(${DIFFU_SLURM_TEST_GEN_ARGS:---max-new-tokens 16 --steps 16})"
+        eval "GEN_SLOW=(${DIFFU_SLURM_TEST_GEN_SLOW:---max-new-tokens 64 --steps 64})"
+    fi
     return 0
 }
 
