@@ -141,6 +141,7 @@ typedef struct {
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
+#define JOB_ACTIVE 32 /* a batch job's default --max-active (at least 2 x microbatches) */
 
 /* The batch job: write the sequences that have finished. Admission is in
  * order and at most max_active are in flight, so past max_active unfinished
@@ -152,6 +153,7 @@ static void job_write_finished(dctx *x, int max_active) {
     for (long k = x->lo; k < x->j.n_d && unfinished <= max_active; k++) {
         if (x->written[k]) continue;
         diffu_denoise *d = x->j.ds[k];
+        if (!d) break; /* not admitted yet (admission is in order) */
         if (!diffu_denoise_done(d)) {
             unfinished++;
             if (!x->t0[k] && diffu_denoise_steps_taken(d) > 0) x->t0[k] = now;
@@ -162,6 +164,7 @@ static void job_write_finished(dctx *x, int max_active) {
             return;
         }
         x->written[k] = 1;
+        diffu_denoise_free(&x->j.ds[k]); /* the scheduler let go of it when it finished */
     }
     while (x->lo < x->j.n_d && x->written[x->lo]) x->lo++;
 }
@@ -337,9 +340,10 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     return wall;
 }
 
-/* Rank 0 of a batch job: the samples left to do as sequences (all of them up
- * front; the scheduler admits them max_active at a time). 0, -1 nothing left,
- * 1 after printing the error. */
+/* Rank 0 of a batch job: the samples left to do as sequences, created when
+ * the scheduler admits them (job_make) and freed once written, so that only
+ * max_active policies exist at a time. 0, -1 nothing left, 1 after printing
+ * the error. */
 static int job_prepare(dctx *x) {
     int st = gen_job_open(&x->o, &x->j, &x->jr);
     if (st) return st;
@@ -347,19 +351,22 @@ static int job_prepare(dctx *x) {
     long n = gen_job_todo(x->jr);
     int max_seq, max_new;
     gen_job_plan(x->jr, &max_seq, &max_new);
+    gen_job_sums(x->jr, &j->sum_tokens, &j->sum_rows);
     j->n_d = (int)n;
     j->ds = diffu_xcalloc((size_t)n, sizeof *j->ds);
     x->written = diffu_xcalloc((size_t)n, 1);
     x->t0 = diffu_xcalloc((size_t)n, sizeof *x->t0);
-    for (long k = 0; k < n; k++) {
-        if (!(j->ds[k] = gen_job_make(x->jr, k))) return 1;
-        int L = diffu_denoise_prompt_len(j->ds[k]), G = diffu_denoise_get_params(j->ds[k])->max_new_tokens;
-        j->sum_tokens += L + G;
-        j->sum_rows += G;
-    }
     j->max_seq = max_seq;
     x->o.p.max_new_tokens = max_new; /* the plan's rows per sequence */
     return 0;
+}
+
+/* The scheduler admits sample i of the job (diffu_sched_opts.make). */
+static diffu_denoise *job_make(void *user, int i) {
+    dctx *x = user;
+    x->j.ds[i] = gen_job_make(x->jr, i);
+    if (!x->j.ds[i]) x->job_failed = 1; /* reported; the coordinator drains and stops */
+    return x->j.ds[i];
 }
 
 int cmd_generate_dist(int argc, char **argv) {
@@ -411,7 +418,9 @@ int cmd_generate_dist(int argc, char **argv) {
         } else {
             Diffu__JobPlan jp = DIFFU__JOB_PLAN__INIT;
             int M = x.o.microbatches ? x.o.microbatches : (pp == 1 ? 1 : 2 * pp);
-            int active = x.o.max_active ? x.o.max_active : x.j.n_d;
+            /* a job: a bounded window however long the dataset (memory and microbatch size do not grow
+               with it); prompts on the command line: all at once */
+            int active = x.o.max_active ? x.o.max_active : x.o.input ? (2 * M > JOB_ACTIVE ? 2 * M : JOB_ACTIVE) : x.j.n_d;
             if (active > x.j.n_d) active = x.j.n_d;
             int per = ceil_div(active, M);
             jp.max_seq = (uint32_t)x.j.max_seq;
@@ -522,8 +531,9 @@ int cmd_generate_dist(int argc, char **argv) {
     int code = 0;
     if (rank == 0) {
         diffu_sched_opts so = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
-                               (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
-        x.sc = diffu_sched_create(&so, x.j.ds, x.j.n_d, &err);
+                               (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows,
+                               (int)plan->max_seq, x.jr ? job_make : NULL, &x};
+        x.sc = diffu_sched_create(&so, x.jr ? NULL : x.j.ds, x.j.n_d, &err);
         DIFFU_ASSERTF(x.sc, "%s", err.msg); /* the plan was made for these sequences */
         wall = coordinate(&x, plan, &coord, &rwait);
     } else {

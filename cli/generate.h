@@ -50,7 +50,8 @@ typedef struct gen_job {
     diffu_tokenizer *tok;
     diffu_denoise **ds;       /* [n_d]: prompt i sample s at i * n_samples + s */
     int n_d;
-    int max_seq, sum_tokens, sum_rows; /* longest canvas, totals over all canvases */
+    int max_seq;              /* longest canvas */
+    long sum_tokens, sum_rows; /* totals over all canvases: tokens, generated positions */
 } gen_job;
 
 /* quiet: print no errors (ranks other than 0 of a distributed run; rank 0
@@ -80,6 +81,9 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jr);
 long gen_job_todo(const gen_jobrun *jr);
 /* Longest canvas and largest max_new_tokens over the samples to do. */
 void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new);
+/* Over the samples to do: canvas tokens (prompt + max_new_tokens) and
+ * generated positions (the stage balance's lm_head-rows estimate). */
+void gen_job_sums(const gen_jobrun *jr, long *sum_tokens, long *sum_rows);
 /* The policy of sample k (0 .. todo-1). NULL after printing the error. */
 diffu_denoise *gen_job_make(gen_jobrun *jr, long k);
 /* Sample k has finished (d): write its record; progress on stderr now and

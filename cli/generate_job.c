@@ -49,6 +49,7 @@ struct gen_jobrun {
     int max_seq, max_new;
     long forwards;       /* sequence-forwards so far (gen_job_tick) */
     long committed;      /* positions unmasked so far in this run (gen_job_tick) */
+    long sum_tokens;     /* canvas tokens over the samples to do */
     long new_total;      /* positions to generate in this run */
     int tty, drawn;      /* stderr is a terminal; the bar is on screen */
     int n_util;          /* stages with a utilization (gen_job_set_util) */
@@ -128,6 +129,11 @@ long gen_job_todo(const gen_jobrun *jr) { return jr->s_todo; }
 void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new) {
     *max_seq = jr->max_seq;
     *max_new = jr->max_new;
+}
+
+void gen_job_sums(const gen_jobrun *jr, long *sum_tokens, long *sum_rows) {
+    *sum_tokens = jr->sum_tokens;
+    *sum_rows = jr->new_total;
 }
 
 int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
@@ -217,6 +223,7 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         if (len > r->max_seq) r->max_seq = len;
         if (q->params.max_new_tokens > r->max_new) r->max_new = q->params.max_new_tokens;
         r->new_total += (long)r->left[i] * q->params.max_new_tokens;
+        r->sum_tokens += (long)r->left[i] * len;
     }
     r->req_total = nreq;
     for (int i = 0; i < nreq; i++) r->req_done += r->left[i] == 0;

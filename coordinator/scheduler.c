@@ -17,7 +17,7 @@ typedef struct {
     int young;                /* in the first 1/spread of its decoding (admission limit) */
     int prepared, n_want;     /* this step's wanted positions (prepared) */
     int N, G;                 /* canvas, generated lengths */
-    int32_t *shadow;          /* [N] the canvas as stage 0 holds it */
+    int32_t *shadow;          /* [N] the canvas as stage 0 holds it (the slot's shadow) */
     diffu_sampler_params sp;  /* as sent on the first step (checked unchanged) */
 } sseq;
 
@@ -37,6 +37,8 @@ struct diffu_sched {
     int *ready;               /* [n] ring of sequence indices */
     int r_head, r_len;
     int *free_slots, n_free;  /* [max_active] */
+    int32_t *shadows;         /* [max_active x max_seq] canvas shadows by slot */
+    int max_seq, failed;
     uint32_t *release;        /* [max_active] slots freed since the last microbatch */
     int n_release;
     mbrec *ring;              /* [M + 1] */
@@ -71,22 +73,28 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
     s->o = *o;
     s->n = n;
     s->seqs = diffu_xcalloc((size_t)(n ? n : 1), sizeof *s->seqs);
+    s->max_seq = o->max_seq > 0 ? o->max_seq : o->mb_max_tokens;
+    if (!seqs && !o->make) {
+        diffu_err_set(err, "scheduler: neither sequences nor a make callback");
+        diffu_sched_free(&s);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         sseq *q = &s->seqs[i];
+        q->slot = -1;
+        if (!seqs) continue; /* lazy: set up at admission */
         q->d = seqs[i];
         DIFFU_ASSERT(!diffu_denoise_done(q->d));
         diffu_denoise_canvas(q->d, &q->N);
         q->G = diffu_denoise_get_params(q->d)->max_new_tokens;
-        q->id = (uint64_t)diffu_denoise_request(q->d) << 24 | diffu_denoise_sample(q->d);
-        q->slot = -1;
-        if (q->N > o->mb_max_tokens || q->G > o->mb_max_rows) {
+        if (q->N > o->mb_max_tokens || q->G > o->mb_max_rows || q->N > s->max_seq) {
             diffu_err_set(err, "sequence %d: a canvas of %d tokens (%d generated) does not fit a microbatch of %d tokens /"
-                          " %d rows", i, q->N, q->G, o->mb_max_tokens, o->mb_max_rows);
+                          " %d rows (longest canvas %d)", i, q->N, q->G, o->mb_max_tokens, o->mb_max_rows, s->max_seq);
             diffu_sched_free(&s);
             return NULL;
         }
-        q->shadow = diffu_xmalloc((size_t)q->N * sizeof *q->shadow);
     }
+    s->shadows = diffu_xmalloc((size_t)o->max_active * (size_t)s->max_seq * sizeof *s->shadows);
     s->ready = diffu_xmalloc((size_t)(n ? n : 1) * sizeof *s->ready);
     s->free_slots = diffu_xmalloc((size_t)o->max_active * sizeof *s->free_slots);
     for (int k = 0; k < o->max_active; k++) s->free_slots[k] = o->max_active - 1 - k; /* pop gives 0, 1, ... */
@@ -118,8 +126,8 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
 void diffu_sched_free(diffu_sched **sp) {
     if (!sp || !*sp) return;
     diffu_sched *s = *sp;
-    for (int i = 0; i < s->n; i++) free(s->seqs[i].shadow);
     free(s->seqs);
+    free(s->shadows);
     free(s->ready);
     free(s->free_slots);
     free(s->release);
@@ -144,6 +152,7 @@ void diffu_sched_free(diffu_sched **sp) {
     *sp = NULL;
 }
 
+int diffu_sched_failed(const diffu_sched *s) { return s->failed; }
 int diffu_sched_done(const diffu_sched *s) { return s->st.finished == s->n && s->next_id == s->oldest; }
 int diffu_sched_inflight(const diffu_sched *s) { return (int)(s->next_id - s->oldest); }
 int diffu_sched_active(const diffu_sched *s) { return s->n_active; }
@@ -175,21 +184,39 @@ static void finish(diffu_sched *s, int i) {
     s->free_slots[s->n_free++] = q->slot;
     s->release[s->n_release++] = (uint32_t)q->slot;
     q->slot = -1;
+    q->shadow = NULL;
+    q->d = NULL; /* the caller's to free from now on */
     s->n_active--;
     s->st.finished++;
 }
 
 static void admit(diffu_sched *s) {
-    while (s->next_admit < s->n && s->n_active < s->o.max_active) {
+    while (!s->failed && s->next_admit < s->n && s->n_active < s->o.max_active) {
         if (s->o.spread > 1 && s->n_young >= s->n_young_limit) break;
         int i = s->next_admit++;
         sseq *q = &s->seqs[i];
+        if (!q->d) { /* lazy */
+            q->d = s->o.make(s->o.make_user, i);
+            if (!q->d) { /* the caller has reported why; this one counts as finished, nothing more enters */
+                q->state = S_DONE;
+                s->st.finished++;
+                s->failed = 1;
+                break;
+            }
+            DIFFU_ASSERT(!diffu_denoise_done(q->d));
+            diffu_denoise_canvas(q->d, &q->N);
+            q->G = diffu_denoise_get_params(q->d)->max_new_tokens;
+            DIFFU_ASSERTF(q->N <= s->o.mb_max_tokens && q->G <= s->o.mb_max_rows && q->N <= s->max_seq, "sequence %d: a"
+                          " canvas of %d tokens (%d generated) outside the plan (microbatch %d tokens / %d rows, longest"
+                          " canvas %d)", i, q->N, q->G, s->o.mb_max_tokens, s->o.mb_max_rows, s->max_seq);
+        }
         if (s->o.spread > 1) {
             q->young = 1;
             s->n_young++;
         }
         DIFFU_ASSERT(s->n_free > 0);
         q->slot = s->free_slots[--s->n_free];
+        q->shadow = s->shadows + (size_t)q->slot * (size_t)s->max_seq;
         q->first = 1;
         s->n_active++;
         push_ready(s, i);

@@ -64,6 +64,16 @@ typedef struct diffu_sched_opts {
     int mb_max_seqs;   /* one microbatch at most: sequences, */
     int mb_max_tokens; /* tokens (sum of canvas lengths), */
     int mb_max_rows;   /* lm_head rows */
+    int max_seq;       /* longest canvas (0: mb_max_tokens); sizes the per-slot canvas shadows */
+    /* Lazy sequences (seqs == NULL at creation): make(user, i) creates
+     * sequence i when it is admitted (in order 0, 1, ...); the caller owns it
+     * and may free it once it is finished (diffu_sched_result / next no longer
+     * touch a finished sequence). NULL from make (the caller reports why):
+     * that sequence counts as finished, nothing more is admitted, and
+     * diffu_sched_failed() says so. A batch job of any size then holds only
+     * max_active policies at a time. */
+    diffu_denoise *(*make)(void *user, int i);
+    void *make_user;
 } diffu_sched_opts;
 
 typedef struct diffu_sched_stats {
@@ -79,10 +89,13 @@ typedef struct diffu_sched_stats {
 
 typedef struct diffu_sched diffu_sched;
 
-/* seqs[n]: the sequences in admission order (borrowed; none finished). Their
- * canvases must fit one microbatch. NULL with err on a bad plan. */
+/* seqs[n]: the sequences in admission order (borrowed; none finished), or
+ * NULL with o->make (lazy). Their canvases must fit one microbatch and
+ * max_seq (lazy ones: asserted at admission). NULL with err on a bad plan. */
 diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const *seqs, int n, diffu_err *err);
 void diffu_sched_free(diffu_sched **s);
+/* 1 once a lazy make() has returned NULL. */
+int diffu_sched_failed(const diffu_sched *s);
 
 /* Form the next microbatch if one may go now. Returns its id (0, 1, ...) and
  * packs its Control variants; -1 when none may go (M in flight, or no

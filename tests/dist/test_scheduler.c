@@ -14,7 +14,11 @@
  * step, and parameters + key on the first step only; stages in between:
  * lengths only); slots are unique among sequences in flight and released when
  * they finish; microbatch ids ascend; a result for the wrong microbatch is
- * refused. Prints "N passed, M failed"; exit 1 on any failure. */
+ * refused. Every case runs twice: the sequences given up front, and lazily
+ * (diffu_sched_opts.make: created at admission, in order, never more than
+ * max_active unfinished ones at a time). A make() that fails stops admission
+ * (diffu_sched_failed) and the scheduler drains what is in flight.
+ * Prints "N passed, M failed"; exit 1 on any failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +78,26 @@ typedef struct {
     size_t len;
 } held;
 
+/* Lazy admission: make(i) hands out the pre-made policy i (or fails at fail_at). */
+typedef struct {
+    diffu_denoise **seqs;
+    int n, next, max_active, fail_at;
+    const char *label;
+} lazy_src;
+
+static diffu_denoise *lazy_make(void *user, int i) {
+    lazy_src *z = user;
+    CHECK(i == z->next && i < z->n, "%s: make(%d), expected make(%d)", z->label, i, z->next);
+    z->next = i + 1;
+    int open = 0;
+    for (int k = 0; k < i; k++) open += !diffu_denoise_done(z->seqs[k]);
+    CHECK(open < z->max_active, "%s: make(%d) with %d unfinished sequences already (max_active %d)", z->label, i, open,
+          z->max_active);
+    return i == z->fail_at ? NULL : z->seqs[i];
+}
+
 static void run_case(const char *label, const diffu_denoise_params *p, int n_prompts, int n_samples, int M, int max_active,
-                     int spread, int mb_cap, uint64_t seed) {
+                     int spread, int mb_cap, uint64_t seed, int lazy) {
     diffu_err err;
     int n = n_prompts * n_samples;
     diffu_denoise **ours = calloc((size_t)n, sizeof *ours), **ref = calloc((size_t)n, sizeof *ref);
@@ -94,8 +116,10 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
         }
         max_len = L + p->max_new_tokens > max_len ? L + p->max_new_tokens : max_len;
     }
-    diffu_sched_opts o = {M, max_active, spread, mb_cap, mb_cap * max_len, mb_cap * p->max_new_tokens};
-    diffu_sched *sc = diffu_sched_create(&o, ours, n, &err);
+    lazy_src lz = {ours, n, 0, max_active, -1, label};
+    diffu_sched_opts o = {M, max_active, spread, mb_cap, mb_cap * max_len, mb_cap * p->max_new_tokens, max_len,
+                          lazy ? lazy_make : NULL, &lz};
+    diffu_sched *sc = diffu_sched_create(&o, lazy ? NULL : ours, n, &err);
     CHECK(sc != NULL, "%s: %s", label, err.msg);
     if (!sc) return;
     fslot slots[MAXSLOT];
@@ -206,6 +230,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
         }
     }
     CHECK(diffu_sched_done(sc), "%s: not done after %ld rounds", label, guard);
+    CHECK(!lazy || lz.next == n, "%s: %d of %d sequences made", label, lz.next, n);
     const diffu_sched_stats *st = diffu_sched_get_stats(sc);
     int bad = 0;
     for (int k = 0; k < n; k++) {
@@ -220,8 +245,8 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
         bad += !same;
         CHECK(same, "%s: sequence %d differs from the policy driven directly", label, k);
     }
-    printf("%-58s %3d seqs, M %d, active %2d, spread %d, cap %d: %4ld microbatches (%.2f seqs each), %3ld skipped"
-           " steps: %s\n", label, n, M, max_active, spread, mb_cap, st->microbatches,
+    printf("%-44s %-6s %3d seqs, M %d, active %2d, spread %d, cap %d: %4ld microbatches (%.2f seqs each), %3ld skipped"
+           " steps: %s\n", label, lazy ? "lazy" : "given", n, M, max_active, spread, mb_cap, st->microbatches,
            st->microbatches ? (double)st->seq_steps / (double)st->microbatches : 0.0, st->skipped_steps,
            bad ? "DIFFERENT" : "identical");
     for (int k = 0; k < n; k++) {
@@ -237,6 +262,64 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     }
     free(q);
     for (int r = 0; r < 4; r++) diffu_arena_free(&ar[r]);
+    diffu_packbuf_free(&pk);
+    diffu_sched_free(&sc);
+}
+
+/* make() fails for sequence 3: nothing after it is made, what is in flight
+ * drains (every result accepted), diffu_sched_failed says so, and the
+ * scheduler never reports done (the caller stops on the failure). */
+static void run_fail(const diffu_denoise_params *p) {
+    diffu_err err;
+    enum { N = 8, ACTIVE = 2 };
+    diffu_denoise *seqs[N];
+    int32_t prompt[4] = {5, 6, 7, 8};
+    for (int i = 0; i < N; i++) seqs[i] = diffu_denoise_create(p, V, prompt, 4, (uint32_t)i, 0, &err);
+    lazy_src lz = {seqs, N, 0, ACTIVE, 3, "make fails"};
+    int len = 4 + p->max_new_tokens;
+    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz};
+    diffu_sched *sc = diffu_sched_create(&o, NULL, N, &err);
+    CHECK(sc != NULL, "make fails: create: %s", err.msg);
+    diffu_packbuf pk = {0};
+    diffu_arena ar;
+    diffu_arena_init(&ar, 1 << 16);
+    int32_t rtok[256];
+    double rconf[256];
+    long rounds = 0;
+    for (; rounds < 100000; rounds++) {
+        long id = diffu_sched_next(sc);
+        if (id < 0 && diffu_sched_inflight(sc) == 0) break;
+        if (id < 0) continue;
+        size_t mlen;
+        const uint8_t *m = diffu_sched_control(sc, 3, &mlen);
+        Diffu__Control *c = diffu_arena_unpack(&ar, &diffu__control__descriptor, mlen, m);
+        int nrow = 0;
+        for (size_t k = 0; k < c->step->n_seqs; k++) {
+            const Diffu__SeqStep *st = c->step->seqs[k];
+            for (size_t j = 0; j < st->n_positions; j++, nrow++) {
+                diffu_sample sm = fake(st->request, st->sample, st->step, st->positions[j]);
+                rtok[nrow] = sm.token;
+                rconf[nrow] = sm.conf;
+            }
+        }
+        Diffu__StepResult r = DIFFU__STEP_RESULT__INIT;
+        r.microbatch = (uint64_t)id;
+        r.n_token = r.n_confidence = (size_t)nrow;
+        r.token = rtok;
+        r.confidence = rconf;
+        size_t rl = diffu_pack(&pk, &r.base);
+        CHECK(diffu_sched_result(sc, pk.data, rl, &err) == 0, "make fails: result refused: %s", err.msg);
+    }
+    CHECK(diffu_sched_failed(sc) && !diffu_sched_done(sc), "make fails: failed %d, done %d", diffu_sched_failed(sc),
+          diffu_sched_done(sc));
+    CHECK(lz.next == 4, "make fails: %d sequences asked for, expected 4 (0-2, then 3 fails)", lz.next);
+    int done = 0;
+    for (int i = 0; i < 3; i++) done += diffu_denoise_done(seqs[i]);
+    CHECK(diffu_sched_inflight(sc) == 0, "make fails: %d microbatches still in flight", diffu_sched_inflight(sc));
+    printf("make fails at sequence 3: admission stopped after it, %d of the 3 before finished, %ld rounds\n", done,
+           rounds);
+    for (int i = 0; i < N; i++) diffu_denoise_free(&seqs[i]);
+    diffu_arena_free(&ar);
     diffu_packbuf_free(&pk);
     diffu_sched_free(&sc);
 }
@@ -272,9 +355,16 @@ int main(void) {
             p.seed = 5 + a;
             if (p.alg == DIFFU_ALG_ORIGIN) p.temperature = 1.0;
             int n_samples = k % 2 ? 2 : 1;
-            run_case(algs[a].name, &p, 6, n_samples, sch[k].M, sch[k].active > 6 * n_samples ? 6 * n_samples : sch[k].active,
-                     sch[k].spread, sch[k].cap, 1000 + a * 10 + k);
+            for (int lazy = 0; lazy < 2; lazy++)
+                run_case(algs[a].name, &p, 6, n_samples, sch[k].M,
+                         sch[k].active > 6 * n_samples ? 6 * n_samples : sch[k].active, sch[k].spread, sch[k].cap,
+                         1000 + a * 10 + k, lazy);
         }
+    diffu_denoise_params_default(&p);
+    p.max_new_tokens = 12;
+    p.steps = 12;
+    p.mask_id = MASK;
+    run_fail(&p);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

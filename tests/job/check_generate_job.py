@@ -178,7 +178,7 @@ out = os.path.join(W, "crash.jsonl.gz")
 for i in range(a.kills):
     pr = subprocess.Popen(cmd(out, ["--max-active", "1"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=env())
-    time.sleep(rng.uniform(0.05, max(0.1, 0.5 * T)))
+    time.sleep(rng.uniform(0.2, max(0.4, T)))
     if pr.poll() is None:
         kill_all(pr)
     pr.wait()
