@@ -7,7 +7,9 @@
 #      script on diffu-n1) starts its daemon on diffu-n2 through srun; the
 #      ranks land stage by stage: ranks 0, 1 (stage 0, both TP ranks) on
 #      diffu-n1, ranks 2, 3 (stage 1) on diffu-n2 — TP inside a node,
-#      pipeline across nodes; the job (the stand-in) completes;
+#      pipeline across nodes (the handshake's host map); the job (`diffu
+#      generate`, or the stand-in with DIFFU_SLURM_TEST_JOB=standin)
+#      completes with every (id, sample) exactly once;
 #   2. the same submission with a real MPI job (logits_job.sh: the
 #      distributed forward `diffu logits --pp 2 --tp 2`, TCP between the
 #      nodes): its logits equal the single process's (max |d| <= 1e-4 x
@@ -27,23 +29,34 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_va
 # only the test bridge between the nodes (each namespace also has lo)
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=dsl0 OMPI_MCA_oob_tcp_if_include=dsl0
 MODEL=$W/tiny
-"$BIN" mkmodel --preset tiny --seed 5 --vocab 1000 --out "$MODEL" >/dev/null 2>&1 ||
-    "$BIN" mkmodel --preset tiny --seed 5 --out "$MODEL" >/dev/null 2>&1 || fail "mkmodel"
+"$BIN" mkmodel --preset tiny --seed 5 --out "$MODEL" >/dev/null 2>&1 || fail "mkmodel"   # with the tokenizer
 common=(--model "$MODEL" --pp 2 --tp 2 --nodes 2 --cores-per-node 2 --mem-per-node 4 --partition debug --time 5)
 
-# 1. placement, through the stand-in
+# 1. placement: the batch job over the two nodes
 make_input "$W/in.jsonl" 6
-export DIFFU_JOB_CMD="/usr/bin/python3 $HERE/standin_job.py"
-j=$(DIFFU_STANDIN_DELAY=0.1 submit "${common[@]}" --input "$W/in.jsonl" --output "$W/out.jsonl" 2>"$W/submit.err") ||
-    { cat "$W/submit.err"; fail "submit 1"; }
+gen=()
+if [[ ${DIFFU_SLURM_TEST_JOB:-real} == standin ]]; then
+    export DIFFU_JOB_CMD="/usr/bin/python3 $HERE/standin_job.py"
+else
+    unset DIFFU_JOB_CMD
+    gen=(--max-new-tokens 16 --steps 16)
+fi
+j=$(DIFFU_STANDIN_DELAY=0.1 submit "${common[@]}" --input "$W/in.jsonl" --output "$W/out.jsonl" -- "${gen[@]}" \
+    2>"$W/submit.err") || { cat "$W/submit.err"; fail "submit 1"; }
 slurm_wait_job "$j" 120 || fail "job $j did not complete"
 log=$(cat "$W"/out.jsonl.slurm/slurm-*.log)
 grep -q '^#SBATCH --nodes=2$' "$W/out.jsonl.slurm/job.sbatch" && grep -q '^#SBATCH --ntasks-per-node=2$' "$W/out.jsonl.slurm/job.sbatch" ||
     fail "job script geometry"
-for r in 0 1; do grep -q "stand-in rank $r on diffu-n1 " <<<"$log" || fail "rank $r is not on diffu-n1: $(grep 'stand-in rank' <<<"$log")"; done
-for r in 2 3; do grep -q "stand-in rank $r on diffu-n2 " <<<"$log" || fail "rank $r is not on diffu-n2: $(grep 'stand-in rank' <<<"$log")"; done
+if [[ -n ${DIFFU_JOB_CMD:-} ]]; then
+    for r in 0 1; do grep -q "stand-in rank $r on diffu-n1 " <<<"$log" || fail "rank $r is not on diffu-n1: $(grep 'stand-in rank' <<<"$log")"; done
+    for r in 2 3; do grep -q "stand-in rank $r on diffu-n2 " <<<"$log" || fail "rank $r is not on diffu-n2: $(grep 'stand-in rank' <<<"$log")"; done
+    grep 'stand-in rank' <<<"$log" | sort | sed 's/^/   /'
+else
+    grep -q 'handshake: 4 rank(s) on 2 host(s) (diffu-n1: ranks 0 1; diffu-n2: ranks 2 3)' <<<"$log" ||
+        fail "ranks not placed stage by stage: $(grep 'handshake:' <<<"$log")"
+    grep -E 'handshake:|stage [01] \(ranks' <<<"$log" | sed 's/^/   /' | cut -c1-150
+fi
 check_exactly_once "$W/in.jsonl" "$W/out.jsonl" || fail "output not each (id, sample) exactly once"
-grep 'stand-in rank' <<<"$log" | sort | sed 's/^/   /'
 echo "ok 1: job $j on diffu-n[1-2]: stage 0 (ranks 0, 1) on diffu-n1, stage 1 (ranks 2, 3) on diffu-n2"
 
 # 2. real MPI across the nodes: the distributed forward through the same job script
