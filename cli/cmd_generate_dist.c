@@ -137,7 +137,8 @@ typedef struct {
     long lo;          /* sequences before lo are written */
     char *written;
     double *t0;
-    int job_failed;
+    int job_failed;  /* writing a record failed: write nothing more */
+    int make_failed; /* a sample could not be set up: admit nothing more, write what finishes */
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
@@ -217,9 +218,15 @@ static void live_poll(live_util *lu, diffu_comm *c, diffu_worker *w) {
         }
 }
 
+/* After the Shutdown went out: every stage's reports up to its last one
+ * (elapsed < 0), so that none is left unmatched. */
 static void live_stop(live_util *lu, diffu_comm *c) {
     for (int s = 1; s < lu->P; s++) {
-        diffu_comm_cancel(c, lu->rx[s]);
+        for (;;) {
+            diffu_comm_wait(c, lu->rx[s], NULL, NULL);
+            if (lu->buf[2 * s + 1] < 0) break;
+            diffu_comm_recv_floats(c, lu->rx[s], s * lu->T, lu->buf + 2 * s, 2, DIFFU_LIVE_TAG);
+        }
         diffu_xfer_free(lu->rx[s]);
     }
     free(lu->rx);
@@ -246,6 +253,7 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     diffu_bytes inbox = {0};
     diffu_err err;
     double t0 = diffu_now(), next_log = t0 + 10.0, coord = 0, waited = 0;
+    if (x->jr) gen_job_begin(x->jr); /* rates and ETA from here: loading excluded */
     int n_seq_total = x->j.n_d;
     live_util lu;
     live_start(&lu, c, P, T);
@@ -255,8 +263,9 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         if (last_tp0 != 0)
             while (diffu_comm_try_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox))
                 if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
-        int stopping = x->jr && (gen_job_stopping() || x->job_failed);
+        int stopping = x->jr && (gen_job_stopping() || x->job_failed || x->make_failed);
         long id = stopping ? -1 : diffu_sched_next(x->sc);
+        stopping = stopping || x->make_failed; /* (diffu_sched_next may have just failed to make one) */
         coord += diffu_now() - ta;
         if (id >= 0) {
             int k = (int)(id % n_ring);
@@ -311,7 +320,6 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     }
     double wall = diffu_now() - t0;
     job_write_finished(x, (int)plan->max_active);
-    live_stop(&lu, c);
     /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
     size_t len;
     const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);
@@ -327,6 +335,7 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         diffu_comm_wait(c, sx[r], NULL, NULL);
         diffu_xfer_free(sx[r]);
     }
+    live_stop(&lu, c);
     for (int i = 0; i < n_ring * world; i++) {
         diffu_comm_wait(c, tx[i], NULL, NULL);
         diffu_xfer_free(tx[i]);
@@ -365,7 +374,7 @@ static int job_prepare(dctx *x) {
 static diffu_denoise *job_make(void *user, int i) {
     dctx *x = user;
     x->j.ds[i] = gen_job_make(x->jr, i);
-    if (!x->j.ds[i]) x->job_failed = 1; /* reported; the coordinator drains and stops */
+    if (!x->j.ds[i]) x->make_failed = 1; /* reported; the coordinator drains, writes and stops */
     return x->j.ds[i];
 }
 
@@ -536,6 +545,7 @@ int cmd_generate_dist(int argc, char **argv) {
         x.sc = diffu_sched_create(&so, x.jr ? NULL : x.j.ds, x.j.n_d, &err);
         DIFFU_ASSERTF(x.sc, "%s", err.msg); /* the plan was made for these sequences */
         wall = coordinate(&x, plan, &coord, &rwait);
+        gen_job_note(x.jr); /* the summary below starts on a clean line */
     } else {
         code = diffu_worker_loop(x.w);
     }
@@ -599,7 +609,7 @@ int cmd_generate_dist(int argc, char **argv) {
         free(all);
         free(lens);
         /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
-        rc = x.jr ? (x.job_failed || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
+        rc = x.jr ? (x.job_failed || x.make_failed || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
         long gen_tokens = (long)x.j.n_d * x.o.p.max_new_tokens;
         fprintf(stderr,
                 "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"

@@ -89,6 +89,9 @@ diffu_denoise *gen_job_make(gen_jobrun *jr, long k);
 /* Sample k has finished (d): write its record; progress on stderr now and
  * then. 0, or 1 after printing the error. */
 int gen_job_finish(gen_jobrun *jr, long k, const diffu_denoise *d, double t0);
+/* The run starts now (after loading): elapsed, rates and the ETA count from
+ * here. */
+void gen_job_begin(gen_jobrun *jr);
 /* After a step: the sequence-forwards and the positions unmasked so far in
  * this run (tokens/s and the ETA before samples finish); redraws the progress
  * when it is time. */

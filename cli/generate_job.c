@@ -111,6 +111,8 @@ void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
     progress_maybe(r);
 }
 
+void gen_job_begin(gen_jobrun *r) { r->t_start = r->t_last = diffu_now(); }
+
 void gen_job_set_util(gen_jobrun *r, int n, const double *util) {
     r->n_util = n < MAX_STAGES_SHOWN ? n : MAX_STAGES_SHOWN;
     for (int i = 0; i < r->n_util; i++) r->util[i] = util[i];
@@ -363,6 +365,7 @@ int gen_run_job(gen_opts *o) {
     }
     slots = diffu_xcalloc((size_t)W, sizeof *slots);
     long next = 0, forwards = 0;
+    gen_job_begin(r); /* rates and ETA from here: loading excluded */
     for (;;) {
         while (!g_stop && next < todo && n_slots < W) { /* admit */
             slot *sl = &slots[n_slots];
@@ -370,6 +373,7 @@ int gen_run_job(gen_opts *o) {
             if (!(sl->d = gen_job_make(r, sl->k))) goto out;
             n_slots++;
             if (diffu_driver_add(dr, sl->d, &err)) {
+                gen_job_note(r);
                 fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
                 goto out;
             }

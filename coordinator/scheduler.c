@@ -215,6 +215,7 @@ static void admit(diffu_sched *s) {
             s->n_young++;
         }
         DIFFU_ASSERT(s->n_free > 0);
+        q->id = (uint64_t)diffu_denoise_request(q->d) << 24 | diffu_denoise_sample(q->d);
         q->slot = s->free_slots[--s->n_free];
         q->shadow = s->shadows + (size_t)q->slot * (size_t)s->max_seq;
         q->first = 1;

@@ -490,7 +490,7 @@ void diffu_comm_recv_act(diffu_comm *c, diffu_xfer *t, int from, float *x, int m
 }
 
 void diffu_comm_send_floats(diffu_comm *c, diffu_xfer *t, int to, const float *buf, size_t n, int tag) {
-    DIFFU_ASSERT(t->kind == XF_NONE && n <= INT_MAX && tag >= 0 && tag < (1 << 20));
+    DIFFU_ASSERT(t->kind == XF_NONE && n <= INT_MAX && tag >= 0 && tag < DIFFU_FLOAT_TAG_MAX);
     t->kind = XF_SEND_F;
     t->peer = to;
     MPI_Isend(buf, (int)n, MPI_FLOAT, to, TAG_FLOATS + tag, c->world, &t->req[0]);
@@ -498,7 +498,7 @@ void diffu_comm_send_floats(diffu_comm *c, diffu_xfer *t, int to, const float *b
 }
 
 void diffu_comm_recv_floats(diffu_comm *c, diffu_xfer *t, int from, float *buf, size_t n, int tag) {
-    DIFFU_ASSERT(t->kind == XF_NONE && n <= INT_MAX && tag >= 0 && tag < (1 << 20));
+    DIFFU_ASSERT(t->kind == XF_NONE && n <= INT_MAX && tag >= 0 && tag < DIFFU_FLOAT_TAG_MAX);
     t->kind = XF_RECV_F;
     t->peer = from;
     MPI_Irecv(buf, (int)n, MPI_FLOAT, from, TAG_FLOATS + tag, c->world, &t->req[0]);

@@ -102,7 +102,10 @@ int diffu_xfer_pending(const diffu_xfer *x);
 void diffu_comm_send_act(diffu_comm *c, diffu_xfer *t, int to, const float *x, int n_tokens, int hidden, uint64_t id);
 /* Local (non-blocking start): receive up to max_tokens x hidden floats into x. */
 void diffu_comm_recv_act(diffu_comm *c, diffu_xfer *t, int from, float *x, int max_tokens, int hidden);
-/* Local (non-blocking start): n raw floats with a tag (0 <= tag < 2^20). */
+/* Local (non-blocking start): n raw floats with a tag, 0 <= tag <
+ * DIFFU_FLOAT_TAG_MAX (sent as MPI tag 1000 + tag: below 32767, the largest
+ * tag every MPI library must accept). */
+enum { DIFFU_FLOAT_TAG_MAX = 30000 };
 void diffu_comm_send_floats(diffu_comm *c, diffu_xfer *t, int to, const float *buf, size_t n, int tag);
 void diffu_comm_recv_floats(diffu_comm *c, diffu_xfer *t, int from, float *buf, size_t n, int tag);
 /* Local: 1 if the transfer completed (then it is no longer pending), else 0. */

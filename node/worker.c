@@ -231,13 +231,16 @@ static void send_result(diffu_worker *w, uint64_t mb, int n_rows, double busy) {
 
 /* A stage's tp-0 rank (not rank 0) tells rank 0 its busy time now and then,
  * for the job's live per-stage utilization: two floats, never waited for (the
- * previous report must have gone; else this one is skipped). */
-static void send_live(diffu_worker *w) {
+ * previous report must have gone; else this one is skipped); the last one
+ * (Shutdown, elapsed -1) always goes. */
+static void send_live(diffu_worker *w, int last) {
     double now = diffu_now();
-    if (w->rank == 0 || !w->tp0 || now - w->t_live < DIFFU_LIVE_SECONDS || !diffu_comm_test(w->c, w->tx_live)) return;
+    if (w->rank == 0 || !w->tp0) return;
+    if (last) diffu_comm_wait(w->c, w->tx_live, NULL, NULL); /* the last report must go */
+    else if (now - w->t_live < DIFFU_LIVE_SECONDS || !diffu_comm_test(w->c, w->tx_live)) return;
     w->t_live = now;
     w->live[0] = (float)diffu_worker_get_stats(w)->busy;
-    w->live[1] = (float)(now - w->ws.t_first);
+    w->live[1] = last ? -1.0f : (float)(now - w->ws.t_first);
     diffu_comm_send_floats(w->c, w->tx_live, 0, w->live, 2, DIFFU_LIVE_TAG);
 }
 
@@ -249,6 +252,7 @@ int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit
     if (ctl->msg_case == DIFFU__CONTROL__MSG_SHUTDOWN) {
         *exit_code = ctl->shutdown->exit_code;
         w->ws.t_last = diffu_now();
+        send_live(w, 1);
         return 1;
     }
     DIFFU_ASSERTF(ctl->msg_case == DIFFU__CONTROL__MSG_STEP && ctl->step, "a control message that is neither a step nor"
@@ -288,7 +292,7 @@ int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit
     }
     w->ws.microbatches++;
     w->ws.seq_steps += (long)cmd->n_seqs;
-    send_live(w);
+    send_live(w, 0);
     *exit_code = 0;
     return 0;
 }

@@ -55,9 +55,11 @@ typedef struct diffu_worker diffu_worker;
  * rank of each stage but rank 0's sends rank 0 two floats, [busy seconds,
  * seconds since its first command] (diffu_comm_send_floats, tag
  * DIFFU_LIVE_TAG); rank 0 keeps a receive posted per stage (the job's
- * progress shows busy / elapsed per stage). */
+ * progress shows busy / elapsed per stage). On the Shutdown each of those
+ * ranks sends a last report with elapsed -1, and rank 0 receives until it
+ * has every stage's last one, so no report is left unmatched. */
 #define DIFFU_LIVE_SECONDS 2.0
-enum { DIFFU_LIVE_TAG = 1 << 19 };
+enum { DIFFU_LIVE_TAG = 20000 }; /* a float tag (comm.h); the logits command's are microbatch indices */
 
 /* Local. The stage, comm and plan are borrowed. */
 diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_worker_plan *plan, diffu_err *err);

@@ -165,6 +165,11 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
                 if (s->first) {
                     CHECK(!f->used, "%s: slot %u given to sequence %llx while in use", label, s->slot,
                           (unsigned long long)s->seq_id);
+                    CHECK(s->seq_id == ((uint64_t)hd->request << 24 | hd->sample), "%s: sequence id %llx is not"
+                          " request %u << 24 | sample %u", label, (unsigned long long)s->seq_id, hd->request, hd->sample);
+                    for (int u = 0; u < MAXSLOT; u++)
+                        CHECK(!slots[u].used || slots[u].seq != s->seq_id, "%s: sequence id %llx already in slot %d",
+                              label, (unsigned long long)s->seq_id, u);
                     CHECK(emb->n_tokens == s->length && hd->params && s->n_changed_pos == 0,
                           "%s: first step without the canvas or the parameters", label);
                     f->used = 1;

@@ -8,11 +8,12 @@
 # (tests/job/check_generate_job.py does the work; ctest job_generate_pp2 is the
 # short version: 16 prompts, 4 kills.)
 #
-# usage: tests/job/crash_resume_long.sh [DIFFU_BIN] [WORK_DIR] [-- extra check_generate_job.py flags, e.g. --seed S]
+# usage: tests/job/crash_resume_long.sh [DIFFU_BIN [WORK_DIR]] [-- extra check_generate_job.py flags, e.g. --seed S]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${1:-$here/../../build/bin/diffu}
-work=${2:-/tmp/diffu-crash-resume-long}
-shift $(( $# > 2 ? 2 : $# ))
-[ "${1:-}" = "--" ] && shift
+pos=()
+while (($#)) && [[ $1 != -- ]]; do pos+=("$1"); shift; done
+(($#)) && shift # the --
+bin=${pos[0]:-$here/../../build/bin/diffu}
+work=${pos[1]:-/tmp/diffu-crash-resume-long}
 exec /usr/bin/python3 "$here/check_generate_job.py" "$bin" "$work" --prompts 50 --n 2 --kills 5 --mpi 2 --pp 2 "$@"

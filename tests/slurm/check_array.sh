@@ -82,7 +82,8 @@ echo "ok 3: diffu merge refuses duplicates and missing shards: $(tail -n 1 "$W/d
 #    resumes, and the merge still holds every (id, sample) exactly once. --cores-per-node 1: one
 #    CPU per task, so both run at once on the 2-CPU node; each shard must outlast the first warning
 #    (10-40 s into the 60 s limit): the real job at GEN_SLOW size, the stand-in ~46 records x 1 s
-make_input "$W/rq.jsonl" 80
+# (real job: 25 requests, ~30 samples per shard, about 80 s of one core each; stand-in: 40 x 1.0 s)
+make_input "$W/rq.jsonl" "$([[ -n ${DIFFU_JOB_CMD:-} ]] && echo 80 || echo 50)"
 t0=$SECONDS
 ids=$(DIFFU_STANDIN_DELAY=1.0 submit --model "$MODEL" --pp 1 --tp 1 --nodes 1 --cores-per-node 1 --mem-per-node 4 \
     --partition debug --time 1 --signal-lead 50 --shards 2 --input "$W/rq.jsonl" --output "$W/rq.out.jsonl" \

@@ -30,6 +30,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_va
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=dsl0 OMPI_MCA_oob_tcp_if_include=dsl0
 MODEL=$W/tiny
 "$BIN" mkmodel --preset tiny --seed 5 --out "$MODEL" >/dev/null 2>&1 || fail "mkmodel"   # with the tokenizer
+[[ ${DIFFU_SLURM_TEST_JOB:-real} == standin ]] || slurm_need_tokenizer "$MODEL"
 common=(--model "$MODEL" --pp 2 --tp 2 --nodes 2 --cores-per-node 2 --mem-per-node 4 --partition debug --time 5)
 
 # 1. placement: the batch job over the two nodes

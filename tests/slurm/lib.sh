@@ -8,8 +8,8 @@
 # the harness alone, paced by DIFFU_STANDIN_DELAY). The real job's pace is
 # its size: GEN_ARGS (DIFFU_SLURM_TEST_GEN_ARGS, default "--max-new-tokens 16
 # --steps 16") for the runs that should finish, GEN_SLOW
-# (DIFFU_SLURM_TEST_GEN_SLOW, default "--max-new-tokens 64 --steps 64") for
-# the datasets that must outlast a 60 s time limit.
+# (DIFFU_SLURM_TEST_GEN_SLOW, default "--max-new-tokens 64 --steps 64
+# --max-active 4") for the datasets that must outlast a 60 s time limit.
 #
 # Usage: source lib.sh DIFFU_BIN   (then slurm_test_setup)
 
@@ -51,12 +51,22 @@ slurm_test_setup() {
     esac
     MODEL=$W/tiny
     "$BIN" mkmodel --preset tiny --seed 3 --out "$MODEL" >/dev/null 2>&1 || fail "mkmodel --preset tiny"
+    slurm_need_tokenizer "$MODEL"
     GEN_ARGS=() GEN_SLOW=()
     if [[ -z ${DIFFU_JOB_CMD:-} ]]; then
         eval "GEN_ARGS=(${DIFFU_SLURM_TEST_GEN_ARGS:---max-new-tokens 16 --steps 16})"
-        eval "GEN_SLOW=(${DIFFU_SLURM_TEST_GEN_SLOW:---max-new-tokens 64 --steps 64})"
+        # 4 at a time, so samples finish (and are written) all along, not 30 together at the end
+        eval "GEN_SLOW=(${DIFFU_SLURM_TEST_GEN_SLOW:---max-new-tokens 64 --steps 64 --max-active 4})"
     fi
     return 0
+}
+
+# slurm_need_tokenizer MODEL: the real job reads text prompts, so the model needs the tokenizer that
+# mkmodel copies from the cached vocabulary (deploy/fetch_vocab.sh, run by setup.sh); skip without it
+slurm_need_tokenizer() {
+    [[ -n ${DIFFU_JOB_CMD:-} || -f $1/tokenizer.json ]] && return 0
+    echo "SKIP: $1 has no tokenizer.json: the vocabulary is not cached (run deploy/fetch_vocab.sh)"
+    exit 77
 }
 
 # make_input FILE N: N requests: string ids, a few integer ids, every 5th with
