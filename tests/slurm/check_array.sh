@@ -82,12 +82,17 @@ echo "ok 3: diffu merge refuses duplicates and missing shards: $(tail -n 1 "$W/d
 #    resumes, and the merge still holds every (id, sample) exactly once. --cores-per-node 1: one
 #    CPU per task, so both run at once on the 2-CPU node; each shard must outlast the first warning
 #    (10-40 s into the 60 s limit): the real job at GEN_SLOW size, the stand-in ~46 records x 1 s
-# (real job: 25 requests, ~30 samples per shard, about 80 s of one core each; stand-in: 40 x 1.0 s)
+# Real job: 25 requests (~30 samples) per shard, one sample at a time, 40 tokens in 40 steps: a
+# record every 1-2 s and ~60 s in all. (This test Slurm has no task affinity plugin, so both tasks'
+# mpirun bind their rank to core 0 and share it; on a cluster with task/affinity or task/cgroup
+# each gets its own CPU.) Stand-in: 40 requests x 1.0 s.
+rq_gen=("${GEN_SLOW[@]}")
+[[ -z ${DIFFU_JOB_CMD:-} ]] && rq_gen=(--max-new-tokens 40 --steps 40 --max-active 1)
 make_input "$W/rq.jsonl" "$([[ -n ${DIFFU_JOB_CMD:-} ]] && echo 80 || echo 50)"
 t0=$SECONDS
 ids=$(DIFFU_STANDIN_DELAY=1.0 submit --model "$MODEL" --pp 1 --tp 1 --nodes 1 --cores-per-node 1 --mem-per-node 4 \
     --partition debug --time 1 --signal-lead 50 --shards 2 --input "$W/rq.jsonl" --output "$W/rq.out.jsonl" \
-    -- "${GEN_SLOW[@]}" 2>/dev/null) || fail "submit 4"
+    -- "${rq_gen[@]}" 2>/dev/null) || fail "submit 4"
 read -r -d '' arr4 merge4 <<<"$ids"
 slurm_wait_job "$arr4" 420 || fail "array $arr4 did not complete"
 slurm_wait_job "$merge4" 120 || fail "merge job $merge4 did not complete"
