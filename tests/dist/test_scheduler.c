@@ -78,6 +78,16 @@ typedef struct {
     size_t len;
 } held;
 
+/* A StepResult for microbatch id with n (token, confidence) pairs, packed into pk. */
+static size_t pack_result(diffu_packbuf *pk, long id, int32_t *tok, double *conf, int n) {
+    Diffu__StepResult r = DIFFU__STEP_RESULT__INIT;
+    r.microbatch = (uint64_t)id;
+    r.n_token = r.n_confidence = (size_t)n;
+    r.token = tok;
+    r.confidence = conf;
+    return diffu_pack(pk, &r.base);
+}
+
 /* Lazy admission: make(i) hands out the pre-made policy i (or fails at fail_at). */
 typedef struct {
     diffu_denoise **seqs;
@@ -202,12 +212,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
                 }
             }
             /* the StepResult, held back for a while (pipeline latency) */
-            Diffu__StepResult r = DIFFU__STEP_RESULT__INIT;
-            r.microbatch = (uint64_t)id;
-            r.n_token = r.n_confidence = (size_t)nrow;
-            r.token = rtok;
-            r.confidence = rconf;
-            size_t len = diffu_pack(&pk, &r.base);
+            size_t len = pack_result(&pk, id, rtok, rconf, nrow);
             q[(qh + qn) % 4096].msg = malloc(len);
             memcpy(q[(qh + qn) % 4096].msg, pk.data, len);
             q[(qh + qn) % 4096].len = len;
@@ -307,12 +312,7 @@ static void run_fail(const diffu_denoise_params *p) {
                 rconf[nrow] = sm.conf;
             }
         }
-        Diffu__StepResult r = DIFFU__STEP_RESULT__INIT;
-        r.microbatch = (uint64_t)id;
-        r.n_token = r.n_confidence = (size_t)nrow;
-        r.token = rtok;
-        r.confidence = rconf;
-        size_t rl = diffu_pack(&pk, &r.base);
+        size_t rl = pack_result(&pk, id, rtok, rconf, nrow);
         CHECK(diffu_sched_result(sc, pk.data, rl, &err) == 0, "make fails: result refused: %s", err.msg);
     }
     CHECK(diffu_sched_failed(sc) && !diffu_sched_done(sc), "make fails: failed %d, done %d", diffu_sched_failed(sc),
