@@ -178,7 +178,10 @@ out = os.path.join(W, "crash.jsonl.gz")
 for i in range(a.kills):
     pr = subprocess.Popen(cmd(out, ["--max-active", "1"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=env())
-    time.sleep(rng.uniform(0.2, max(0.4, T)))
+    # a random moment within (about) half the time the work left would take, so that later kills
+    # still land mid-job
+    left = len(expected) - (len(read(out)) if os.path.exists(out) else 0)
+    time.sleep(rng.uniform(0.2, max(0.4, 0.5 * T * left / len(expected))))
     if pr.poll() is None:
         kill_all(pr)
     pr.wait()
