@@ -7,40 +7,12 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "forward_int.h"
 #include "kernels.h"
 #include "threadpool.h"
 
 /* OpenBLAS extension (declared in its cblas.h on Debian; repeated for others) */
 void openblas_set_num_threads(int);
-
-struct diffu_model {
-    diffu_model_opts o;
-    diffu_config cfg;
-    diffu_weights *w;
-    diffu_pool *pool;
-    diffu_kscratch ks;
-    int nq, nkv, nffn, nvocab; /* this shard's heads, FFN columns, vocab rows */
-    /* plan buffers */
-    float *x;       /* [max_tokens x hidden] residual stream (for diffu_forward) */
-    float *xn;      /* [max_tokens x hidden] normed input / projection output */
-    float *q;       /* [max_tokens x nq*hd] */
-    float *k, *v;   /* [max_tokens x nkv*hd] */
-    float *att;     /* [max_tokens x nq*hd] */
-    float *g, *u;   /* [max_tokens x nffn] */
-    float *hx;      /* [max_rows x hidden] rows for lm_head */
-    float *rope_cos, *rope_sin; /* [max_seq x hd/2] */
-    int panel;      /* row panel P: every sequence starts on a multiple of it */
-    int act_rows;   /* activation row capacity: max_tokens + max_seqs * (P - 1) */
-    int logit_rows; /* lm_head row capacity: max_rows + max_seqs * (P - 1) */
-    int32_t *pos;   /* [act_rows] RoPE position of each padded row */
-    int32_t *row_tok; /* [act_rows] token index of each padded row, -1 for padding */
-    int *seq_start; /* [max_seqs + 1] padded start row of each sequence */
-    int *tok_start; /* [max_seqs + 1] first token index of each sequence */
-    int32_t *hslot; /* [max_rows] lm_head slot of each asked row */
-    size_t plan_bytes;
-    diffu_allreduce_fn allreduce;
-    void *allreduce_user;
-};
 
 void diffu_model_opts_default(diffu_model_opts *o) {
     memset(o, 0, sizeof *o);
@@ -413,3 +385,6 @@ uint64_t diffu_plan_weight_bytes(const diffu_config *c, const diffu_shard *s, si
     if (s->head) b += es * nv * H + 4 * H;
     return b;
 }
+
+/* for forward_kv.c (forward_int.h) */
+int diffu_model_layout(diffu_model *m, const diffu_batch *b) { return prepare_layout(m, b); }

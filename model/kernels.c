@@ -353,6 +353,25 @@ typedef struct {
     const int *seq_start, *seq_len;
 } att_ctx;
 
+/* In place, each of rn rows of L scores -> softmax (one order of operations,
+ * shared by both attention kernels so their rows agree bit for bit). */
+static void softmax_rows(float *S, int rn, int L) {
+    for (int r = 0; r < rn; r++) {
+        float *row = S + (size_t)r * L;
+        float m = row[0];
+        for (int j = 1; j < L; j++) m = row[j] > m ? row[j] : m;
+        for (int j = 0; j < L; j++) row[j] = exp_approx(row[j] - m);
+        float a[8] = {0}, sum;
+        int j = 0;
+        for (; j + 8 <= L; j += 8)
+            for (int k = 0; k < 8; k++) a[k] += row[j + k];
+        sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (; j < L; j++) sum += row[j];
+        float inv = 1.0f / sum;
+        for (j = 0; j < L; j++) row[j] *= inv;
+    }
+}
+
 static void att_task(void *arg, int i, int tid) {
     att_ctx *c = arg;
     int qb = c->s->att_qblock;
@@ -375,20 +394,7 @@ static void att_task(void *arg, int i, int tid) {
     float *S = c->s->att[tid]; /* [rn x L] */
     float scale = 1.0f / sqrtf((float)c->hd);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
-    for (int r = 0; r < rn; r++) {
-        float *row = S + (size_t)r * L;
-        float m = row[0];
-        for (int j = 1; j < L; j++) m = row[j] > m ? row[j] : m;
-        for (int j = 0; j < L; j++) row[j] = exp_approx(row[j] - m);
-        float a[8] = {0}, sum;
-        int j = 0;
-        for (; j + 8 <= L; j += 8)
-            for (int k = 0; k < 8; k++) a[k] += row[j + k];
-        sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        for (; j < L; j++) sum += row[j];
-        float inv = 1.0f / sum;
-        for (j = 0; j < L; j++) row[j] *= inv;
-    }
+    softmax_rows(S, rn, L);
     float *O = c->out + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
 }
@@ -404,6 +410,54 @@ void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const floa
         tasks += nq * ((L + s->att_qblock - 1) / s->att_qblock);
     }
     diffu_pool_run(pool, att_task, &c, tasks);
+}
+
+/* Attention of query rows over a per-sequence key/value context (the KV cache). */
+typedef struct {
+    diffu_kscratch *s;
+    float *out;
+    const float *q;
+    int ldq, n_seq, nq, q_head0, kv_head0, group, hd;
+    const int *q_start, *q_len, *kv_len;
+    const float *const *kb, *const *vb;
+    int ldkv;
+} attkv_ctx;
+
+static void attkv_task(void *arg, int i, int tid) {
+    attkv_ctx *c = arg;
+    int qb = c->s->att_qblock;
+    int seq = 0, rem = i;
+    for (; seq < c->n_seq; seq++) {
+        int per_seq = c->nq * ((c->q_len[seq] + qb - 1) / qb);
+        if (rem < per_seq) break;
+        rem -= per_seq;
+    }
+    int s0 = c->q_start[seq], Lq = c->q_len[seq], L = c->kv_len[seq];
+    int blocks = (Lq + qb - 1) / qb;
+    int h = rem / blocks, b = rem % blocks;
+    int r0 = b * qb, rn = Lq - r0 < qb ? Lq - r0 : qb;
+    int g = (h + c->q_head0) / c->group - c->kv_head0;
+    const float *Q = c->q + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
+    const float *K = c->kb[seq] + (size_t)g * c->hd;
+    const float *V = c->vb[seq] + (size_t)g * c->hd;
+    float *S = c->s->att[tid]; /* [rn x L] */
+    float scale = 1.0f / sqrtf((float)c->hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
+    softmax_rows(S, rn, L);
+    float *O = c->out + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
+}
+
+void diffu_attention_kv(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, int n_seq,
+                        const int *q_start, const int *q_len, const float *const *kbase, const float *const *vbase,
+                        int ldkv, const int *kv_len, int nq, int q_head0, int kv_head0, int group, int hd) {
+    attkv_ctx c = {s, out, q, ldq, n_seq, nq, q_head0, kv_head0, group, hd, q_start, q_len, kv_len, kbase, vbase, ldkv};
+    int tasks = 0;
+    for (int i = 0; i < n_seq; i++) {
+        DIFFU_ASSERT((size_t)kv_len[i] * (size_t)s->att_qblock <= s->att_floats);
+        tasks += nq * ((q_len[i] + s->att_qblock - 1) / s->att_qblock);
+    }
+    diffu_pool_run(pool, attkv_task, &c, tasks);
 }
 
 /* ---------------------------------------------------------------- SwiGLU */

@@ -85,6 +85,17 @@ void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const floa
                      const float *v, int ldkv, int n_seq, const int *seq_start, const int *seq_len, int nq,
                      int q_head0, int kv_head0, int group, int hd);
 
+/* The same attention for query rows over a context held elsewhere (the KV
+ * cache): sequence i's queries are rows [q_start[i], q_start[i] + q_len[i]) of
+ * q; its keys/values are kv_len[i] rows at kbase[i] / vbase[i] (row stride
+ * ldkv, nkv heads of hd). A query row's result depends only on its own q row
+ * and its context (bit for bit the rows diffu_attention gives when the context
+ * holds the same keys/values and the query block starts at the same offset
+ * modulo the 128-row query block). */
+void diffu_attention_kv(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, int n_seq,
+                        const int *q_start, const int *q_len, const float *const *kbase, const float *const *vbase,
+                        int ldkv, const int *kv_len, int nq, int q_head0, int kv_head0, int group, int hd);
+
 /* g[i] = silu(g[i]) * u[i] */
 void diffu_swiglu(diffu_pool *pool, float *g, const float *u, int rows, int cols);
 
