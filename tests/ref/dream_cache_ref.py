@@ -237,6 +237,66 @@ def generate(model, prompts, G, B, steps=None, tau=None, alg="entropy", mode="no
     return out, stats
 
 
+def fastdllm_generate(model, prompt, G, B, steps=None, tau=None, dual=False, refresh_every_step=False, eps=1e-3,
+                      mask_id=None):
+    """Faithful port of Fast-dLLM's Dream block loop (generation_utils_block.py _sample, one
+    sequence, temperature 0), for the self-test: at each block start one full forward,
+    whose shifted logits commit position s unconditionally (x[:, s] = x0[:, s]); then the
+    cached steps run rows [s, N) (prefix) or [s, e) (dual) and shift INSIDE those rows
+    (cat([l[:1], l[:-1]]): row s predicts itself, which is never needed since s is
+    committed). Steps: Dream's timesteps over steps/num_blocks + 1 points, step i = 1.. of
+    the block commits int(masked * (1 - s/t)) by negative entropy (all on the last);
+    threshold: the top-1 and every other masked block position with p >= tau.
+    refresh_every_step: every cached step is a full pass instead (the self-check: the
+    result must equal the cached run where the cache is exact and be what none gives)."""
+    if mask_id is None:
+        mask_id = model.cfg["mask_token_id"]
+    Lp, N = len(prompt), len(prompt) + G
+    x = np.array(list(prompt) + [mask_id] * G, dtype=np.int64)
+    nb = G // B
+    spb = steps // nb if steps else None
+    ts = gr.timesteps(eps, spb) if steps else None
+    cache = KVCache(model, N)
+    forwards = 0
+    for b in range(nb):
+        s, e = Lp + b * B, Lp + (b + 1) * B
+        h = forward_rows(model, x, np.arange(N), cache)
+        forwards += 1
+        lg = model.logits_of(h[[max(s - 1, 0)]])
+        _, x0 = gr.sample_tokens(lg)
+        x[s] = x0[0]
+        i = 1
+        while True:
+            rows = np.arange(s, N if not dual else e)
+            if refresh_every_step:
+                hf = forward_rows(model, x, np.arange(N), cache)
+                h = np.concatenate([hf[[s]], hf[rows[:-1]]])  # the same predicting rows as below
+            else:
+                hr = forward_rows(model, x, rows, cache)
+                h = np.concatenate([hr[:1], hr[:-1]])  # the shift inside the computed rows
+            forwards += 1
+            blk = [k for k in range(e - s) if x[s + k] == mask_id]
+            if tau is not None:
+                conf, tok = gr.sample_tokens(model.logits_of(h[blk]))
+                order = np.argsort(-conf, kind="stable")
+                n = 1
+                while n < len(order) and conf[order[n]] >= tau:
+                    n += 1
+                for j in order[:n]:
+                    x[s + blk[j]] = tok[j]
+            else:
+                if i == spb:
+                    break
+                conf, tok = gr.sample_tokens(model.logits_of(h[blk]), neg_entropy=True)
+                n = gr.transfer_count(len(blk), 1, ts[i], ts[i + 1], i == spb - 1)
+                for j in np.argsort(-conf, kind="stable")[:n]:
+                    x[s + blk[j]] = tok[j]
+                i += 1
+            if not (x[s:e] == mask_id).any():
+                break
+    return x.tolist(), forwards
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="KV-cached Dream block decoding reference (NumPy)")
     ap.add_argument("--model", required=True)
