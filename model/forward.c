@@ -271,7 +271,11 @@ void diffu_forward_embed(diffu_model *m, const diffu_batch *b, float *x) {
     diffu_pool_run(m->pool, embed_task, &c, (n + c.per - 1) / c.per);
 }
 
-void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
+void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) { diffu_model_layers(m, b, x, NULL); }
+
+/* kv: NULL, or the cached forward's step (kvcache.c): attention then stores the
+ * rows' K/V in the requests' cache slots and reads the context from there. */
+void diffu_model_layers(diffu_model *m, const diffu_batch *b, float *x, diffu_kv_step *kv) {
     const diffu_config *c = &m->cfg;
     const diffu_shard *s = &m->w->shard;
     int H = c->hidden, hd = c->head_dim;
@@ -291,7 +295,8 @@ void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) {
         diffu_matmul(m->pool, &m->ks, qkv, 3);
         diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
         diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
-        diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, b->seq_len, m->nq,
+        if (kv) diffu_kv_attend(m, kv, l);
+        else diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, b->seq_len, m->nq,
                         s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
         diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
         diffu_matmul(m->pool, &m->ks, &o, 1);
@@ -385,6 +390,3 @@ uint64_t diffu_plan_weight_bytes(const diffu_config *c, const diffu_shard *s, si
     if (s->head) b += es * nv * H + 4 * H;
     return b;
 }
-
-/* for forward_kv.c (forward_int.h) */
-int diffu_model_layout(diffu_model *m, const diffu_batch *b) { return prepare_layout(m, b); }

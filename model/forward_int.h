@@ -1,5 +1,5 @@
 /* forward_int.h — private to model/: the model's state, shared by forward.c
- * (the full forward) and forward_kv.c (the KV-cached forward). Not a public
+ * (the forward) and kvcache.c (the KV-cached forward). Not a public
  * header: nothing outside model/ includes it. */
 #ifndef DIFFU_FORWARD_INT_H
 #define DIFFU_FORWARD_INT_H
@@ -36,7 +36,11 @@ struct diffu_model {
     void *allreduce_user;
 };
 
-/* The padded row layout of a batch into m->seq_start / row_tok / pos (forward.c). Returns the rows. */
-int diffu_model_layout(diffu_model *m, const diffu_batch *b);
+/* The shard's layers (forward.c). kv NULL: the plain forward (diffu_forward_layers);
+ * else the cached forward (kvcache.c): in layer l, after q and k are rotated,
+ * diffu_kv_attend(m, kv, l) stores the rows' K/V and fills m->att from the cache. */
+typedef struct diffu_kv_step diffu_kv_step;
+void diffu_model_layers(diffu_model *m, const diffu_batch *b, float *x, diffu_kv_step *kv);
+void diffu_kv_attend(diffu_model *m, diffu_kv_step *kv, int l);
 
 #endif

@@ -149,61 +149,44 @@ int diffu_kv_batch_check(const diffu_model *m, const diffu_kvcache *kv, const di
     return 0;
 }
 
-void diffu_forward_layers_kv(diffu_model *m, diffu_kvcache *kv, const diffu_kv_batch *kb, float *x) {
+struct diffu_kv_step {
+    diffu_kvcache *kv;
+    const diffu_kv_batch *kb;
+};
+
+/* Layer l: the computed rows' (rotated) keys and values into their slots at
+ * their canvas positions, then attention of the rows over the slots' contexts. */
+void diffu_kv_attend(diffu_model *m, diffu_kv_step *st, int l) {
+    diffu_kvcache *kv = st->kv;
+    const diffu_kv_batch *kb = st->kb;
     const diffu_batch *b = &kb->b;
     const diffu_config *c = &m->cfg;
     const diffu_shard *s = &m->w->shard;
-    int H = c->hidden, hd = c->head_dim;
-    int ldq = m->nq * hd, ldkv = m->nkv * hd;
-    float eps = (float)c->rms_eps;
-    DIFFU_ASSERT(b->pos && kv->ld == ldkv && b->n_seq <= kv->max_seqs);
-    int T = diffu_model_layout(m, b); /* padded rows; m->pos = canvas positions */
-    DIFFU_ASSERT(T <= m->act_rows);
+    int hd = c->head_dim, ldq = m->nq * hd, ldkv = m->nkv * hd;
+    for (int i = 0; i < b->n_seq; i++) {
+        float *K = diffu_kvcache_k(kv, l, kb->slot[i]), *V = diffu_kvcache_v(kv, l, kb->slot[i]);
+        int r0 = m->seq_start[i];
+        for (int r = 0; r < b->seq_len[i]; r++) {
+            size_t p = (size_t)m->pos[r0 + r];
+            memcpy(K + p * ldkv, m->k + (size_t)(r0 + r) * ldkv, (size_t)ldkv * sizeof(float));
+            memcpy(V + p * ldkv, m->v + (size_t)(r0 + r) * ldkv, (size_t)ldkv * sizeof(float));
+        }
+        kv->kb[i] = K;
+        kv->vb[i] = V;
+    }
+    diffu_attention_kv(m->pool, &m->ks, m->att, m->q, ldq, b->n_seq, m->seq_start, b->seq_len, kv->kb, kv->vb, ldkv,
+                       kb->ctx_len, m->nq, s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
+}
+
+void diffu_forward_layers_kv(diffu_model *m, diffu_kvcache *kv, const diffu_kv_batch *kb, float *x) {
+    const diffu_batch *b = &kb->b;
+    DIFFU_ASSERT(b->pos && kv->ld == m->nkv * m->cfg.head_dim && b->n_seq <= kv->max_seqs);
     for (int i = 0, tok = 0; i < b->n_seq; tok += b->seq_len[i++]) {
         uint8_t *valid = kv->valid + (size_t)kb->slot[i] * kv->max_ctx;
         for (int r = 0; r < b->seq_len[i]; r++) valid[b->pos[tok + r]] = 1;
     }
-    int nl = s->layer_end - s->layer_begin;
-    for (int l = 0; l < nl; l++) {
-        const diffu_layer_weights *lw = &m->w->layers[l];
-        diffu_rmsnorm(m->pool, m->xn, x, lw->attn_norm, T, H, eps);
-        diffu_matmul_job qkv[3] = {
-            {m->q, ldq, m->xn, H, T, &lw->q, lw->q_bias},
-            {m->k, ldkv, m->xn, H, T, &lw->k, lw->k_bias},
-            {m->v, ldkv, m->xn, H, T, &lw->v, lw->v_bias},
-        };
-        diffu_matmul(m->pool, &m->ks, qkv, 3);
-        diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
-        diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
-        /* the computed rows' (rotated) keys and values into their slots, at their positions */
-        for (int i = 0; i < b->n_seq; i++) {
-            float *K = diffu_kvcache_k(kv, l, kb->slot[i]), *V = diffu_kvcache_v(kv, l, kb->slot[i]);
-            int r0 = m->seq_start[i];
-            for (int r = 0; r < b->seq_len[i]; r++) {
-                size_t p = (size_t)m->pos[r0 + r];
-                memcpy(K + p * ldkv, m->k + (size_t)(r0 + r) * ldkv, (size_t)ldkv * sizeof(float));
-                memcpy(V + p * ldkv, m->v + (size_t)(r0 + r) * ldkv, (size_t)ldkv * sizeof(float));
-            }
-            kv->kb[i] = K;
-            kv->vb[i] = V;
-        }
-        diffu_attention_kv(m->pool, &m->ks, m->att, m->q, ldq, b->n_seq, m->seq_start, b->seq_len, kv->kb, kv->vb,
-                           ldkv, kb->ctx_len, m->nq, s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
-        diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
-        diffu_matmul(m->pool, &m->ks, &o, 1);
-        if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
-        diffu_add_rmsnorm(m->pool, x, m->xn, m->xn, lw->ffn_norm, T, H, eps);
-        diffu_matmul_job gu[2] = {
-            {m->g, m->nffn, m->xn, H, T, &lw->gate, NULL},
-            {m->u, m->nffn, m->xn, H, T, &lw->up, NULL},
-        };
-        diffu_matmul(m->pool, &m->ks, gu, 2);
-        diffu_swiglu(m->pool, m->g, m->u, T, m->nffn);
-        diffu_matmul_job d = {m->xn, H, m->g, m->nffn, T, &lw->down, NULL};
-        diffu_matmul(m->pool, &m->ks, &d, 1);
-        if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
-        diffu_add(m->pool, x, m->xn, (size_t)T * H);
-    }
+    diffu_kv_step st = {kv, kb};
+    diffu_model_layers(m, b, x, &st);
 }
 
 int diffu_forward_kv(diffu_model *m, diffu_kvcache *kv, const diffu_kv_batch *kb, float *logits, diffu_err *err) {
