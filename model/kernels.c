@@ -345,16 +345,19 @@ void diffu_rope(diffu_pool *pool, float *x, int ld, int T, int n_heads, int hd, 
 
 /* ---------------------------------------------------------------- attention */
 
+/* One task = (sequence, query head, block of up to att_qblock query rows).
+ * The context of sequence i is kb[i] / vb[i] (the KV cache), or, when kb is
+ * NULL, the sequence's own rows k / v + q_start[i] (the plain forward). */
 typedef struct {
     diffu_kscratch *s;
     float *out;
     const float *q, *k, *v;
     int ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd;
-    const int *seq_start, *seq_len;
+    const int *q_start, *q_len, *kv_len;
+    const float *const *kb, *const *vb;
 } att_ctx;
 
-/* In place, each of rn rows of L scores -> softmax (one order of operations,
- * shared by both attention kernels so their rows agree bit for bit). */
+/* In place, each of rn rows of L scores -> softmax. */
 static void softmax_rows(float *S, int rn, int L) {
     for (int r = 0; r < rn; r++) {
         float *row = S + (size_t)r * L;
@@ -378,56 +381,6 @@ static void att_task(void *arg, int i, int tid) {
     /* task i -> (sequence, head, query block) */
     int seq = 0, rem = i;
     for (; seq < c->n_seq; seq++) {
-        int L = c->seq_len[seq];
-        int per_seq = c->nq * ((L + qb - 1) / qb);
-        if (rem < per_seq) break;
-        rem -= per_seq;
-    }
-    int s0 = c->seq_start[seq], L = c->seq_len[seq];
-    int blocks = (L + qb - 1) / qb;
-    int h = rem / blocks, b = rem % blocks;
-    int r0 = b * qb, rn = L - r0 < qb ? L - r0 : qb;
-    int g = (h + c->q_head0) / c->group - c->kv_head0;
-    const float *Q = c->q + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
-    const float *K = c->k + (size_t)s0 * c->ldkv + (size_t)g * c->hd;
-    const float *V = c->v + (size_t)s0 * c->ldkv + (size_t)g * c->hd;
-    float *S = c->s->att[tid]; /* [rn x L] */
-    float scale = 1.0f / sqrtf((float)c->hd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
-    softmax_rows(S, rn, L);
-    float *O = c->out + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
-}
-
-void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
-                     const float *v, int ldkv, int n_seq, const int *seq_start, const int *seq_len, int nq,
-                     int q_head0, int kv_head0, int group, int hd) {
-    att_ctx c = {s, out, q, k, v, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, seq_start, seq_len};
-    int tasks = 0;
-    for (int i = 0; i < n_seq; i++) {
-        int L = seq_len[i];
-        DIFFU_ASSERT((size_t)L * (size_t)s->att_qblock <= s->att_floats);
-        tasks += nq * ((L + s->att_qblock - 1) / s->att_qblock);
-    }
-    diffu_pool_run(pool, att_task, &c, tasks);
-}
-
-/* Attention of query rows over a per-sequence key/value context (the KV cache). */
-typedef struct {
-    diffu_kscratch *s;
-    float *out;
-    const float *q;
-    int ldq, n_seq, nq, q_head0, kv_head0, group, hd;
-    const int *q_start, *q_len, *kv_len;
-    const float *const *kb, *const *vb;
-    int ldkv;
-} attkv_ctx;
-
-static void attkv_task(void *arg, int i, int tid) {
-    attkv_ctx *c = arg;
-    int qb = c->s->att_qblock;
-    int seq = 0, rem = i;
-    for (; seq < c->n_seq; seq++) {
         int per_seq = c->nq * ((c->q_len[seq] + qb - 1) / qb);
         if (rem < per_seq) break;
         rem -= per_seq;
@@ -438,8 +391,8 @@ static void attkv_task(void *arg, int i, int tid) {
     int r0 = b * qb, rn = Lq - r0 < qb ? Lq - r0 : qb;
     int g = (h + c->q_head0) / c->group - c->kv_head0;
     const float *Q = c->q + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
-    const float *K = c->kb[seq] + (size_t)g * c->hd;
-    const float *V = c->vb[seq] + (size_t)g * c->hd;
+    const float *K = (c->kb ? c->kb[seq] : c->k + (size_t)s0 * c->ldkv) + (size_t)g * c->hd;
+    const float *V = (c->vb ? c->vb[seq] : c->v + (size_t)s0 * c->ldkv) + (size_t)g * c->hd;
     float *S = c->s->att[tid]; /* [rn x L] */
     float scale = 1.0f / sqrtf((float)c->hd);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
@@ -448,16 +401,29 @@ static void attkv_task(void *arg, int i, int tid) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
 }
 
+static void att_run(diffu_pool *pool, diffu_kscratch *s, att_ctx *c) {
+    int tasks = 0;
+    for (int i = 0; i < c->n_seq; i++) {
+        DIFFU_ASSERT((size_t)c->kv_len[i] * (size_t)s->att_qblock <= s->att_floats);
+        tasks += c->nq * ((c->q_len[i] + s->att_qblock - 1) / s->att_qblock);
+    }
+    diffu_pool_run(pool, att_task, c, tasks);
+}
+
+void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, const float *k,
+                     const float *v, int ldkv, int n_seq, const int *seq_start, const int *seq_len, int nq,
+                     int q_head0, int kv_head0, int group, int hd) {
+    att_ctx c = {s, out, q, k, v, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, seq_start, seq_len, seq_len,
+                 NULL, NULL};
+    att_run(pool, s, &c);
+}
+
 void diffu_attention_kv(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, int n_seq,
                         const int *q_start, const int *q_len, const float *const *kbase, const float *const *vbase,
                         int ldkv, const int *kv_len, int nq, int q_head0, int kv_head0, int group, int hd) {
-    attkv_ctx c = {s, out, q, ldq, n_seq, nq, q_head0, kv_head0, group, hd, q_start, q_len, kv_len, kbase, vbase, ldkv};
-    int tasks = 0;
-    for (int i = 0; i < n_seq; i++) {
-        DIFFU_ASSERT((size_t)kv_len[i] * (size_t)s->att_qblock <= s->att_floats);
-        tasks += nq * ((q_len[i] + s->att_qblock - 1) / s->att_qblock);
-    }
-    diffu_pool_run(pool, attkv_task, &c, tasks);
+    att_ctx c = {s, out, q, NULL, NULL, ldq, ldkv, n_seq, nq, q_head0, kv_head0, group, hd, q_start, q_len, kv_len,
+                 kbase, vbase};
+    att_run(pool, s, &c);
 }
 
 /* ---------------------------------------------------------------- SwiGLU */

@@ -200,16 +200,13 @@ int diffu_forward_kv(diffu_model *m, diffu_kvcache *kv, const diffu_kv_batch *kb
 }
 
 double diffu_forward_kv_flops(const diffu_model *m, const diffu_kv_batch *kb) {
-    const diffu_config *c = &m->cfg;
+    /* diffu_forward_flops counts each sequence's rows attending to themselves
+     * (4 R^2 nq hd per layer); here they attend to the whole context (4 R N nq hd) */
     const diffu_shard *s = &m->w->shard;
-    double H = c->hidden, hd = c->head_dim, nq = m->nq, nkv = m->nkv, F = m->nffn;
-    double per_tok = 2.0 * (H * nq * hd + 2.0 * H * nkv * hd + nq * hd * H + 3.0 * H * F);
-    double f = 0;
+    double att = 0;
     for (int i = 0; i < kb->b.n_seq; i++) {
         double R = kb->b.seq_len[i], N = kb->ctx_len[i];
-        f += R * per_tok + 4.0 * R * N * nq * hd; /* QK^T and PV over the context */
+        att += 4.0 * R * (N - R) * m->nq * m->cfg.head_dim;
     }
-    f *= (double)(s->layer_end - s->layer_begin);
-    if (s->head) f += 2.0 * H * m->nvocab * kb->b.n_rows;
-    return f;
+    return diffu_forward_flops(m, &kb->b) + att * (double)(s->layer_end - s->layer_begin);
 }

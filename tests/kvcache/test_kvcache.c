@@ -25,7 +25,11 @@
  *     cache of >= 8 MiB raises the resident set by at least 90% of its storage
  *     (the plan is resident, fp32);
  *   - a slot of an exhausted cache is refused (-1), a row never computed is
- *     refused by the batch check with a message.
+ *     refused by the batch check with a message;
+ *   - the plan estimate for DiffuCoder-7B (28 layers, 4 KV heads of 128), 32
+ *     requests x 1024 positions, on every rank of pp 4 x tp 2 (7 layers, 2 KV
+ *     heads): 2 x 32 x 1024 x 7 x 2 x 128 x 4 = 469,762,048 bytes (448 MiB)
+ *     + 32,800 bytes of bookkeeping (docs/kvcache.md).
  * OUT.json {"seqs": [...], "forwards": [...], "rows": [...]} is compared with
  * the NumPy reference by check_kvcache.py (tokens equal at temperature 0). */
 #include <stdio.h>
@@ -37,6 +41,7 @@
 #include "denoise.h"
 #include "forward.h"
 #include "kvcache.h"
+#include "mkmodel.h"
 #include "sampler.h"
 
 enum { NONE, PREFIX, DUAL, DELAYED };
@@ -186,6 +191,19 @@ int main(int argc, char **argv) {
         diffu_kvcache_free(big);
         diffu_kvcache *bad;
         CHECK(diffu_kvcache_create(m, 1, mo.max_seq + 1, &bad, &err) == -1, "context above the plan accepted");
+    }
+
+    /* the docs' figure: DiffuCoder-7B, 32 requests x 1024 positions, per rank of pp 4 x tp 2 */
+    {
+        diffu_config c7;
+        diffu_shard s7;
+        CHECK(diffu_mkmodel_preset("7b", &c7, &err) == 0, "%s", err.msg);
+        for (int st = 0; st < 4; st++)
+            for (int t = 0; t < 2; t++) {
+                CHECK(diffu_shard_init(&s7, &c7, st * 7, st * 7 + 7, t, 2, &err) == 0, "%s", err.msg);
+                size_t b7 = diffu_kvcache_plan_bytes(&c7, &s7, 32, 1024);
+                CHECK(b7 == 469762048u + 32u * 1024u + 32u, "7B pp4 x tp2 rank (%d,%d): %zu bytes", st, t, b7);
+            }
     }
 
     diffu_kvcache *kv;
