@@ -19,7 +19,9 @@
  *   - at every full pass, the request's logits rows equal diffu_forward of its
  *     canvas alone (no cache) bit for bit (0 ulp);
  *   - batch invariance: after each step, every request run again alone
- *     through the cached forward gives bit-identical logits rows;
+ *     through the cached forward gives bit-identical logits rows (on every
+ *     other step on a second instance of the model with ONE thread instead of
+ *     two, sharing the same cache: thread-count invariance too);
  *   - the cache's allocation: bytes = 2 x slots x ctx x layers x kv heads x
  *     head_dim x 4 (+ 1 byte per position and per slot of bookkeeping), and a
  *     cache of >= 8 MiB raises the resident set by at least 90% of its storage
@@ -168,6 +170,9 @@ int main(int argc, char **argv) {
     diffu_err err;
     diffu_model *m;
     if (diffu_model_load(model_dir, &mo, &m, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    diffu_model *m1; /* the same model on one thread */
+    mo.threads = 1;
+    if (diffu_model_load(model_dir, &mo, &m1, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     const diffu_config *cfg = diffu_model_config(m);
     const diffu_shard *sh = diffu_model_shard(m);
     int V = cfg->vocab;
@@ -300,9 +305,10 @@ int main(int argc, char **argv) {
                 /* the same request alone through the cached forward: same bits */
                 for (int k = 0; k < n; k++) lrow1[k] = lrows[r->want0 + k] - r->row0;
                 diffu_kv_batch k1 = {{1, &r->n_rows, tok + r->row0, pos + r->row0, n, lrow1}, &r->slot, &r->N};
-                if (diffu_forward_kv(m, kv, &k1, alone, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+                if (diffu_forward_kv(step % 2 ? m1 : m, kv, &k1, alone, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
                 CHECK(!memcmp(alone, logits + (size_t)r->want0 * V, (size_t)n * V * sizeof(float)),
-                      "step %d request %d: logits alone differ from the microbatch's", step, idx[q]);
+                      "step %d request %d: logits alone (%d threads) differ from the microbatch's", step, idx[q],
+                      step % 2 ? 1 : 2);
                 n_inv_checked++;
                 if (r->full) { /* a full pass equals the no-cache forward */
                     diffu_batch b1 = {1, &r->N, diffu_denoise_canvas(r->d, NULL), NULL, n, lrow1};
@@ -368,5 +374,6 @@ int main(int argc, char **argv) {
     diffu_sampler_free(&sampler);
     diffu_kvcache_free(kv);
     diffu_model_free(m);
+    diffu_model_free(m1);
     return check_report();
 }
