@@ -14,8 +14,10 @@ every 3 forwards) at temperature 0:
     in C and in the reference;
   * cached modes compute fewer rows than none (prefix < none, dual < prefix).
 The C runs admit request i at step i (--stagger), so full passes share microbatches with
-few-row steps; test_kvcache itself asserts full-pass logits == the no-cache forward and
-alone == in the microbatch (0 ulp) and must pass.
+few-row steps; test_kvcache itself asserts full-pass logits == the no-cache forward,
+alone == in the microbatch (0 ulp, 1 and 2 threads), a two-stage pipeline of the same
+model == one process (0 ulp) and tensor parallelism 2 (own KV heads and caches per rank)
+within 1e-4 of one process, and must pass.
 Cases:
   blocks     NumPy-written model (bf16, hidden 64, 2 layers, GQA 2:1), prompts of 5, 11, 3
              tokens, 32 new tokens in blocks of 8: steps 32 (entropy) and steps 16

@@ -25,6 +25,15 @@
  *     through the cached forward gives bit-identical logits rows (on every
  *     other step on a second instance of the model with ONE thread instead of
  *     two, sharing the same cache: thread-count invariance too);
+ *   - a two-stage pipeline (layers split in two shards, each with its own
+ *     cache for its own layers; only the computed rows' activations go from
+ *     one stage to the next) gives the single process's logits bit for bit,
+ *     every step;
+ *   - tensor parallelism 2 (two shards of the whole model, each with its own
+ *     query/KV heads, FFN columns and vocabulary slice and its own cache of
+ *     its own KV heads, run on two threads with an in-process all-reduce):
+ *     its logits equal the single process's to 1e-4 (the partial sums of the
+ *     row-parallel products are added in another order), every step;
  *   - the cache's allocation: bytes = 2 x slots x ctx x layers x kv heads x
  *     head_dim x 4 (+ 1 byte per position and per slot of bookkeeping), and a
  *     cache of >= 8 MiB raises the resident set by at least 90% of its storage
@@ -37,6 +46,8 @@
  *     + 32,800 bytes of bookkeeping (docs/kvcache.md).
  * OUT.json {"seqs": [...], "forwards": [...], "rows": [...]} is compared with
  * the NumPy reference by check_kvcache.py (tokens equal at temperature 0). */
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +61,38 @@
 #include "sampler.h"
 
 enum { NONE, PREFIX, DUAL, DELAYED };
+
+/* ---- in-process tensor parallelism: two shards on two threads, an all-reduce by barrier */
+typedef struct {
+    pthread_barrier_t bar;
+    float *buf[2];
+} tp_group;
+typedef struct {
+    tp_group *g;
+    int rank;
+    diffu_model *m;
+    diffu_kvcache *kv;
+    const diffu_kv_batch *kb;
+    float *logits;
+    int rc;
+} tp_rank;
+
+static void tp_allreduce(float *buf, size_t n, void *user) {
+    tp_rank *r = user;
+    r->g->buf[r->rank] = buf;
+    pthread_barrier_wait(&r->g->bar);
+    if (r->rank == 0)
+        for (size_t i = 0; i < n; i++) r->g->buf[0][i] = r->g->buf[1][i] = r->g->buf[0][i] + r->g->buf[1][i];
+    pthread_barrier_wait(&r->g->bar);
+}
+
+static void *tp_run(void *arg) {
+    tp_rank *r = arg;
+    diffu_err e;
+    r->rc = diffu_forward_kv(r->m, r->kv, r->kb, r->logits, &e);
+    if (r->rc) fprintf(stderr, "tp rank %d: %s\n", r->rank, e.msg);
+    return NULL;
+}
 
 typedef struct {
     diffu_denoise *d;
@@ -179,6 +222,35 @@ int main(int argc, char **argv) {
     if (diffu_model_load(model_dir, &mo, &m1, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     const diffu_config *cfg = diffu_model_config(m);
     const diffu_shard *sh = diffu_model_shard(m);
+    /* a two-stage pipeline of the same model: stage 0 layers [0, h) + embedding, stage 1 [h, L) + head */
+    diffu_model *st[2] = {NULL, NULL};
+    int half = cfg->n_layers / 2;
+    if (half >= 1) {
+        mo.threads = 2;
+        for (int k = 0; k < 2; k++) {
+            mo.layer_begin = k ? half : 0;
+            mo.layer_end = k ? cfg->n_layers : half;
+            if (diffu_model_load(model_dir, &mo, &st[k], &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        }
+        mo.layer_begin = mo.layer_end = 0;
+    }
+    diffu_model *tpm[2] = {NULL, NULL};
+    tp_group tpg;
+    tp_rank tpr[2];
+    int tp_ok = cfg->n_kv_heads % 2 == 0;
+    if (tp_ok) {
+        pthread_barrier_init(&tpg.bar, NULL, 2);
+        mo.threads = 1;
+        mo.tp_size = 2;
+        for (int k = 0; k < 2; k++) {
+            mo.tp_rank = k;
+            if (diffu_model_load(model_dir, &mo, &tpm[k], &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+            tpr[k] = (tp_rank){&tpg, k, tpm[k], NULL, NULL, NULL, 0};
+            diffu_model_set_allreduce(tpm[k], tp_allreduce, &tpr[k]);
+        }
+        mo.tp_rank = 0;
+        mo.tp_size = 1;
+    }
     int V = cfg->vocab;
 
     /* ---- the cache's allocation, measured */
@@ -215,8 +287,15 @@ int main(int argc, char **argv) {
             }
     }
 
-    diffu_kvcache *kv;
+    diffu_kvcache *kv, *kvst[2] = {NULL, NULL};
     if (diffu_kvcache_create(m, n_req, max_n, &kv, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    for (int k = 0; k < 2 && st[k]; k++)
+        if (diffu_kvcache_create(st[k], n_req, max_n, &kvst[k], &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    for (int k = 0; k < 2 && tpm[k]; k++) {
+        if (diffu_kvcache_create(tpm[k], n_req, max_n, &tpr[k].kv, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        tpr[k].logits = malloc((size_t)diffu_model_logit_rows(tpm[k]) * diffu_model_vocab_local(tpm[k]) * sizeof(float));
+    }
+    float *xs = st[0] ? malloc((size_t)diffu_model_act_rows(st[0]) * cfg->hidden * sizeof(float)) : NULL;
 
     diffu_denoise_params p;
     diffu_denoise_params_default(&p);
@@ -234,6 +313,8 @@ int main(int argc, char **argv) {
         R[i].N = lens[i] + G;
         R[i].slot = diffu_kvcache_acquire(kv);
         CHECK(R[i].slot >= 0, "no slot for request %d", i);
+        for (int k = 0; k < 2 && kvst[k]; k++) CHECK(diffu_kvcache_acquire(kvst[k]) == R[i].slot, "stage slot");
+        for (int k = 0; k < 2 && tpm[k]; k++) CHECK(diffu_kvcache_acquire(tpr[k].kv) == R[i].slot, "tp slot");
         R[i].last_block = -1;
         R[i].rows = malloc(R[i].N * sizeof(int32_t));
         R[i].where = malloc(R[i].N * sizeof(int32_t));
@@ -263,6 +344,7 @@ int main(int argc, char **argv) {
     diffu_sampler *sampler = diffu_sampler_create(V, diffu_model_pool(m));
     int32_t *lrow1 = malloc(G * sizeof(int32_t));
     long n_full_checked = 0, n_inv_checked = 0;
+    double tp_dmax = 0;
     double t_start = diffu_now();
 
     for (int step = 0;; step++) {
@@ -304,6 +386,38 @@ int main(int argc, char **argv) {
             diffu_kv_batch kb = {{n_seq, seq_len, tok, pos, n_lr, lrows}, slots, ctx};
             if (diffu_forward_kv(m, kv, &kb, logits, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
             diffu_sampler_run(sampler, n_lr, logits, (size_t)V, jobs, smp);
+            if (st[0] && !timing) { /* the same microbatch through the two-stage pipeline */
+                CHECK(diffu_kv_batch_check(st[0], kvst[0], &kb, &err) == 0, "%s", err.msg);
+                CHECK(diffu_kv_batch_check(st[1], kvst[1], &kb, &err) == 0, "%s", err.msg);
+                diffu_forward_embed(st[0], &kb.b, xs);
+                diffu_forward_layers_kv(st[0], kvst[0], &kb, xs);
+                diffu_forward_layers_kv(st[1], kvst[1], &kb, xs); /* the rows' activations, nothing else */
+                diffu_forward_head(st[1], &kb.b, xs, ref);
+                CHECK(!memcmp(ref, logits, (size_t)n_lr * V * sizeof(float)),
+                      "step %d: the two-stage pipeline's logits differ from the single process's", step);
+            }
+            if (tp_ok && !timing) { /* the same microbatch on two tensor-parallel ranks */
+                pthread_t th[2];
+                for (int k = 0; k < 2; k++) {
+                    tpr[k].kb = &kb;
+                    pthread_create(&th[k], NULL, tp_run, &tpr[k]);
+                }
+                for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+                CHECK(!tpr[0].rc && !tpr[1].rc, "step %d: tensor-parallel forward failed", step);
+                double dmax = 0;
+                for (int k = 0; k < 2; k++) {
+                    const diffu_shard *ts = diffu_model_shard(tpm[k]);
+                    int vl = diffu_model_vocab_local(tpm[k]);
+                    for (int r = 0; r < n_lr; r++)
+                        for (int v = 0; v < vl; v++) {
+                            double d = fabs((double)tpr[k].logits[(size_t)r * vl + v] -
+                                            (double)logits[(size_t)r * V + ts->vocab_begin + v]);
+                            if (d > dmax) dmax = d;
+                        }
+                }
+                CHECK(dmax <= 1e-4, "step %d: tensor-parallel logits differ by %g", step, dmax);
+                if (dmax > tp_dmax) tp_dmax = dmax;
+            }
             for (int q = 0; q < n_seq && !timing; q++) {
                 req *r = &R[idx[q]];
                 int n = r->n_want;
@@ -353,8 +467,9 @@ int main(int argc, char **argv) {
     } else {
         CHECK(n_full_checked >= n_req, "only %ld full passes checked", n_full_checked);
     }
-    fprintf(stderr, "%s: %ld full passes equal to the no-cache forward, %ld alone-vs-microbatch comparisons\n", mode_s,
-            n_full_checked, n_inv_checked);
+    fprintf(stderr, "%s: %ld full passes equal to the no-cache forward, %ld alone-vs-microbatch comparisons%s; "
+            "tensor parallel 2: max |logit difference| %.3g%s\n", mode_s, n_full_checked, n_inv_checked,
+            st[0] ? ", two-stage pipeline bit-identical" : "", tp_dmax, tp_ok ? "" : " (skipped: odd KV heads)");
 
     FILE *f = fopen(out, "w");
     if (!f) { perror(out); return 1; }
@@ -387,5 +502,16 @@ int main(int argc, char **argv) {
     diffu_kvcache_free(kv);
     diffu_model_free(m);
     diffu_model_free(m1);
+    for (int k = 0; k < 2; k++) {
+        diffu_kvcache_free(kvst[k]);
+        diffu_model_free(st[k]);
+    }
+    free(xs);
+    for (int k = 0; k < 2 && tpm[k]; k++) {
+        diffu_kvcache_free(tpr[k].kv);
+        free(tpr[k].logits);
+        diffu_model_free(tpm[k]);
+    }
+    if (tp_ok) pthread_barrier_destroy(&tpg.bar);
     return check_report();
 }
