@@ -88,10 +88,10 @@ void diffu_attention(diffu_pool *pool, diffu_kscratch *s, float *out, const floa
 /* The same attention for query rows over a context held elsewhere (the KV
  * cache): sequence i's queries are rows [q_start[i], q_start[i] + q_len[i]) of
  * q; its keys/values are kv_len[i] rows at kbase[i] / vbase[i] (row stride
- * ldkv, nkv heads of hd). A query row's result depends only on its own q row
- * and its context (bit for bit the rows diffu_attention gives when the context
- * holds the same keys/values and the query block starts at the same offset
- * modulo the 128-row query block). */
+ * ldkv, nkv heads of hd). One kernel serves both entry points: with every row
+ * of a sequence as queries and a context holding the same keys/values,
+ * diffu_attention_kv gives diffu_attention's bits. A row's result depends on
+ * its sequence only (not on the other sequences or the thread count). */
 void diffu_attention_kv(diffu_pool *pool, diffu_kscratch *s, float *out, const float *q, int ldq, int n_seq,
                         const int *q_start, const int *q_len, const float *const *kbase, const float *const *vbase,
                         int ldkv, const int *kv_len, int nq, int q_head0, int kv_head0, int group, int hd);
