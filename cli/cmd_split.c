@@ -50,6 +50,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 
@@ -221,11 +222,7 @@ typedef struct {
     size_t nslots;
 } id_map;
 
-static uint64_t fnv64(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
+static uint64_t fnv64(const char *s, size_t n) { return diffu_fnv64(DIFFU_FNV64_INIT, s, n); }
 
 static id_entry *map_find(id_map *m, const char *id, size_t len, int create, int *created) {
     if (created) *created = 0;

@@ -1,6 +1,8 @@
 /* job_util.c — see job_util.h. */
 #include "job_util.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -227,11 +229,7 @@ struct diffu_jobu_map {
 };
 
 static uint64_t hash64(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = diffu_fnv64(DIFFU_FNV64_INIT, s, n);
     return h ^ (h >> 29);
 }
 
@@ -306,12 +304,7 @@ size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_le
 }
 
 uint32_t diffu_jobu_fnv1a(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
+    return diffu_fnv32(DIFFU_FNV32_INIT, s, n);
 }
 
 /* ------------------------------------------------------------ JSON writing */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hash.h"
 #include "json.h"
 #include "tensor_names.h"
 
@@ -219,29 +220,23 @@ void diffu_ckpt_get_stats(const diffu_ckpt *c, diffu_ckpt_stats *s) {
     s->n_files = c->n_files;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 uint64_t diffu_ckpt_fingerprint(const diffu_ckpt *c) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = DIFFU_FNV64_INIT;
     const diffu_config *g = &c->cfg;
     int ints[] = {g->hidden, g->inter, g->n_layers, g->n_heads, g->n_kv_heads, g->vocab, g->tie_embed};
-    h = fnv(h, ints, sizeof ints);
-    h = fnv(h, &g->rope_theta, sizeof g->rope_theta);
-    h = fnv(h, &g->rms_eps, sizeof g->rms_eps);
+    h = diffu_fnv64(h, ints, sizeof ints);
+    h = diffu_fnv64(h, &g->rope_theta, sizeof g->rope_theta);
+    h = diffu_fnv64(h, &g->rms_eps, sizeof g->rms_eps);
     int n = diffu_tensor_count(g);
     for (int i = 0; i < n; i++) {
         diffu_tensor_spec sp;
         diffu_tensor_spec_at(g, i, &sp);
         const diffu_st_tensor *t = diffu_ckpt_tensor(c, sp.name, NULL);
         if (!t) continue;
-        h = fnv(h, t->name, strlen(t->name));
-        h = fnv(h, &t->dtype, sizeof t->dtype);
+        h = diffu_fnv64(h, t->name, strlen(t->name));
+        h = diffu_fnv64(h, &t->dtype, sizeof t->dtype);
         uint64_t sz = t->end - t->begin;
-        h = fnv(h, &sz, sizeof sz);
+        h = diffu_fnv64(h, &sz, sizeof sz);
     }
     return h;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hash.h"
 #include "safetensors.h"
 #include "tensor_names.h"
 #include "threadpool.h"
@@ -56,9 +57,7 @@ static uint64_t mix64(uint64_t z) { /* splitmix64 finalizer */
 }
 
 static uint64_t name_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+    return diffu_fnv64(DIFFU_FNV64_INIT, s, strlen(s));
 }
 
 static float normal_at(uint64_t key, uint64_t i) {

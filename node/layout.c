@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "hash.h"
 #include "forward.h"
 
 struct diffu_layout {
@@ -249,22 +250,16 @@ int diffu_layout_kv_copies(const diffu_layout *l, int h) {
     return l->kv_copies[h];
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 uint64_t diffu_layout_hash(const diffu_layout *l) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = DIFFU_FNV64_INIT;
     int32_t head[3] = {l->world, l->pp, l->tp};
-    h = fnv(h, head, sizeof head);
+    h = diffu_fnv64(h, head, sizeof head);
     for (int r = 0; r < l->world; r++) {
         const diffu_shard *s = &l->ranks[r].shard;
         int32_t v[14] = {s->layer_begin, s->layer_end, s->embed, s->head, s->tp_rank, s->tp_size,
                          s->q_head_begin, s->q_head_end, s->kv_head_begin, s->kv_head_end,
                          s->ffn_begin, s->ffn_end, s->vocab_begin, s->vocab_end};
-        h = fnv(h, v, sizeof v);
+        h = diffu_fnv64(h, v, sizeof v);
     }
     return h;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "log.h"
 
 static void *arena_alloc(void *user, size_t n) {
@@ -71,8 +72,5 @@ void diffu_packbuf_free(diffu_packbuf *b) {
 }
 
 uint64_t diffu_hash_i32(const int32_t *v, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const uint8_t *p = (const uint8_t *)v;
-    for (size_t i = 0; i < n * 4; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+    return diffu_fnv64(DIFFU_FNV64_INIT, v, n * sizeof *v);
 }

@@ -1,0 +1,3 @@
+/* Must NOT build: model/ (pure computation) may not see the sampler. */
+#include "sampler.h"
+int forbidden_model_sampling;

@@ -1,0 +1,3 @@
+/* Must NOT build: sampling/ (logits in, tokens out) may not see the model. */
+#include "forward.h"
+int forbidden_sampling_model;
