@@ -19,24 +19,22 @@
  * compute. Exit status: 0; 1 user error or refused layout (one line from rank
  * 0); 2 usage; 3/4/5 and 128 + signal as in docs/distributed.md. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
 #include "comm.h"
 #include "commands.h"
 #include "diffu.pb-c.h"
 #include "forward.h"
 #include "generate.h"
-#include "handshake.h"
 #include "layout.h"
+#include "runtime.h"
 #include "scheduler.h"
+#include "signals.h"
 #include "stage.h"
 #include "threadpool.h"
-#include "wire.h"
 #include "worker.h"
 
 #define CMD "generate"
@@ -74,56 +72,6 @@ static void local_result(void *user, const uint8_t *msg, size_t len) {
     if (diffu_sched_result(ls->sc, msg, len, &ls->err)) ls->failed = 1;
 }
 
-/* "1.23 MB" / "4.5 KB" / "12 B" */
-static const char *human(char *buf, size_t n, double b) {
-    if (b >= 1e6) snprintf(buf, n, "%.2f MB", b / 1e6);
-    else if (b >= 1e3) snprintf(buf, n, "%.1f KB", b / 1e3);
-    else snprintf(buf, n, "%.0f B", b);
-    return buf;
-}
-
-/* Rank 0: every rank's RankStats -> the per-stage summary. */
-static void print_summary(Diffu__RankStats **rs, int world, int P, int T, long microbatches, long seq_steps,
-                          double wall) {
-    DLOG_INFO("summary: %d stage(s) x %d tp rank(s); %ld microbatch(es), %ld sequence-step(s) (%.2f per microbatch);"
-              " generate wall %.2f s", P, T, microbatches, seq_steps,
-              microbatches ? (double)seq_steps / (double)microbatches : 0.0, wall);
-    double tot_bytes = 0;
-    for (int s = 0; s < P; s++) {
-        double busy = 0, idle = 0, w = 0, tpw = 0, coord = 0, act = 0, ctrl = 0, tpb = 0, vb = 0;
-        for (int t = 0; t < T; t++) {
-            const Diffu__RankStats *r = rs[s * T + t];
-            busy += r->busy_seconds;
-            idle += r->idle_seconds;
-            w += r->wall_seconds;
-            tpw += r->tp_wait_seconds;
-            coord += r->coord_seconds;
-            act += (double)r->act_bytes_sent;
-            ctrl += (double)r->ctrl_bytes_sent;
-            tpb += (double)r->tp_bytes;
-            vb += (double)r->vocab_bytes;
-        }
-        busy /= T;
-        idle /= T;
-        w /= T;
-        tpw /= T;
-        tot_bytes += act + ctrl;
-        char b1[32], b2[32], b3[32], b4[32];
-        double per = microbatches ? 1.0 / (double)microbatches : 0;
-        DLOG_INFO("  stage %d (ranks %d-%d): busy %.2f s (%.1f%%), idle %.2f s (%.1f%%: the bubble); %.2f s of busy in"
-                  " tp/vocab reductions; sent per microbatch: activations %s, control/results %s, tp all-reduce %s,"
-                  " vocab reductions %s", s, s * T, s * T + T - 1, busy, w > 0 ? 100.0 * busy / w : 0.0, idle,
-                  w > 0 ? 100.0 * idle / w : 0.0, tpw, human(b1, sizeof b1, act * per), human(b2, sizeof b2, ctrl * per),
-                  human(b3, sizeof b3, tpb * per), human(b4, sizeof b4, vb * per));
-        if (s == 0 && coord > 0) DLOG_INFO("  coordinator (rank 0): %.2f s (policy, packing, results)", coord);
-    }
-    if (microbatches && seq_steps) {
-        char b1[32], b2[32];
-        DLOG_INFO("  point-to-point bytes (activations + control + results) per microbatch %s, per sequence-step %s",
-                  human(b1, sizeof b1, tot_bytes / (double)microbatches), human(b2, sizeof b2, tot_bytes / (double)seq_steps));
-    }
-}
-
 typedef struct {
     gen_opts o;
     gen_job j;
@@ -138,7 +86,6 @@ typedef struct {
     char *written;
     double *t0;
     int job_failed;  /* writing a record failed: write nothing more */
-    int make_failed; /* a sample could not be set up: admit nothing more, write what finishes */
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
@@ -183,57 +130,6 @@ static int finish(dctx *x, int rc) {
     return rc;
 }
 
-/* Rank 0: each stage's utilization while the run goes (node/worker.h, live
- * utilization): stage 0 from its own worker, the others from the floats
- * their tp-0 ranks send now and then. */
-typedef struct {
-    int P, T;
-    diffu_xfer **rx; /* [P] (0 unused) */
-    float *buf;      /* [P x 2] busy, elapsed */
-    double *util;    /* [P] busy / elapsed, -1 not heard yet */
-} live_util;
-
-static void live_start(live_util *lu, diffu_comm *c, int P, int T) {
-    lu->P = P;
-    lu->T = T;
-    lu->rx = diffu_xcalloc((size_t)P, sizeof *lu->rx);
-    lu->buf = diffu_xcalloc((size_t)P * 2, sizeof *lu->buf);
-    lu->util = diffu_xcalloc((size_t)P, sizeof *lu->util);
-    for (int s = 1; s < P; s++) {
-        lu->util[s] = -1;
-        lu->rx[s] = diffu_xfer_new();
-        diffu_comm_recv_floats(c, lu->rx[s], s * T, lu->buf + 2 * s, 2, DIFFU_LIVE_TAG);
-    }
-}
-
-static void live_poll(live_util *lu, diffu_comm *c, diffu_worker *w) {
-    const diffu_worker_stats *ws = diffu_worker_get_stats(w);
-    double el = ws->t_first > 0 ? diffu_now() - ws->t_first : 0;
-    lu->util[0] = el > 0 ? ws->busy / el : 0;
-    for (int s = 1; s < lu->P; s++)
-        if (diffu_comm_test(c, lu->rx[s])) {
-            float *b = lu->buf + 2 * s;
-            lu->util[s] = b[1] > 0 ? b[0] / b[1] : 0;
-            diffu_comm_recv_floats(c, lu->rx[s], s * lu->T, b, 2, DIFFU_LIVE_TAG);
-        }
-}
-
-/* After the Shutdown went out: every stage's reports up to its last one
- * (elapsed < 0), so that none is left unmatched. */
-static void live_stop(live_util *lu, diffu_comm *c) {
-    for (int s = 1; s < lu->P; s++) {
-        for (;;) {
-            diffu_comm_wait(c, lu->rx[s], NULL, NULL);
-            if (lu->buf[2 * s + 1] < 0) break;
-            diffu_comm_recv_floats(c, lu->rx[s], s * lu->T, lu->buf + 2 * s, 2, DIFFU_LIVE_TAG);
-        }
-        diffu_xfer_free(lu->rx[s]);
-    }
-    free(lu->rx);
-    free(lu->buf);
-    free(lu->util);
-}
-
 /* The coordinator loop of rank 0 (next to its own stage-0 work). Returns the
  * generate wall time. */
 static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, double *wait_s) {
@@ -255,17 +151,17 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
     double t0 = diffu_now(), next_log = t0 + 10.0, coord = 0, waited = 0;
     if (x->jr) gen_job_begin(x->jr); /* rates and ETA from here: loading excluded */
     int n_seq_total = x->j.n_d;
-    live_util lu;
-    live_start(&lu, c, P, T);
+    diffu_runtime_live *lu = diffu_runtime_live_start(c, x->l);
+    const double *util = NULL;
     double next_live = t0;
     while (!diffu_sched_done(x->sc)) {
         double ta = diffu_now();
         if (last_tp0 != 0)
             while (diffu_comm_try_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox))
                 if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
-        int stopping = x->jr && (gen_job_stopping() || x->job_failed || x->make_failed);
+        int stopping = x->jr && (gen_job_stopping() || x->job_failed || diffu_sched_failed(x->sc));
         long id = stopping ? -1 : diffu_sched_next(x->sc);
-        stopping = stopping || x->make_failed; /* (diffu_sched_next may have just failed to make one) */
+        stopping = stopping || diffu_sched_failed(x->sc); /* (diffu_sched_next may have just failed to make one) */
         coord += diffu_now() - ta;
         if (id >= 0) {
             int k = (int)(id % n_ring);
@@ -296,10 +192,10 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         job_write_finished(x, (int)plan->max_active);
         double now = diffu_now();
         if (now >= next_live) { /* ~4 times a second */
-            live_poll(&lu, c, x->w);
+            util = diffu_runtime_live_poll(lu, x->w);
             next_live = now + 0.25;
             if (x->jr) {
-                gen_job_set_util(x->jr, P, lu.util);
+                gen_job_set_util(x->jr, P, util);
                 const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
                 gen_job_tick(x->jr, ss->seq_steps, ss->committed);
             }
@@ -307,14 +203,14 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         if (!x->jr && now >= next_log) {
             const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
             long gen = (long)n_seq_total * x->o.p.max_new_tokens;
-            char util[256] = "";
+            char ubuf[256] = "";
             size_t n = 0;
-            for (int s = 0; s < P && n < sizeof util; s++)
-                n += (size_t)snprintf(util + n, sizeof util - n, lu.util[s] < 0 ? " ?" : " %.0f%%", 100.0 * lu.util[s]);
+            for (int s = 0; s < P && n < sizeof ubuf; s++)
+                n += (size_t)snprintf(ubuf + n, sizeof ubuf - n, !util || util[s] < 0 ? " ?" : " %.0f%%", 100.0 * util[s]);
             DLOG_INFO("progress: %ld/%d sequences done, %ld microbatches, %ld/%ld positions committed, %.1f tokens/s;"
                       " %d microbatch(es) in flight, %d sequence(s) active; stages busy%s", ss->finished, n_seq_total,
                       ss->microbatches, ss->committed, gen, (double)ss->committed / (now - t0),
-                      diffu_sched_inflight(x->sc), diffu_sched_active(x->sc), util);
+                      diffu_sched_inflight(x->sc), diffu_sched_active(x->sc), ubuf);
             next_log = now + 10.0;
         }
     }
@@ -335,7 +231,7 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         diffu_comm_wait(c, sx[r], NULL, NULL);
         diffu_xfer_free(sx[r]);
     }
-    live_stop(&lu, c);
+    diffu_runtime_live_stop(&lu);
     for (int i = 0; i < n_ring * world; i++) {
         diffu_comm_wait(c, tx[i], NULL, NULL);
         diffu_xfer_free(tx[i]);
@@ -374,7 +270,7 @@ static int job_prepare(dctx *x) {
 static diffu_denoise *job_make(void *user, int i) {
     dctx *x = user;
     x->j.ds[i] = gen_job_make(x->jr, i);
-    if (!x->j.ds[i]) x->make_failed = 1; /* reported; the coordinator drains, writes and stops */
+    /* NULL (reported): the scheduler admits nothing more (diffu_sched_failed); the coordinator drains, writes, stops */
     return x->j.ds[i];
 }
 
@@ -455,9 +351,7 @@ int cmd_generate_dist(int argc, char **argv) {
         return finish(&x, 1);
     }
     if (x.o.input && rank != 0) { /* rank 0 decides when to stop; the others wait for its Shutdown */
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGINT, SIG_IGN);
-        signal(SIGUSR1, SIG_IGN);
+        diffu_signals_ignore_stop();
     }
     diffu_comm_bcast_bytes(c, &pbuf, &plen);
     Diffu__JobPlan *plan = diffu__job_plan__unpack(NULL, plen, pbuf);
@@ -465,34 +359,19 @@ int cmd_generate_dist(int argc, char **argv) {
     DIFFU_ASSERTF(plan, "rank 0's job plan does not parse");
 
     /* 2. fingerprint + layout, then the handshake (a local failure travels in it) */
-    char local[1280] = "";
-    uint64_t fp = 0;
-    diffu_ckpt *ck;
-    if (diffu_ckpt_open(x.o.model, &ck, &err)) {
-        snprintf(local, sizeof local, "%s", err.msg);
-    } else {
-        fp = diffu_ckpt_fingerprint(ck);
-        diffu_config cfg = *diffu_ckpt_config(ck);
-        diffu_ckpt_close(ck);
-        diffu_layout_opts lo;
-        diffu_layout_opts_default(&lo);
-        lo.max_tokens = (int)plan->mb_max_tokens;
-        lo.max_seq = (int)plan->max_seq;
-        lo.max_rows = (int)plan->mb_max_rows;
-        lo.threads = threads;
-        lo.head_row_frac = plan->head_row_frac;
-        if ((uint32_t)cfg.vocab != plan->vocab)
-            snprintf(local, sizeof local, "%s: vocab_size %d, rank 0's checkpoint has %u", x.o.model, cfg.vocab, plan->vocab);
-        else if (pp < 1 || tp < 1 || diffu_layout_init(&cfg, world, pp, tp, &lo, &x.l, &err))
-            snprintf(local, sizeof local, "layout (mpirun -np %d, --pp %d --tp %d): %s", world, x.o.pp, x.o.tp,
-                     pp < 1 || tp < 1 ? "the world size is not a multiple of the one given" : err.msg);
-    }
-    if (diffu_handshake(c, fp, x.l, local, threads, &err)) {
+    diffu_layout_opts lo;
+    diffu_layout_opts_default(&lo);
+    lo.max_tokens = (int)plan->mb_max_tokens;
+    lo.max_seq = (int)plan->max_seq;
+    lo.max_rows = (int)plan->mb_max_rows;
+    lo.threads = threads;
+    lo.head_row_frac = plan->head_row_frac;
+    diffu_runtime_opts ro = {x.o.model, pp, tp, x.o.pp, x.o.tp, threads, plan->vocab, &lo};
+    if (diffu_runtime_join(c, &ro, &x.l, &err)) {
         if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         diffu__job_plan__free_unpacked(plan, NULL);
         return finish(&x, 1);
     }
-    if (diffu_comm_set_layout(c, x.l, &err)) DIFFU_ASSERTF(0, "%s", err.msg); /* the handshake checked the world size */
     int P = diffu_layout_pp(x.l), T = diffu_layout_tp(x.l);
     if (rank == 0) {
         int b, e;
@@ -551,65 +430,17 @@ int cmd_generate_dist(int argc, char **argv) {
     }
 
     /* 5. where the time and bytes went */
-    const diffu_worker_stats *ws = diffu_worker_get_stats(x.w);
-    const diffu_comm_stats *cs = diffu_comm_get_stats(c);
-    const diffu_rank_plan *rp = diffu_comm_plan(c);
-    Diffu__RankStats rs = DIFFU__RANK_STATS__INIT;
-    char host[256];
-    snprintf(host, sizeof host, "%s", diffu_comm_hostname(c));
-    rs.rank = (uint32_t)rank;
-    rs.stage = (uint32_t)rp->stage;
-    rs.tp_rank = (uint32_t)rp->tp_rank;
-    rs.microbatches = (uint64_t)ws->microbatches;
-    rs.wall_seconds = rank == 0 ? wall : ws->t_last - ws->t_first;
-    rs.busy_seconds = ws->busy;
-    rs.idle_seconds = ws->idle + rwait; /* rank 0: + waiting for step results with nothing to send */
-    rs.tp_wait_seconds = cs->wait_tp + cs->wait_vocab;
-    rs.coord_seconds = coord;
-    rs.act_bytes_sent = cs->act_bytes;
-    rs.ctrl_bytes_sent = cs->ctrl_bytes + cs->result_bytes;
-    rs.tp_bytes = cs->tp_bytes;
-    rs.vocab_bytes = cs->vocab_bytes;
-    rs.seq_steps = (uint64_t)ws->seq_steps;
-    rs.rows = (uint64_t)ws->rows;
-    rs.host = host;
-    {
-        char b1[32], b2[32];
-        double per = ws->microbatches ? 1.0 / (double)ws->microbatches : 0;
-        DLOG_INFO("stage %d tp %d: %ld microbatch(es), busy %.2f s (sampler %.2f s), idle %.2f s (commands %.2f, activations"
-                  " %.2f, send buffers %.2f%s), tp/vocab reductions %.2f s; sent per microbatch: activations %s, control"
-                  " %s", rp->stage, rp->tp_rank, ws->microbatches, ws->busy, ws->sample, rs.idle_seconds,
-                  rank == 0 ? 0.0 : cs->wait_ctrl, cs->wait_act, cs->wait_send, rank == 0 ? " + results below" : "",
-                  rs.tp_wait_seconds,
-                  human(b1, sizeof b1, (double)cs->act_bytes * per),
-                  human(b2, sizeof b2, (double)(cs->ctrl_bytes + cs->result_bytes) * per));
-        if (rank == 0) DLOG_INFO("stage 0 tp 0: %.2f s waiting for step results with nothing to send", rwait);
+    diffu_runtime_run run = {wall, coord, rwait, 0, 0};
+    if (rank == 0) {
+        run.microbatches = diffu_sched_get_stats(x.sc)->microbatches;
+        run.seq_steps = diffu_sched_get_stats(x.sc)->seq_steps;
     }
-    size_t slen = diffu__rank_stats__get_packed_size(&rs);
-    uint8_t *sbuf = diffu_xmalloc(slen + 1);
-    diffu__rank_stats__pack(&rs, sbuf);
-    uint8_t **all;
-    size_t *lens;
-    diffu_comm_gather_bytes(c, sbuf, slen, &all, &lens);
-    free(sbuf);
+    diffu_runtime_report(c, x.l, x.w, &run);
     rc = code;
     if (rank == 0) {
-        Diffu__RankStats **rsa = diffu_xcalloc((size_t)world, sizeof *rsa);
-        for (int r = 0; r < world; r++) {
-            rsa[r] = diffu__rank_stats__unpack(NULL, lens[r], all[r]);
-            DIFFU_ASSERTF(rsa[r], "rank %d's statistics do not parse", r);
-        }
         const diffu_sched_stats *ss = diffu_sched_get_stats(x.sc);
-        print_summary(rsa, world, P, T, ss->microbatches, ss->seq_steps, wall);
-        for (int r = 0; r < world; r++) {
-            diffu__rank_stats__free_unpacked(rsa[r], NULL);
-            free(all[r]);
-        }
-        free(rsa);
-        free(all);
-        free(lens);
         /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
-        rc = x.jr ? (x.job_failed || x.make_failed || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
+        rc = x.jr ? (x.job_failed || diffu_sched_failed(x.sc) || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
         long gen_tokens = (long)x.j.n_d * x.o.p.max_new_tokens;
         fprintf(stderr,
                 "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"

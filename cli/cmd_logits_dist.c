@@ -21,13 +21,12 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "checkpoint.h"
 #include "comm.h"
 #include "commands.h"
 #include "diffu.pb-c.h"
 #include "forward.h"
-#include "handshake.h"
 #include "layout.h"
+#include "runtime.h"
 #include "stage.h"
 #include "threadpool.h"
 
@@ -208,28 +207,15 @@ int cmd_logits_dist(int argc, char **argv) {
         return 1;
     }
     if (o.timeout > 0) diffu_comm_set_timeout(c, o.timeout);
-    int rank = diffu_comm_rank(c), world = diffu_comm_size(c);
+    int rank = diffu_comm_rank(c);
 
     /* 1. fingerprint + layout, then the handshake (a local failure travels in it) */
-    char local[1280] = "";
-    uint64_t fp = 0;
     diffu_layout *l = NULL;
-    diffu_ckpt *ck;
-    if (diffu_ckpt_open(o.model, &ck, &err)) {
-        snprintf(local, sizeof local, "%s", err.msg);
-    } else {
-        fp = diffu_ckpt_fingerprint(ck);
-        diffu_config cfg = *diffu_ckpt_config(ck);
-        diffu_ckpt_close(ck);
-        if (diffu_layout_init(&cfg, world, o.pp, o.tp, NULL, &l, &err))
-            snprintf(local, sizeof local, "layout (mpirun -np %d, --pp %d --tp %d): %s", world, o.pp, o.tp, err.msg);
-    }
-    if (diffu_handshake(c, fp, l, local, o.threads ? o.threads : diffu_affinity_cpus(), &err)) {
+    diffu_runtime_opts ro = {o.model, o.pp, o.tp, o.pp, o.tp, o.threads ? o.threads : diffu_affinity_cpus(), 0, NULL};
+    if (diffu_runtime_join(c, &ro, &l, &err)) {
         if (rank == 0) fprintf(stderr, "diffu logits: error: %s\n", err.msg);
-        diffu_layout_free(l);
         return finish(c, 1);
     }
-    if (diffu_comm_set_layout(c, l, &err)) DIFFU_ASSERTF(0, "%s", err.msg); /* the handshake checked the world size */
 
     /* 2. the batch, from rank 0 */
     uint8_t *cbuf = NULL;

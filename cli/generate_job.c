@@ -8,7 +8,6 @@
  * SIGTERM / SIGINT / SIGUSR1: admit nothing more, finish the canvases in
  * flight (a second signal: abandon them), close the output, exit 1 with a
  * resume hint. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,13 @@
 #include "generate.h"
 #include "job_input.h"
 #include "job_output.h"
+#include "signals.h"
 
 #define CMD "generate"
 #define DEFAULT_WINDOW 8
 #define PROGRESS_SECONDS 10.0 /* plain lines (stderr not a terminal) */
 #define REDRAW_SECONDS 0.5    /* the in-place bar on a terminal */
 #define MAX_STAGES_SHOWN 16
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop++;
-}
 
 typedef struct {
     long k;
@@ -59,7 +52,7 @@ struct gen_jobrun {
     diffu_text text;
 };
 
-int gen_job_stopping(void) { return g_stop > 0; }
+int gen_job_stopping(void) { return diffu_signals_stop_requested() > 0; }
 
 /* The progress: requests and samples done / total, generated tokens/s,
  * forwards/s, per-stage utilization, elapsed, ETA. On a terminal a bar
@@ -236,14 +229,7 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         fprintf(stderr, "[diffu] %s: all %ld samples of %ld requests are done\n", o->output, r->s_total, r->req_total);
         return -1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGXFSZ, SIG_IGN);
+    diffu_signals_graceful();
     const char *term = getenv("TERM");
     r->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     r->t_start = r->t_last = diffu_now();
@@ -301,7 +287,7 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     if (!r) return rc;
     diffu_err err;
     if (r->out && r->s_todo) progress(r, 1);
-    if (r->out && g_stop)
+    if (r->out && diffu_signals_stop_requested())
         fprintf(stderr, "diffu " CMD ": interrupted: %ld of %ld samples in %s; rerun the same command to resume\n",
                 r->s_done, r->s_total, r->o->output);
     else if (r->out && rc)
@@ -367,7 +353,7 @@ int gen_run_job(gen_opts *o) {
     long next = 0, forwards = 0;
     gen_job_begin(r); /* rates and ETA from here: loading excluded */
     for (;;) {
-        while (!g_stop && next < todo && n_slots < W) { /* admit */
+        while (!diffu_signals_stop_requested() && next < todo && n_slots < W) { /* admit */
             slot *sl = &slots[n_slots];
             sl->k = next++;
             if (!(sl->d = gen_job_make(r, sl->k))) goto out;
@@ -379,7 +365,7 @@ int gen_run_job(gen_opts *o) {
             }
             sl->t0 = diffu_now();
         }
-        if (!n_slots || g_stop > 1) break;
+        if (!n_slots || diffu_signals_stop_requested() > 1) break;
         if (diffu_driver_step(dr, &err)) {
             gen_job_note(r);
             fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -402,7 +388,7 @@ int gen_run_job(gen_opts *o) {
         }
         gen_job_tick(r, forwards, committed);
     }
-    rc = g_stop ? 1 : 0;
+    rc = diffu_signals_stop_requested() ? 1 : 0;
 out:
     for (int k = 0; k < n_slots; k++) diffu_denoise_free(&slots[k].d);
     free(slots);

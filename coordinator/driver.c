@@ -129,7 +129,7 @@ int diffu_driver_step(diffu_driver *dr, diffu_err *err) {
         memcpy(dr->tokens + n_tok, canvas, (size_t)len * sizeof *canvas);
         dr->seq_len[n_seq++] = len;
         for (int k = 0; k < n; k++) {
-            dr->rows[n_rows + k] = n_tok + (pos[k] > 0 ? pos[k] - 1 : 0); /* the logit shift */
+            dr->rows[n_rows + k] = n_tok + diffu_sampler_row_of(pos[k]);
             dr->jobs[n_rows + k] = jobs[k];
         }
         n_rows += n;

@@ -34,8 +34,8 @@ struct diffu_jobin {
     int n_reqs, cap_reqs;
     diffu_jobin_reject *rej;
     int n_rej, cap_rej;
-    diffu_jobu_map *seen;     /* id -> first line with that id (accepted or not) */
-    diffu_jobu_map *accepted; /* id -> request index */
+    diffu_job_util_map *seen;     /* id -> first line with that id (accepted or not) */
+    diffu_job_util_map *accepted; /* id -> request index */
     diffu_jobin_stats st;
     pool_block *pool;
 };
@@ -129,7 +129,7 @@ static const char *suggest(const char *k) {
     size_t ns[] = {COUNT(extra), COUNT(OVERRIDES), COUNT(META)};
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < ns[l]; i++) {
-            int d = diffu_jobu_edit_distance(k, lists[l][i]);
+            int d = diffu_job_util_edit_distance(k, lists[l][i]);
             if (d < bd) bd = d, best = lists[l][i];
         }
     /* also case-insensitive equality ("Temperature") */
@@ -225,7 +225,7 @@ static void accept(diffu_jobin *in, const diffu_jobin_req *r) {
     diffu_jobin_req *d = &in->reqs[in->n_reqs];
     *d = *r;
     d->index = in->n_reqs++;
-    diffu_jobu_map_put(in->accepted, d->id, d->id_len, d->index);
+    diffu_job_util_map_put(in->accepted, d->id, d->id_len, d->index);
     in->st.samples += d->n;
 }
 
@@ -246,7 +246,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
         in->st.blank++;
         return;
     }
-    size_t bad = diffu_jobu_utf8_check(s, len);
+    size_t bad = diffu_job_util_utf8_check(s, len);
     if (bad < len) {
         reject(&c, NULL, "not valid UTF-8: byte 0x%02x at column %zu", (unsigned char)s[bad], bad + 1);
         return;
@@ -316,11 +316,11 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
     c.id = r.id;
     {
         int64_t first;
-        if (diffu_jobu_map_get(in->seen, r.id, r.id_len, &first)) {
+        if (diffu_job_util_map_get(in->seen, r.id, r.id_len, &first)) {
             reject(&c, r.id_field, "duplicate id '%s' (first on line %d)", r.id, (int)first);
             goto done;
         }
-        diffu_jobu_map_put(in->seen, r.id, r.id_len, lineno);
+        diffu_job_util_map_put(in->seen, r.id, r.id_len, lineno);
     }
     /* ---- keys: each known, each once */
     for (size_t i = 0; i < o->u.kids.n; i++) {
@@ -328,7 +328,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
         size_t kl = o->u.kids.klen[i];
         if (strlen(k) != kl || !known_field(k)) {
             char ex[96];
-            diffu_jobu_excerpt(ex, sizeof ex, k, kl, 40);
+            diffu_job_util_excerpt(ex, sizeof ex, k, kl, 40);
             const char *sg = strlen(k) == kl ? suggest(k) : NULL;
             if (sg) reject(&c, ex, "unknown field '%s' (did you mean '%s'?)", ex, sg);
             else reject(&c, ex, "unknown field '%s'", ex);
@@ -381,7 +381,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
             for (size_t k = 0; k < m->u.kids.n; k++)
                 if (strcmp(m->u.kids.keys[k], "role") && strcmp(m->u.kids.keys[k], "content")) {
                     char ex[96];
-                    diffu_jobu_excerpt(ex, sizeof ex, m->u.kids.keys[k], m->u.kids.klen[k], 40);
+                    diffu_job_util_excerpt(ex, sizeof ex, m->u.kids.keys[k], m->u.kids.klen[k], 40);
                     reject(&c, fn, "%s: unknown field '%s' (a message has only role and content)", fn, ex);
                     goto done;
                 }
@@ -401,7 +401,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
                 is_asst = !strcmp(role->u.str.s, "assistant");
             if (!is_sys && !is_user && !is_asst) {
                 char ex[96];
-                diffu_jobu_excerpt(ex, sizeof ex, role->u.str.s, role->u.str.len, 40);
+                diffu_job_util_excerpt(ex, sizeof ex, role->u.str.s, role->u.str.len, 40);
                 reject(&c, rf, "%s: '%s' is not system, user or assistant", rf, ex);
                 goto done;
             }
@@ -479,7 +479,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
             int a = diffu_denoise_alg_parse(av->u.str.s);
             if (a < 0 || strlen(av->u.str.s) != av->u.str.len) {
                 char ex[96];
-                diffu_jobu_excerpt(ex, sizeof ex, av->u.str.s, av->u.str.len, 40);
+                diffu_job_util_excerpt(ex, sizeof ex, av->u.str.s, av->u.str.len, 40);
                 reject(&c, "alg", "field 'alg': '%s' is not origin, maskgit_plus, topk_margin or entropy", ex);
                 goto done;
             }
@@ -533,7 +533,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
     }
     r.params = p;
     r.line = lineno;
-    r.rng_key = diffu_jobu_fnv1a(r.id, r.id_len);
+    r.rng_key = diffu_job_util_fnv1a(r.id, r.id_len);
     r.prompt_tokens = -1;
     if (in->o.count_tokens) {
         const char *pf = r.kind == DIFFU_JOBIN_CHAT ? "messages" : "prompt";
@@ -555,9 +555,9 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
         for (size_t i = 0; i < o->u.kids.n; i++)
             if (in_list(o->u.kids.keys[i], META, COUNT(META))) {
                 diffu_text_append(&meta, meta.len ? "," : "{", 1);
-                diffu_jobu_put_str(&meta, o->u.kids.keys[i], o->u.kids.klen[i]);
+                diffu_job_util_put_str(&meta, o->u.kids.keys[i], o->u.kids.klen[i]);
                 diffu_text_append(&meta, ":", 1);
-                diffu_jobu_put_json(&meta, o->u.kids.items[i]);
+                diffu_job_util_put_json(&meta, o->u.kids.items[i]);
             }
         if (meta.len) {
             diffu_text_append(&meta, "}", 1);
@@ -593,8 +593,8 @@ void diffu_jobin_free(diffu_jobin **inp) {
     free(in->path);
     free(in->reqs);
     free(in->rej);
-    diffu_jobu_map_free(&in->seen);
-    diffu_jobu_map_free(&in->accepted);
+    diffu_job_util_map_free(&in->seen);
+    diffu_job_util_map_free(&in->accepted);
     pool_block *b = in->pool;
     while (b) {
         pool_block *nx = b->next;
@@ -636,23 +636,23 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
             close(fd);
             return NULL;
         }
-        gz = diffu_jobu_sniff_gzip(fd, NULL);
+        gz = diffu_job_util_sniff_gzip(fd, NULL);
         if (gz < 0) {
             diffu_err_set(err, "%s: read error: %s", path, strerror(errno));
             close(fd);
             return NULL;
         }
-        if (!gz && diffu_jobu_is_gz_name(path)) {
+        if (!gz && diffu_job_util_is_gz_name(path)) {
             unsigned char head[16];
             ssize_t k = pread(fd, head, sizeof head, 0);
             char ex[80];
-            diffu_jobu_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
+            diffu_job_util_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
             diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\", not the gzip magic 1f 8b)",
                           path, ex);
             close(fd);
             return NULL;
         }
-    } else if (diffu_jobu_is_gz_name(path)) {
+    } else if (diffu_job_util_is_gz_name(path)) {
         gz = 1; /* a pipe named .gz: trust the name */
     }
 
@@ -660,8 +660,8 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
     in->path = diffu_xstrdup(path);
     in->o = *o;
     if (!in->o.max_line) in->o.max_line = DIFFU_JOBIN_MAX_LINE;
-    in->seen = diffu_jobu_map_new();
-    in->accepted = diffu_jobu_map_new();
+    in->seen = diffu_job_util_map_new();
+    in->accepted = diffu_job_util_map_new();
     in->st.gz = gz;
     in->def_system = pool_dup(in, o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM,
                               strlen(o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM));
@@ -679,15 +679,15 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
     uint64_t bad_start = 0;
     diffu_err bad_err;
     if (gz && S_ISREG(st.st_mode)) {
-        diffu_jobu_reader *chk = diffu_jobu_reader_new(fd, 1, in->path);
+        diffu_job_util_reader *chk = diffu_job_util_reader_new(fd, 1, in->path);
         long n;
-        while ((n = diffu_jobu_reader_read(chk, chunk, CH, &bad_err)) > 0 || (n == 0 && diffu_jobu_reader_member_ended(chk))) {
+        while ((n = diffu_job_util_reader_read(chk, chunk, CH, &bad_err)) > 0 || (n == 0 && diffu_job_util_reader_member_ended(chk))) {
         }
         if (n < 0) {
-            bad_kind = diffu_jobu_reader_fail_kind(chk);
-            bad_start = diffu_jobu_reader_member_start(chk);
+            bad_kind = diffu_job_util_reader_fail_kind(chk);
+            bad_start = diffu_job_util_reader_member_start(chk);
         }
-        diffu_jobu_reader_free(&chk);
+        diffu_job_util_reader_free(&chk);
         if (lseek(fd, 0, SEEK_SET) != 0) {
             diffu_err_set(err, "%s: cannot seek: %s", path, strerror(errno));
             free(chunk);
@@ -696,19 +696,19 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
             return NULL;
         }
     }
-    diffu_jobu_reader *rd = diffu_jobu_reader_new(fd, gz, in->path);
+    diffu_job_util_reader *rd = diffu_job_util_reader_new(fd, gz, in->path);
     diffu_text cur = {0};
     size_t total = 0; /* bytes of the current line so far (all of them, kept or not) */
     int too_long = 0, lineno = 1, damaged = 0;
     diffu_err rerr;
     for (;;) {
-        long n = diffu_jobu_reader_read(rd, chunk, CH, &rerr);
+        long n = diffu_job_util_reader_read(rd, chunk, CH, &rerr);
         if (n < 0) {
-            damaged = diffu_jobu_reader_fail_kind(rd) == 2 ? 2 : 1;
+            damaged = diffu_job_util_reader_fail_kind(rd) == 2 ? 2 : 1;
             break;
         }
-        if (n == 0 && !diffu_jobu_reader_member_ended(rd)) break; /* end of file */
-        if (bad_kind == 2 && n > 0 && diffu_jobu_reader_data_member(rd) >= bad_start) {
+        if (n == 0 && !diffu_job_util_reader_member_ended(rd)) break; /* end of file */
+        if (bad_kind == 2 && n > 0 && diffu_job_util_reader_data_member(rd) >= bad_start) {
             damaged = 2; /* these bytes come from the corrupt member */
             rerr = bad_err;
             break;
@@ -768,7 +768,7 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
     }
     diffu_text_free(&cur);
     free(chunk);
-    diffu_jobu_reader_free(&rd);
+    diffu_job_util_reader_free(&rd);
     close(fd);
     if (in->n_reqs == 0 && in->n_rej == 0) {
         if (in->st.lines == 0) diffu_err_set(err, "%s: empty file: no requests", path);
@@ -781,7 +781,6 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
 
 /* ------------------------------------------------------------ getters */
 
-const char *diffu_jobin_path(const diffu_jobin *in) { return in->path; }
 int diffu_jobin_count(const diffu_jobin *in) { return in->n_reqs; }
 const diffu_jobin_req *diffu_jobin_get(const diffu_jobin *in, int i) {
     DIFFU_ASSERT(i >= 0 && i < in->n_reqs);
@@ -789,7 +788,7 @@ const diffu_jobin_req *diffu_jobin_get(const diffu_jobin *in, int i) {
 }
 const diffu_jobin_req *diffu_jobin_find(const diffu_jobin *in, const char *id, size_t id_len) {
     int64_t k;
-    return diffu_jobu_map_get(in->accepted, id, id_len, &k) ? &in->reqs[k] : NULL;
+    return diffu_job_util_map_get(in->accepted, id, id_len, &k) ? &in->reqs[k] : NULL;
 }
 const diffu_jobin_stats *diffu_jobin_get_stats(const diffu_jobin *in) { return &in->st; }
 int diffu_jobin_n_rejects(const diffu_jobin *in) { return in->n_rej; }
@@ -812,33 +811,33 @@ int diffu_jobin_write_rejects(const diffu_jobin *in, const char *path, diffu_err
     diffu_text t = {0};
     for (int i = 0; i < in->n_rej; i++) {
         const diffu_jobin_reject *r = &in->rej[i];
-        diffu_jobu_put(&t, "{");
-        diffu_jobu_put_key(&t, "file", 1);
-        diffu_jobu_put_str_lossy(&t, in->path, strlen(in->path));
-        diffu_jobu_put_key(&t, "line", 0);
-        diffu_jobu_put_int(&t, r->line);
-        diffu_jobu_put_key(&t, "field", 0);
-        if (r->field) diffu_jobu_put_str_lossy(&t, r->field, strlen(r->field));
-        else diffu_jobu_put(&t, "null");
-        diffu_jobu_put_key(&t, "id", 0);
-        if (r->id) diffu_jobu_put_str(&t, r->id, strlen(r->id));
-        else diffu_jobu_put(&t, "null");
-        diffu_jobu_put_key(&t, "reason", 0);
-        diffu_jobu_put_str_lossy(&t, r->reason, strlen(r->reason));
-        if (diffu_jobu_utf8_check(r->raw, r->raw_len) == r->raw_len) {
-            diffu_jobu_put_key(&t, "raw", 0);
-            diffu_jobu_put_str(&t, r->raw, r->raw_len);
+        diffu_job_util_put(&t, "{");
+        diffu_job_util_put_key(&t, "file", 1);
+        diffu_job_util_put_str_lossy(&t, in->path, strlen(in->path));
+        diffu_job_util_put_key(&t, "line", 0);
+        diffu_job_util_put_int(&t, r->line);
+        diffu_job_util_put_key(&t, "field", 0);
+        if (r->field) diffu_job_util_put_str_lossy(&t, r->field, strlen(r->field));
+        else diffu_job_util_put(&t, "null");
+        diffu_job_util_put_key(&t, "id", 0);
+        if (r->id) diffu_job_util_put_str(&t, r->id, strlen(r->id));
+        else diffu_job_util_put(&t, "null");
+        diffu_job_util_put_key(&t, "reason", 0);
+        diffu_job_util_put_str_lossy(&t, r->reason, strlen(r->reason));
+        if (diffu_job_util_utf8_check(r->raw, r->raw_len) == r->raw_len) {
+            diffu_job_util_put_key(&t, "raw", 0);
+            diffu_job_util_put_str(&t, r->raw, r->raw_len);
         } else {
-            diffu_jobu_put_key(&t, "raw_base64", 0);
-            diffu_jobu_put_base64(&t, (const unsigned char *)r->raw, r->raw_len);
+            diffu_job_util_put_key(&t, "raw_base64", 0);
+            diffu_job_util_put_base64(&t, (const unsigned char *)r->raw, r->raw_len);
         }
         if (r->raw_len < r->raw_total) {
-            diffu_jobu_put_key(&t, "raw_truncated", 0);
-            diffu_jobu_put(&t, "true");
-            diffu_jobu_put_key(&t, "raw_bytes", 0);
-            diffu_jobu_put_uint(&t, r->raw_total);
+            diffu_job_util_put_key(&t, "raw_truncated", 0);
+            diffu_job_util_put(&t, "true");
+            diffu_job_util_put_key(&t, "raw_bytes", 0);
+            diffu_job_util_put_uint(&t, r->raw_total);
         }
-        diffu_jobu_put(&t, "}\n");
+        diffu_job_util_put(&t, "}\n");
     }
     size_t pl = strlen(path);
     char *tmp = diffu_xmalloc(pl + 32);
@@ -882,76 +881,76 @@ out:
 
 void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
     const diffu_denoise_params *p = &r->params;
-    diffu_jobu_put(t, "{");
-    diffu_jobu_put_key(t, "max_new_tokens", 1);
-    diffu_jobu_put_int(t, p->max_new_tokens);
-    diffu_jobu_put_key(t, "steps", 0);
-    diffu_jobu_put_int(t, p->steps);
-    diffu_jobu_put_key(t, "alg", 0);
-    diffu_jobu_put_str(t, diffu_denoise_alg_name(p->alg), strlen(diffu_denoise_alg_name(p->alg)));
-    diffu_jobu_put_key(t, "temperature", 0);
-    diffu_jobu_put_num(t, p->temperature);
-    diffu_jobu_put_key(t, "top_p", 0);
-    diffu_jobu_put_num(t, p->top_p);
-    diffu_jobu_put_key(t, "top_k", 0);
-    diffu_jobu_put_int(t, p->top_k);
-    diffu_jobu_put_key(t, "alg_temp", 0);
-    diffu_jobu_put_num(t, p->alg_temp);
-    diffu_jobu_put_key(t, "seed", 0);
-    diffu_jobu_put_uint(t, (unsigned long long)p->seed);
-    diffu_jobu_put_key(t, "eps", 0);
-    diffu_jobu_put_num(t, p->eps);
-    diffu_jobu_put_key(t, "block_length", 0);
-    diffu_jobu_put_int(t, p->block_length);
-    diffu_jobu_put_key(t, "threshold", 0);
-    diffu_jobu_put_num(t, p->threshold);
-    diffu_jobu_put_key(t, "factor", 0);
-    diffu_jobu_put_num(t, p->factor);
-    diffu_jobu_put_key(t, "early_stop", 0);
-    diffu_jobu_put(t, p->early_stop ? "true" : "false");
-    diffu_jobu_put_key(t, "n", 0);
-    diffu_jobu_put_int(t, r->n);
+    diffu_job_util_put(t, "{");
+    diffu_job_util_put_key(t, "max_new_tokens", 1);
+    diffu_job_util_put_int(t, p->max_new_tokens);
+    diffu_job_util_put_key(t, "steps", 0);
+    diffu_job_util_put_int(t, p->steps);
+    diffu_job_util_put_key(t, "alg", 0);
+    diffu_job_util_put_str(t, diffu_denoise_alg_name(p->alg), strlen(diffu_denoise_alg_name(p->alg)));
+    diffu_job_util_put_key(t, "temperature", 0);
+    diffu_job_util_put_num(t, p->temperature);
+    diffu_job_util_put_key(t, "top_p", 0);
+    diffu_job_util_put_num(t, p->top_p);
+    diffu_job_util_put_key(t, "top_k", 0);
+    diffu_job_util_put_int(t, p->top_k);
+    diffu_job_util_put_key(t, "alg_temp", 0);
+    diffu_job_util_put_num(t, p->alg_temp);
+    diffu_job_util_put_key(t, "seed", 0);
+    diffu_job_util_put_uint(t, (unsigned long long)p->seed);
+    diffu_job_util_put_key(t, "eps", 0);
+    diffu_job_util_put_num(t, p->eps);
+    diffu_job_util_put_key(t, "block_length", 0);
+    diffu_job_util_put_int(t, p->block_length);
+    diffu_job_util_put_key(t, "threshold", 0);
+    diffu_job_util_put_num(t, p->threshold);
+    diffu_job_util_put_key(t, "factor", 0);
+    diffu_job_util_put_num(t, p->factor);
+    diffu_job_util_put_key(t, "early_stop", 0);
+    diffu_job_util_put(t, p->early_stop ? "true" : "false");
+    diffu_job_util_put_key(t, "n", 0);
+    diffu_job_util_put_int(t, r->n);
     if (r->kind == DIFFU_JOBIN_CHAT) {
-        diffu_jobu_put_key(t, "system", 0);
-        diffu_jobu_put_str(t, r->system, strlen(r->system));
-        diffu_jobu_put_key(t, "prefill", 0);
-        if (r->prefill) diffu_jobu_put_str(t, r->prefill, strlen(r->prefill));
-        else diffu_jobu_put(t, "null");
+        diffu_job_util_put_key(t, "system", 0);
+        diffu_job_util_put_str(t, r->system, strlen(r->system));
+        diffu_job_util_put_key(t, "prefill", 0);
+        if (r->prefill) diffu_job_util_put_str(t, r->prefill, strlen(r->prefill));
+        else diffu_job_util_put(t, "null");
     }
-    diffu_jobu_put(t, "}");
+    diffu_job_util_put(t, "}");
 }
 
 void diffu_jobin_describe(const diffu_jobin_req *r, diffu_text *t) {
-    diffu_jobu_put(t, "{");
-    diffu_jobu_put_key(t, "line", 1);
-    diffu_jobu_put_int(t, r->line);
-    diffu_jobu_put_key(t, "id", 0);
-    if (r->id_is_int) diffu_jobu_put(t, r->id);
-    else diffu_jobu_put_str(t, r->id, r->id_len);
-    diffu_jobu_put_key(t, "n", 0);
-    diffu_jobu_put_int(t, r->n);
-    diffu_jobu_put_key(t, "mode", 0);
-    diffu_jobu_put(t, r->kind == DIFFU_JOBIN_CHAT ? "\"chat\"" : "\"prompt\"");
-    diffu_jobu_put_key(t, "prompt_tokens", 0);
-    diffu_jobu_put_int(t, r->prompt_tokens);
-    diffu_jobu_put_key(t, "params", 0);
+    diffu_job_util_put(t, "{");
+    diffu_job_util_put_key(t, "line", 1);
+    diffu_job_util_put_int(t, r->line);
+    diffu_job_util_put_key(t, "id", 0);
+    if (r->id_is_int) diffu_job_util_put(t, r->id);
+    else diffu_job_util_put_str(t, r->id, r->id_len);
+    diffu_job_util_put_key(t, "n", 0);
+    diffu_job_util_put_int(t, r->n);
+    diffu_job_util_put_key(t, "mode", 0);
+    diffu_job_util_put(t, r->kind == DIFFU_JOBIN_CHAT ? "\"chat\"" : "\"prompt\"");
+    diffu_job_util_put_key(t, "prompt_tokens", 0);
+    diffu_job_util_put_int(t, r->prompt_tokens);
+    diffu_job_util_put_key(t, "params", 0);
     diffu_jobin_params_json(r, t);
     if (r->meta) {
-        diffu_jobu_put_key(t, "meta_fields", 0);
+        diffu_job_util_put_key(t, "meta_fields", 0);
         /* just the names, to keep the line short */
         diffu_err e;
         diffu_json_doc *d = diffu_json_parse(r->meta, r->meta_len, &e);
         DIFFU_ASSERT(d);
         const diffu_json *m = diffu_json_root(d);
-        diffu_jobu_put(t, "[");
+        diffu_job_util_put(t, "[");
         for (size_t i = 0; i < m->u.kids.n; i++) {
-            if (i) diffu_jobu_put(t, ",");
-            diffu_jobu_put_str(t, m->u.kids.keys[i], m->u.kids.klen[i]);
+            if (i) diffu_job_util_put(t, ",");
+            diffu_job_util_put_str(t, m->u.kids.keys[i], m->u.kids.klen[i]);
         }
-        diffu_jobu_put(t, "]");
+        diffu_job_util_put(t, "]");
         diffu_json_free(d);
     }
-    diffu_jobu_put(t, "}");
+    diffu_job_util_put(t, "}");
 }
 
 /* ------------------------------------------------------------ prompts */

@@ -24,7 +24,7 @@ struct diffu_jobout {
     char fail_msg[1024];
     long written;
     diffu_jobresume *rs;
-    diffu_jobu_deflater *dfl;
+    diffu_job_util_deflater *dfl;
     diffu_text line, member;
     pthread_mutex_t mu;
 };
@@ -96,84 +96,84 @@ size_t diffu_jobout_extract_code(const char *prefill, const char *text, size_t n
 /* ------------------------------------------------------------ encoding */
 
 static void put_id(diffu_text *t, const diffu_jobin_req *r, int force_str) {
-    if (r->id_is_int && !force_str) diffu_jobu_put(t, r->id);
-    else diffu_jobu_put_str(t, r->id, r->id_len);
+    if (r->id_is_int && !force_str) diffu_job_util_put(t, r->id);
+    else diffu_job_util_put_str(t, r->id, r->id_len);
 }
 
 static void put_ids(diffu_text *t, const char *key, const int32_t *v, int n) {
-    diffu_jobu_put_key(t, key, 0);
-    diffu_jobu_put(t, "[");
+    diffu_job_util_put_key(t, key, 0);
+    diffu_job_util_put(t, "[");
     for (int i = 0; i < n; i++) {
-        if (i) diffu_jobu_put(t, ",");
-        diffu_jobu_put_int(t, v[i]);
+        if (i) diffu_job_util_put(t, ",");
+        diffu_job_util_put_int(t, v[i]);
     }
-    diffu_jobu_put(t, "]");
+    diffu_job_util_put(t, "]");
 }
 
 void diffu_jobout_encode(const diffu_jobout_opts *o, const diffu_jobout_rec *rec, diffu_text *t) {
     const diffu_jobin_req *r = rec->req;
     const char *comp = rec->completion ? rec->completion : "";
     size_t clen = rec->completion ? rec->completion_len : 0;
-    diffu_jobu_put(t, "{");
+    diffu_job_util_put(t, "{");
     if (o->format == DIFFU_JOBOUT_DIFFU) {
-        diffu_jobu_put_key(t, "id", 1);
+        diffu_job_util_put_key(t, "id", 1);
         put_id(t, r, 0);
-        diffu_jobu_put_key(t, "sample", 0);
-        diffu_jobu_put_int(t, rec->sample);
-        diffu_jobu_put_key(t, "completion", 0);
-        diffu_jobu_put_str_lossy(t, comp, clen);
-        diffu_jobu_put_key(t, "finish_reason", 0);
-        diffu_jobu_put_str(t, diffu_jobout_finish_name(rec->finish), strlen(diffu_jobout_finish_name(rec->finish)));
-        diffu_jobu_put_key(t, "prompt_tokens", 0);
-        diffu_jobu_put_int(t, rec->prompt_tokens);
-        diffu_jobu_put_key(t, "generated_tokens", 0);
-        diffu_jobu_put_int(t, rec->generated_tokens);
-        diffu_jobu_put_key(t, "steps", 0);
-        diffu_jobu_put_int(t, rec->steps);
-        diffu_jobu_put_key(t, "forwards", 0);
-        diffu_jobu_put_int(t, rec->forwards);
-        diffu_jobu_put_key(t, "seconds", 0);
-        diffu_jobu_put_num(t, round(rec->seconds * 1000.0) / 1000.0);
+        diffu_job_util_put_key(t, "sample", 0);
+        diffu_job_util_put_int(t, rec->sample);
+        diffu_job_util_put_key(t, "completion", 0);
+        diffu_job_util_put_str_lossy(t, comp, clen);
+        diffu_job_util_put_key(t, "finish_reason", 0);
+        diffu_job_util_put_str(t, diffu_jobout_finish_name(rec->finish), strlen(diffu_jobout_finish_name(rec->finish)));
+        diffu_job_util_put_key(t, "prompt_tokens", 0);
+        diffu_job_util_put_int(t, rec->prompt_tokens);
+        diffu_job_util_put_key(t, "generated_tokens", 0);
+        diffu_job_util_put_int(t, rec->generated_tokens);
+        diffu_job_util_put_key(t, "steps", 0);
+        diffu_job_util_put_int(t, rec->steps);
+        diffu_job_util_put_key(t, "forwards", 0);
+        diffu_job_util_put_int(t, rec->forwards);
+        diffu_job_util_put_key(t, "seconds", 0);
+        diffu_job_util_put_num(t, round(rec->seconds * 1000.0) / 1000.0);
         if (rec->arness) {
             const diffu_arness *a = rec->arness;
-            diffu_jobu_put_key(t, "arness", 0);
-            diffu_jobu_put(t, "{\"n\":");
-            diffu_jobu_put_int(t, a->n);
-            diffu_jobu_put(t, ",\"local\":[");
+            diffu_job_util_put_key(t, "arness", 0);
+            diffu_job_util_put(t, "{\"n\":");
+            diffu_job_util_put_int(t, a->n);
+            diffu_job_util_put(t, ",\"local\":[");
             for (int k = 0; k < DIFFU_ARNESS_K; k++) {
-                if (k) diffu_jobu_put(t, ",");
-                diffu_jobu_put_num(t, round(a->local[k] * 1e6) / 1e6);
+                if (k) diffu_job_util_put(t, ",");
+                diffu_job_util_put_num(t, round(a->local[k] * 1e6) / 1e6);
             }
-            diffu_jobu_put(t, "],\"global\":[");
+            diffu_job_util_put(t, "],\"global\":[");
             for (int k = 0; k < DIFFU_ARNESS_K; k++) {
-                if (k) diffu_jobu_put(t, ",");
-                diffu_jobu_put_num(t, round(a->global[k] * 1e6) / 1e6);
+                if (k) diffu_job_util_put(t, ",");
+                diffu_job_util_put_num(t, round(a->global[k] * 1e6) / 1e6);
             }
-            diffu_jobu_put(t, "]}");
+            diffu_job_util_put(t, "]}");
         }
-        diffu_jobu_put_key(t, "params", 0);
+        diffu_job_util_put_key(t, "params", 0);
         diffu_jobin_params_json(r, t);
         if (o->keep_meta && r->meta) {
-            diffu_jobu_put_key(t, "meta", 0);
+            diffu_job_util_put_key(t, "meta", 0);
             diffu_text_append(t, r->meta, r->meta_len);
         }
     } else {
-        diffu_jobu_put_key(t, "task_id", 1);
+        diffu_job_util_put_key(t, "task_id", 1);
         put_id(t, r, o->format == DIFFU_JOBOUT_EVALPLUS);
-        diffu_jobu_put_key(t, "sample", 0);
-        diffu_jobu_put_int(t, rec->sample);
+        diffu_job_util_put_key(t, "sample", 0);
+        diffu_job_util_put_int(t, rec->sample);
         size_t s = 0, n = clen;
         if (r->kind == DIFFU_JOBIN_CHAT) n = diffu_jobout_extract_code(r->prefill, comp, clen, &s);
-        diffu_jobu_put_key(t, o->format == DIFFU_JOBOUT_EVALPLUS && r->kind == DIFFU_JOBIN_CHAT ? "solution"
+        diffu_job_util_put_key(t, o->format == DIFFU_JOBOUT_EVALPLUS && r->kind == DIFFU_JOBIN_CHAT ? "solution"
                                                                                                  : "completion",
                            0);
-        diffu_jobu_put_str_lossy(t, comp + s, n);
+        diffu_job_util_put_str_lossy(t, comp + s, n);
     }
     if (o->emit_ids) {
         put_ids(t, "prompt_ids", rec->prompt_ids, rec->prompt_ids ? rec->n_prompt_ids : 0);
         put_ids(t, "generated_ids", rec->generated_ids, rec->generated_ids ? rec->n_generated_ids : 0);
     }
-    diffu_jobu_put(t, "}\n");
+    diffu_job_util_put(t, "}\n");
 }
 
 /* ------------------------------------------------------------ open / close */
@@ -183,7 +183,7 @@ diffu_jobout *diffu_jobout_open(const char *path, const diffu_jobout_opts *o, di
         diffu_err_set(err, "%s: unknown output format %d", path, (int)o->format);
         return NULL;
     }
-    int gz = o->gzip < 0 ? diffu_jobu_is_gz_name(path) : o->gzip;
+    int gz = o->gzip < 0 ? diffu_job_util_is_gz_name(path) : o->gzip;
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         diffu_err_set(err, "%s: not a regular file (%s); the output must be a file so it can be resumed", path,
@@ -245,7 +245,7 @@ diffu_jobout *diffu_jobout_open(const char *path, const diffu_jobout_opts *o, di
     }
     if (gz && end == 0) { /* a new gzip file starts with an empty member: valid for zcat before any record */
         uint64_t hl;
-        if (diffu_jobu_write_empty_member(fd, 0, &hl) || fdatasync(fd) != 0) {
+        if (diffu_job_util_write_empty_member(fd, 0, &hl) || fdatasync(fd) != 0) {
             diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
             if (ftruncate(fd, 0)) { /* best effort: leave it empty */
             }
@@ -263,7 +263,7 @@ diffu_jobout *diffu_jobout_open(const char *path, const diffu_jobout_opts *o, di
     out->gz = gz;
     out->off = (uint64_t)end;
     out->rs = rs;
-    if (gz) out->dfl = diffu_jobu_deflater_new(out->o.level);
+    if (gz) out->dfl = diffu_job_util_deflater_new(out->o.level);
     pthread_mutex_init(&out->mu, NULL);
     return out;
 }
@@ -345,7 +345,7 @@ int diffu_jobout_write(diffu_jobout *out, const diffu_jobout_rec *rec, diffu_err
     const char *buf = out->line.data;
     size_t len = out->line.len;
     if (out->gz) {
-        diffu_jobu_gz_member(out->dfl, out->line.data, out->line.len, &out->member);
+        diffu_job_util_gz_member(out->dfl, out->line.data, out->line.len, &out->member);
         buf = out->member.data;
         len = out->member.len;
     }
@@ -366,7 +366,7 @@ int diffu_jobout_close(diffu_jobout **outp, diffu_err *err) {
     if (fsync(out->fd) != 0 && !rc) rc = diffu_err_set(err, "%s: final sync failed: %s", out->path, strerror(errno));
     if (close(out->fd) != 0 && !rc) rc = diffu_err_set(err, "%s: close failed: %s", out->path, strerror(errno));
     pthread_mutex_destroy(&out->mu);
-    diffu_jobu_deflater_free(&out->dfl);
+    diffu_job_util_deflater_free(&out->dfl);
     diffu_text_free(&out->line);
     diffu_text_free(&out->member);
     diffu_jobresume_free(&out->rs);

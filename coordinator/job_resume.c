@@ -17,19 +17,19 @@
 
 struct diffu_jobresume {
     diffu_jobresume_report rep;
-    diffu_jobu_map *done; /* sample key -> times seen */
+    diffu_job_util_map *done; /* sample key -> times seen */
 };
 
 diffu_jobresume *diffu_jobresume_empty(int gz) {
     diffu_jobresume *r = diffu_xcalloc(1, sizeof *r);
-    r->done = diffu_jobu_map_new();
+    r->done = diffu_job_util_map_new();
     r->rep.gz = gz;
     return r;
 }
 
 void diffu_jobresume_free(diffu_jobresume **rp) {
     if (!rp || !*rp) return;
-    diffu_jobu_map_free(&(*rp)->done);
+    diffu_job_util_map_free(&(*rp)->done);
     free(*rp);
     *rp = NULL;
 }
@@ -38,11 +38,11 @@ const diffu_jobresume_report *diffu_jobresume_get_report(const diffu_jobresume *
 
 /* the done-set key of (id, sample) in stackbuf, or in *heap (caller frees) when it does not fit */
 static void key_of(char *stackbuf, size_t cap, char **heap, const char *id, size_t id_len, int sample, size_t *klen) {
-    size_t need = diffu_jobu_sample_key(stackbuf, cap, id, id_len, sample);
+    size_t need = diffu_job_util_sample_key(stackbuf, cap, id, id_len, sample);
     *heap = NULL;
     if (need > cap) {
         *heap = diffu_xmalloc(need);
-        diffu_jobu_sample_key(*heap, need, id, id_len, sample);
+        diffu_job_util_sample_key(*heap, need, id, id_len, sample);
     }
     *klen = need;
 }
@@ -51,7 +51,7 @@ int diffu_jobresume_done(const diffu_jobresume *r, const char *id, size_t id_len
     char buf[256], *heap;
     size_t kl;
     key_of(buf, sizeof buf, &heap, id, id_len, sample, &kl);
-    int hit = diffu_jobu_map_get(r->done, heap ? heap : buf, kl, NULL);
+    int hit = diffu_job_util_map_get(r->done, heap ? heap : buf, kl, NULL);
     free(heap);
     return hit;
 }
@@ -62,8 +62,8 @@ int diffu_jobresume_mark(diffu_jobresume *r, const char *id, size_t id_len, int 
     key_of(buf, sizeof buf, &heap, id, id_len, sample, &kl);
     const char *k = heap ? heap : buf;
     int64_t seen = 0;
-    diffu_jobu_map_get(r->done, k, kl, &seen);
-    diffu_jobu_map_put(r->done, k, kl, seen + 1);
+    diffu_job_util_map_get(r->done, k, kl, &seen);
+    diffu_job_util_map_put(r->done, k, kl, seen + 1);
     free(heap);
     r->rep.records++;
     if (seen) r->rep.duplicates++;
@@ -113,7 +113,7 @@ static void take_line(scan_ctx *c, const char *s, size_t n) {
     diffu_err e, why;
     diffu_json_doc *d = diffu_json_parse(s, n, &e);
     char ex[128];
-    diffu_jobu_excerpt(ex, sizeof ex, s, n, 60);
+    diffu_job_util_excerpt(ex, sizeof ex, s, n, 60);
     if (!d) {
         diffu_err_set(&why,
                       "%s: line %ld is not JSON (%s): \"%s\"; this is not a torn tail but a damaged or foreign file: "
@@ -153,9 +153,9 @@ static void take_line(scan_ctx *c, const char *s, size_t n) {
         ids = idbuf;
         idl = strlen(idbuf);
     }
-    size_t need = diffu_jobu_sample_key(NULL, 0, ids, idl, (int)smp->u.num.i);
+    size_t need = diffu_job_util_sample_key(NULL, 0, ids, idl, (int)smp->u.num.i);
     char *k = diffu_xmalloc(need);
-    diffu_jobu_sample_key(k, need, ids, idl, (int)smp->u.num.i);
+    diffu_job_util_sample_key(k, need, ids, idl, (int)smp->u.num.i);
     diffu_json_free(d);
     push_pend(c, k, need, key, NULL);
 }
@@ -188,8 +188,8 @@ static int commit(scan_ctx *c, diffu_err *err) {
             break;
         }
         int64_t seen = 0;
-        diffu_jobu_map_get(r->done, p->key, p->klen, &seen);
-        diffu_jobu_map_put(r->done, p->key, p->klen, seen + 1);
+        diffu_job_util_map_get(r->done, p->key, p->klen, &seen);
+        diffu_job_util_map_put(r->done, p->key, p->klen, seen + 1);
         r->rep.records++;
         if (seen) r->rep.duplicates++;
         else r->rep.distinct++;
@@ -254,7 +254,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
     r->rep.file_bytes = (uint64_t)st.st_size;
     if (st.st_size == 0) {
         if (gz && repair) { /* created but killed before its first member: make it valid gzip */
-            if (diffu_jobu_write_empty_member(fd, 0, &r->rep.good_bytes) || fsync(fd) != 0) {
+            if (diffu_job_util_write_empty_member(fd, 0, &r->rep.good_bytes) || fsync(fd) != 0) {
                 diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
                 diffu_jobresume_free(&r);
                 return NULL;
@@ -264,14 +264,14 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         return r;
     }
     if (gz) {
-        int g = diffu_jobu_sniff_gzip(fd, NULL);
+        int g = diffu_job_util_sniff_gzip(fd, NULL);
         unsigned char b0 = 0;
         if (g == 0 && st.st_size == 1 && pread(fd, &b0, 1, 0) == 1 && b0 == 0x1f) g = 1; /* a torn first byte */
         if (g <= 0) {
             unsigned char head[16];
             ssize_t k = pread(fd, head, sizeof head, 0);
             char ex[80];
-            diffu_jobu_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
+            diffu_job_util_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
             diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\"); refusing to append to it",
                           path, ex);
             diffu_jobresume_free(&r);
@@ -283,7 +283,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         diffu_jobresume_free(&r);
         return NULL;
     }
-    diffu_jobu_reader *rd = diffu_jobu_reader_new(fd, gz, path);
+    diffu_job_util_reader *rd = diffu_job_util_reader_new(fd, gz, path);
     scan_ctx c = {r, path, 0, NULL, 0, 0};
     diffu_text cur = {0};
     const size_t CH = 1u << 16;
@@ -296,17 +296,17 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
     rerr.msg[0] = 0;
     uint64_t fail_member = 0;
     for (;;) {
-        long n = diffu_jobu_reader_read(rd, chunk, CH, &rerr);
+        long n = diffu_job_util_reader_read(rd, chunk, CH, &rerr);
         if (n < 0) {
-            rkind = diffu_jobu_reader_fail_kind(rd);
-            fail_member = diffu_jobu_reader_member_start(rd);
+            rkind = diffu_job_util_reader_fail_kind(rd);
+            fail_member = diffu_job_util_reader_member_start(rd);
             if (rkind == 3) {
                 diffu_err_set(err, "%s", rerr.msg);
                 fail = 1;
             }
             break;
         }
-        if (n == 0 && !diffu_jobu_reader_member_ended(rd)) break; /* clean end */
+        if (n == 0 && !diffu_job_util_reader_member_ended(rd)) break; /* clean end */
         const char *p = chunk, *end = chunk + n;
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -332,8 +332,8 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         }
         if (fail) break;
         plain_pos += (uint64_t)n;
-        if (gz && diffu_jobu_reader_member_ended(rd) && cur.len == 0) {
-            good = diffu_jobu_reader_member_start(rd); /* just past the member */
+        if (gz && diffu_job_util_reader_member_ended(rd) && cur.len == 0) {
+            good = diffu_job_util_reader_member_start(rd); /* just past the member */
             if (commit(&c, err)) {
                 fail = 1;
                 break;
@@ -341,7 +341,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         }
     }
     free(chunk);
-    diffu_jobu_reader_free(&rd);
+    diffu_job_util_reader_free(&rd);
     if (fail) {
         drop_pending(&c);
         free(c.p);
@@ -360,7 +360,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         size_t wc = sizeof r->rep.dropped_what;
         if (!gz) {
             char ex[200];
-            diffu_jobu_excerpt(ex, sizeof ex, cur.data ? cur.data : "", cur.len, 80);
+            diffu_job_util_excerpt(ex, sizeof ex, cur.data ? cur.data : "", cur.len, 80);
             snprintf(what, wc, "a partial last line of %llu bytes at offset %llu: \"%s\"", (unsigned long long)tail,
                      (unsigned long long)good, ex);
         } else if (rkind == 1) {
@@ -390,7 +390,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
                 return NULL;
             }
             uint64_t hdr = 0;
-            if (ftruncate(fd, (off_t)good) != 0 || (gz && good == 0 && diffu_jobu_write_empty_member(fd, 0, &hdr)) ||
+            if (ftruncate(fd, (off_t)good) != 0 || (gz && good == 0 && diffu_job_util_write_empty_member(fd, 0, &hdr)) ||
                 fsync(fd) != 0) {
                 diffu_err_set(err, "%s: cannot truncate the torn tail (%s) at offset %llu: %s", path, what,
                               (unsigned long long)good, strerror(errno));
@@ -420,9 +420,9 @@ diffu_jobresume *diffu_jobresume_scan_path(const char *path, int repair, diffu_e
         close(fd);
         return NULL;
     }
-    int gz = diffu_jobu_is_gz_name(path);
+    int gz = diffu_job_util_is_gz_name(path);
     if (!gz) {
-        int g = diffu_jobu_sniff_gzip(fd, NULL);
+        int g = diffu_job_util_sniff_gzip(fd, NULL);
         gz = g > 0;
     }
     diffu_jobresume *r = diffu_jobresume_scan_fd(fd, path, gz, repair, err);

@@ -16,7 +16,7 @@
 
 #define RD_CHUNK (256u << 10)
 
-struct diffu_jobu_reader {
+struct diffu_job_util_reader {
     int fd, gz;
     const char *name;
     z_stream zs;
@@ -31,8 +31,8 @@ struct diffu_jobu_reader {
     int fail_kind;
 };
 
-diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name) {
-    diffu_jobu_reader *r = diffu_xcalloc(1, sizeof *r);
+diffu_job_util_reader *diffu_job_util_reader_new(int fd, int gz, const char *name) {
+    diffu_job_util_reader *r = diffu_xcalloc(1, sizeof *r);
     r->fd = fd;
     r->gz = gz;
     r->name = name;
@@ -46,21 +46,21 @@ diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name) {
     return r;
 }
 
-void diffu_jobu_reader_free(diffu_jobu_reader **rp) {
+void diffu_job_util_reader_free(diffu_job_util_reader **rp) {
     if (!rp || !*rp) return;
-    diffu_jobu_reader *r = *rp;
+    diffu_job_util_reader *r = *rp;
     if (r->zinit) inflateEnd(&r->zs);
     free(r->ibuf);
     free(r);
     *rp = NULL;
 }
 
-int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r) { return r->member_ended; }
-uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r) {
+int diffu_job_util_reader_member_ended(const diffu_job_util_reader *r) { return r->member_ended; }
+uint64_t diffu_job_util_reader_member_start(const diffu_job_util_reader *r) {
     return r->gz ? r->member_start : r->in_pos;
 }
-uint64_t diffu_jobu_reader_data_member(const diffu_jobu_reader *r) { return r->gz ? r->data_member : 0; }
-int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r) { return r->fail_kind; }
+uint64_t diffu_job_util_reader_data_member(const diffu_job_util_reader *r) { return r->gz ? r->data_member : 0; }
+int diffu_job_util_reader_fail_kind(const diffu_job_util_reader *r) { return r->fail_kind; }
 
 static long read_full(int fd, unsigned char *buf, size_t cap) {
     for (;;) {
@@ -71,9 +71,9 @@ static long read_full(int fd, unsigned char *buf, size_t cap) {
 }
 
 /* offset of the next unconsumed compressed byte */
-static uint64_t rd_pos(const diffu_jobu_reader *r) { return r->in_pos - r->zs.avail_in; }
+static uint64_t rd_pos(const diffu_job_util_reader *r) { return r->in_pos - r->zs.avail_in; }
 
-long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_err *err) {
+long diffu_job_util_reader_read(diffu_job_util_reader *r, char *buf, size_t cap, diffu_err *err) {
     r->member_ended = 0;
     if (r->fail_kind) return diffu_err_set(err, "%s: read after a failure", r->name);
     if (!r->gz) {
@@ -135,7 +135,7 @@ long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_e
     }
 }
 
-int diffu_jobu_sniff_gzip(int fd, uint64_t *size) {
+int diffu_job_util_sniff_gzip(int fd, uint64_t *size) {
     struct stat st;
     if (fstat(fd, &st) != 0) return -1;
     if (size) *size = (uint64_t)st.st_size;
@@ -147,32 +147,32 @@ int diffu_jobu_sniff_gzip(int fd, uint64_t *size) {
     return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
 }
 
-int diffu_jobu_is_gz_name(const char *name) {
+int diffu_job_util_is_gz_name(const char *name) {
     size_t n = strlen(name);
     return n >= 3 && !strcmp(name + n - 3, ".gz");
 }
 
 /* ------------------------------------------------------------ deflater */
 
-struct diffu_jobu_deflater {
+struct diffu_job_util_deflater {
     z_stream zs;
 };
 
-diffu_jobu_deflater *diffu_jobu_deflater_new(int level) {
-    diffu_jobu_deflater *d = diffu_xcalloc(1, sizeof *d);
+diffu_job_util_deflater *diffu_job_util_deflater_new(int level) {
+    diffu_job_util_deflater *d = diffu_xcalloc(1, sizeof *d);
     int rc = deflateInit2(&d->zs, level, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
     DIFFU_ASSERTF(rc == Z_OK, "deflateInit2: %d", rc);
     return d;
 }
 
-void diffu_jobu_deflater_free(diffu_jobu_deflater **dp) {
+void diffu_job_util_deflater_free(diffu_job_util_deflater **dp) {
     if (!dp || !*dp) return;
     deflateEnd(&(*dp)->zs);
     free(*dp);
     *dp = NULL;
 }
 
-void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diffu_text *out) {
+void diffu_job_util_gz_member(diffu_job_util_deflater *d, const char *in, size_t n, diffu_text *out) {
     DIFFU_ASSERT(n < (1u << 30));
     deflateReset(&d->zs);
     size_t bound = deflateBound(&d->zs, (uLong)n) + 64;
@@ -192,11 +192,11 @@ void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diff
     out->data[out->len] = 0;
 }
 
-int diffu_jobu_write_empty_member(int fd, uint64_t off, uint64_t *len) {
-    diffu_jobu_deflater *d = diffu_jobu_deflater_new(6);
+int diffu_job_util_write_empty_member(int fd, uint64_t off, uint64_t *len) {
+    diffu_job_util_deflater *d = diffu_job_util_deflater_new(6);
     diffu_text m = {0};
-    diffu_jobu_gz_member(d, "", 0, &m);
-    diffu_jobu_deflater_free(&d);
+    diffu_job_util_gz_member(d, "", 0, &m);
+    diffu_job_util_deflater_free(&d);
     size_t done = 0;
     int rc = 0;
     while (done < m.len) {
@@ -223,7 +223,7 @@ typedef struct {
     int64_t v;
 } map_slot;
 
-struct diffu_jobu_map {
+struct diffu_job_util_map {
     map_slot *s;
     size_t cap, n;
 };
@@ -233,23 +233,23 @@ static uint64_t hash64(const char *s, size_t n) {
     return h ^ (h >> 29);
 }
 
-diffu_jobu_map *diffu_jobu_map_new(void) {
-    diffu_jobu_map *m = diffu_xcalloc(1, sizeof *m);
+diffu_job_util_map *diffu_job_util_map_new(void) {
+    diffu_job_util_map *m = diffu_xcalloc(1, sizeof *m);
     m->cap = 64;
     m->s = diffu_xcalloc(m->cap, sizeof *m->s);
     return m;
 }
 
-void diffu_jobu_map_free(diffu_jobu_map **mp) {
+void diffu_job_util_map_free(diffu_job_util_map **mp) {
     if (!mp || !*mp) return;
-    diffu_jobu_map *m = *mp;
+    diffu_job_util_map *m = *mp;
     for (size_t i = 0; i < m->cap; i++) free(m->s[i].k);
     free(m->s);
     free(m);
     *mp = NULL;
 }
 
-static map_slot *map_find(const diffu_jobu_map *m, const char *k, size_t klen, uint64_t h) {
+static map_slot *map_find(const diffu_job_util_map *m, const char *k, size_t klen, uint64_t h) {
     size_t i = (size_t)h & (m->cap - 1);
     for (;;) {
         map_slot *s = &m->s[i];
@@ -258,14 +258,14 @@ static map_slot *map_find(const diffu_jobu_map *m, const char *k, size_t klen, u
     }
 }
 
-int diffu_jobu_map_get(const diffu_jobu_map *m, const char *k, size_t klen, int64_t *val) {
+int diffu_job_util_map_get(const diffu_job_util_map *m, const char *k, size_t klen, int64_t *val) {
     map_slot *s = map_find(m, k, klen, hash64(k, klen));
     if (!s->k) return 0;
     if (val) *val = s->v;
     return 1;
 }
 
-int diffu_jobu_map_put(diffu_jobu_map *m, const char *k, size_t klen, int64_t val) {
+int diffu_job_util_map_put(diffu_job_util_map *m, const char *k, size_t klen, int64_t val) {
     if (2 * (m->n + 1) > m->cap) {
         map_slot *old = m->s;
         size_t oc = m->cap;
@@ -291,9 +291,9 @@ int diffu_jobu_map_put(diffu_jobu_map *m, const char *k, size_t klen, int64_t va
     return 1;
 }
 
-size_t diffu_jobu_map_size(const diffu_jobu_map *m) { return m->n; }
+size_t diffu_job_util_map_size(const diffu_job_util_map *m) { return m->n; }
 
-size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample) {
+size_t diffu_job_util_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample) {
     size_t need = id_len + 5;
     if (need > cap) return need;
     memcpy(buf, id, id_len);
@@ -303,15 +303,15 @@ size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_le
     return need;
 }
 
-uint32_t diffu_jobu_fnv1a(const char *s, size_t n) {
+uint32_t diffu_job_util_fnv1a(const char *s, size_t n) {
     return diffu_fnv32(DIFFU_FNV32_INIT, s, n);
 }
 
 /* ------------------------------------------------------------ JSON writing */
 
-void diffu_jobu_put(diffu_text *t, const char *s) { diffu_text_append(t, s, strlen(s)); }
+void diffu_job_util_put(diffu_text *t, const char *s) { diffu_text_append(t, s, strlen(s)); }
 
-void diffu_jobu_put_str(diffu_text *t, const char *s, size_t n) {
+void diffu_job_util_put_str(diffu_text *t, const char *s, size_t n) {
     /* escape in bounded pieces (diffu_json_escape writes into a buffer) */
     diffu_text_append(t, "\"", 1);
     char tmp[1024];
@@ -328,32 +328,32 @@ void diffu_jobu_put_str(diffu_text *t, const char *s, size_t n) {
     diffu_text_append(t, "\"", 1);
 }
 
-void diffu_jobu_put_str_lossy(diffu_text *t, const char *s, size_t n) {
-    if (diffu_jobu_utf8_check(s, n) == n) {
-        diffu_jobu_put_str(t, s, n);
+void diffu_job_util_put_str_lossy(diffu_text *t, const char *s, size_t n) {
+    if (diffu_job_util_utf8_check(s, n) == n) {
+        diffu_job_util_put_str(t, s, n);
         return;
     }
     diffu_text fixed = {0};
     diffu_utf8_lossy(s, n, &fixed, NULL);
-    diffu_jobu_put_str(t, fixed.data ? fixed.data : "", fixed.len);
+    diffu_job_util_put_str(t, fixed.data ? fixed.data : "", fixed.len);
     diffu_text_free(&fixed);
 }
 
-void diffu_jobu_put_int(diffu_text *t, long long v) {
+void diffu_job_util_put_int(diffu_text *t, long long v) {
     char b[32];
     int k = snprintf(b, sizeof b, "%lld", v);
     diffu_text_append(t, b, (size_t)k);
 }
 
-void diffu_jobu_put_uint(diffu_text *t, unsigned long long v) {
+void diffu_job_util_put_uint(diffu_text *t, unsigned long long v) {
     char b[32];
     int k = snprintf(b, sizeof b, "%llu", v);
     diffu_text_append(t, b, (size_t)k);
 }
 
-void diffu_jobu_put_num(diffu_text *t, double v) {
+void diffu_job_util_put_num(diffu_text *t, double v) {
     if (!isfinite(v)) {
-        diffu_jobu_put(t, "null");
+        diffu_job_util_put(t, "null");
         return;
     }
     char b[40];
@@ -361,29 +361,29 @@ void diffu_jobu_put_num(diffu_text *t, double v) {
         snprintf(b, sizeof b, "%.*g", p, v);
         if (strtod(b, NULL) == v) break;
     }
-    diffu_jobu_put(t, b);
+    diffu_job_util_put(t, b);
 }
 
-void diffu_jobu_put_key(diffu_text *t, const char *key, int first) {
+void diffu_job_util_put_key(diffu_text *t, const char *key, int first) {
     if (!first) diffu_text_append(t, ",", 1);
-    diffu_jobu_put_str(t, key, strlen(key));
+    diffu_job_util_put_str(t, key, strlen(key));
     diffu_text_append(t, ":", 1);
 }
 
-void diffu_jobu_put_json(diffu_text *t, const diffu_json *v) {
+void diffu_job_util_put_json(diffu_text *t, const diffu_json *v) {
     switch (v->type) {
-    case DJ_NULL: diffu_jobu_put(t, "null"); break;
-    case DJ_BOOL: diffu_jobu_put(t, v->u.b ? "true" : "false"); break;
+    case DJ_NULL: diffu_job_util_put(t, "null"); break;
+    case DJ_BOOL: diffu_job_util_put(t, v->u.b ? "true" : "false"); break;
     case DJ_NUM:
-        if (v->u.num.is_int) diffu_jobu_put_int(t, (long long)v->u.num.i);
-        else diffu_jobu_put_num(t, v->u.num.d);
+        if (v->u.num.is_int) diffu_job_util_put_int(t, (long long)v->u.num.i);
+        else diffu_job_util_put_num(t, v->u.num.d);
         break;
-    case DJ_STR: diffu_jobu_put_str(t, v->u.str.s, v->u.str.len); break;
+    case DJ_STR: diffu_job_util_put_str(t, v->u.str.s, v->u.str.len); break;
     case DJ_ARR:
         diffu_text_append(t, "[", 1);
         for (size_t i = 0; i < v->u.kids.n; i++) {
             if (i) diffu_text_append(t, ",", 1);
-            diffu_jobu_put_json(t, v->u.kids.items[i]);
+            diffu_job_util_put_json(t, v->u.kids.items[i]);
         }
         diffu_text_append(t, "]", 1);
         break;
@@ -391,16 +391,16 @@ void diffu_jobu_put_json(diffu_text *t, const diffu_json *v) {
         diffu_text_append(t, "{", 1);
         for (size_t i = 0; i < v->u.kids.n; i++) {
             if (i) diffu_text_append(t, ",", 1);
-            diffu_jobu_put_str(t, v->u.kids.keys[i], v->u.kids.klen[i]);
+            diffu_job_util_put_str(t, v->u.kids.keys[i], v->u.kids.klen[i]);
             diffu_text_append(t, ":", 1);
-            diffu_jobu_put_json(t, v->u.kids.items[i]);
+            diffu_job_util_put_json(t, v->u.kids.items[i]);
         }
         diffu_text_append(t, "}", 1);
         break;
     }
 }
 
-void diffu_jobu_put_base64(diffu_text *t, const unsigned char *s, size_t n) {
+void diffu_job_util_put_base64(diffu_text *t, const unsigned char *s, size_t n) {
     static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     diffu_text_append(t, "\"", 1);
     char q[4];
@@ -419,7 +419,7 @@ void diffu_jobu_put_base64(diffu_text *t, const unsigned char *s, size_t n) {
 
 /* ------------------------------------------------------------ text helpers */
 
-size_t diffu_jobu_utf8_check(const char *str, size_t n) {
+size_t diffu_job_util_utf8_check(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
@@ -447,7 +447,7 @@ size_t diffu_jobu_utf8_check(const char *str, size_t n) {
     return n;
 }
 
-int diffu_jobu_edit_distance(const char *a, const char *b) {
+int diffu_job_util_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64) return 255;
     int prev[65], cur[65];
@@ -465,7 +465,7 @@ int diffu_jobu_edit_distance(const char *a, const char *b) {
     return prev[lb] > 255 ? 255 : prev[lb];
 }
 
-void diffu_jobu_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max) {
+void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max) {
     size_t o = 0;
     if (!cap) return;
     for (size_t i = 0; i < n && i < max; i++) {

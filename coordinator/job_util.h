@@ -27,93 +27,93 @@
 
 /* ---- reading plain or gzip files --------------------------------------- */
 
-typedef struct diffu_jobu_reader diffu_jobu_reader;
+typedef struct diffu_job_util_reader diffu_job_util_reader;
 
 /* Wrap an open fd (borrowed: not closed by free). gz: 1 inflate gzip members,
  * 0 pass bytes through. name is used in error messages. */
-diffu_jobu_reader *diffu_jobu_reader_new(int fd, int gz, const char *name);
-void diffu_jobu_reader_free(diffu_jobu_reader **r);
+diffu_job_util_reader *diffu_job_util_reader_new(int fd, int gz, const char *name);
+void diffu_job_util_reader_free(diffu_job_util_reader **r);
 
 /* Up to cap decompressed bytes into buf. Returns n >= 0, or -1 with err on
  * a read error or, for gzip, a member that is truncated (EOF inside it) or
  * corrupt, or bytes after a member that are not gzip. Returned bytes never
  * span two members, and a read returns at every member end: after it,
- * diffu_jobu_reader_member_ended() is 1 (until the next call), possibly with
+ * diffu_job_util_reader_member_ended() is 1 (until the next call), possibly with
  * n == 0 (an empty member, or a call that only consumed a trailer). n == 0
  * without a member end is the clean end of the file (plain: EOF; gzip: EOF
  * right after a complete member, CRC and length checked). */
-long diffu_jobu_reader_read(diffu_jobu_reader *r, char *buf, size_t cap, diffu_err *err);
-int diffu_jobu_reader_member_ended(const diffu_jobu_reader *r);
+long diffu_job_util_reader_read(diffu_job_util_reader *r, char *buf, size_t cap, diffu_err *err);
+int diffu_job_util_reader_member_ended(const diffu_job_util_reader *r);
 /* Compressed offset where the member being read started; after a member
  * ended: the offset just past it (where the next one starts). Plain: bytes
  * consumed so far. */
-uint64_t diffu_jobu_reader_member_start(const diffu_jobu_reader *r);
+uint64_t diffu_job_util_reader_member_start(const diffu_job_util_reader *r);
 /* Start offset of the member the bytes of the last read came from. */
-uint64_t diffu_jobu_reader_data_member(const diffu_jobu_reader *r);
+uint64_t diffu_job_util_reader_data_member(const diffu_job_util_reader *r);
 /* Kind of the last failure: 0 none, 1 truncated (EOF inside a member),
  * 2 corrupt data / not gzip, 3 I/O error. */
-int diffu_jobu_reader_fail_kind(const diffu_jobu_reader *r);
+int diffu_job_util_reader_fail_kind(const diffu_job_util_reader *r);
 
 /* 1 if the file at fd starts with the gzip magic 1f 8b (the fd's offset is
  * left at 0), 0 if not or shorter, -1 on a read error. *size gets st_size. */
-int diffu_jobu_sniff_gzip(int fd, uint64_t *size);
+int diffu_job_util_sniff_gzip(int fd, uint64_t *size);
 /* 1 if name ends in ".gz". */
-int diffu_jobu_is_gz_name(const char *name);
+int diffu_job_util_is_gz_name(const char *name);
 
 /* ---- writing gzip members ---------------------------------------------- */
 
-typedef struct diffu_jobu_deflater diffu_jobu_deflater;
-diffu_jobu_deflater *diffu_jobu_deflater_new(int level);
-void diffu_jobu_deflater_free(diffu_jobu_deflater **d);
+typedef struct diffu_job_util_deflater diffu_job_util_deflater;
+diffu_job_util_deflater *diffu_job_util_deflater_new(int level);
+void diffu_job_util_deflater_free(diffu_job_util_deflater **d);
 /* Replace out's contents with one complete gzip member holding in[0..n). */
-void diffu_jobu_gz_member(diffu_jobu_deflater *d, const char *in, size_t n, diffu_text *out);
+void diffu_job_util_gz_member(diffu_job_util_deflater *d, const char *in, size_t n, diffu_text *out);
 
 /* Write one empty gzip member at offset off of fd (so that an output file
  * with no records yet is still valid gzip for zcat). 0, or -1 with errno. */
-int diffu_jobu_write_empty_member(int fd, uint64_t off, uint64_t *len);
+int diffu_job_util_write_empty_member(int fd, uint64_t off, uint64_t *len);
 
 /* ---- string -> int64 map (open addressing; keys copied) ----------------- */
 
-typedef struct diffu_jobu_map diffu_jobu_map;
-diffu_jobu_map *diffu_jobu_map_new(void);
-void diffu_jobu_map_free(diffu_jobu_map **m);
+typedef struct diffu_job_util_map diffu_job_util_map;
+diffu_job_util_map *diffu_job_util_map_new(void);
+void diffu_job_util_map_free(diffu_job_util_map **m);
 /* 1 and *val if present, else 0. */
-int diffu_jobu_map_get(const diffu_jobu_map *m, const char *k, size_t klen, int64_t *val);
+int diffu_job_util_map_get(const diffu_job_util_map *m, const char *k, size_t klen, int64_t *val);
 /* Insert or overwrite; returns 1 if the key was new. */
-int diffu_jobu_map_put(diffu_jobu_map *m, const char *k, size_t klen, int64_t val);
-size_t diffu_jobu_map_size(const diffu_jobu_map *m);
+int diffu_job_util_map_put(diffu_job_util_map *m, const char *k, size_t klen, int64_t val);
+size_t diffu_job_util_map_size(const diffu_job_util_map *m);
 /* The key of (id, sample) in a done set: id bytes, 0x00, sample as 4 bytes. */
-size_t diffu_jobu_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample);
+size_t diffu_job_util_sample_key(char *buf, size_t cap, const char *id, size_t id_len, int sample);
 
 /* FNV-1a 32-bit. */
-uint32_t diffu_jobu_fnv1a(const char *s, size_t n);
+uint32_t diffu_job_util_fnv1a(const char *s, size_t n);
 
 /* ---- JSON writing ------------------------------------------------------- */
 
-void diffu_jobu_put(diffu_text *t, const char *s);                 /* raw text */
-void diffu_jobu_put_str(diffu_text *t, const char *s, size_t n);   /* JSON string (valid UTF-8 expected) */
+void diffu_job_util_put(diffu_text *t, const char *s);                 /* raw text */
+void diffu_job_util_put_str(diffu_text *t, const char *s, size_t n);   /* JSON string (valid UTF-8 expected) */
 /* JSON string from any bytes: invalid UTF-8 replaced by U+FFFD. */
-void diffu_jobu_put_str_lossy(diffu_text *t, const char *s, size_t n);
-void diffu_jobu_put_int(diffu_text *t, long long v);
-void diffu_jobu_put_uint(diffu_text *t, unsigned long long v);
+void diffu_job_util_put_str_lossy(diffu_text *t, const char *s, size_t n);
+void diffu_job_util_put_int(diffu_text *t, long long v);
+void diffu_job_util_put_uint(diffu_text *t, unsigned long long v);
 /* Shortest text that reads back as the same double; null if not finite. */
-void diffu_jobu_put_num(diffu_text *t, double v);
+void diffu_job_util_put_num(diffu_text *t, double v);
 /* ,"key": (comma unless first) */
-void diffu_jobu_put_key(diffu_text *t, const char *key, int first);
+void diffu_job_util_put_key(diffu_text *t, const char *key, int first);
 /* A parsed JSON value, compact. */
-void diffu_jobu_put_json(diffu_text *t, const diffu_json *v);
+void diffu_job_util_put_json(diffu_text *t, const diffu_json *v);
 /* Standard base64 of s[0..n) as a JSON string. */
-void diffu_jobu_put_base64(diffu_text *t, const unsigned char *s, size_t n);
+void diffu_job_util_put_base64(diffu_text *t, const unsigned char *s, size_t n);
 
 /* ---- text helpers -------------------------------------------------------- */
 
 /* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n if valid
  * (overlongs, surrogates and > U+10FFFF are invalid, as RFC 3629). */
-size_t diffu_jobu_utf8_check(const char *s, size_t n);
+size_t diffu_job_util_utf8_check(const char *s, size_t n);
 /* Levenshtein distance, capped at 255 (for "did you mean"). */
-int diffu_jobu_edit_distance(const char *a, const char *b);
+int diffu_job_util_edit_distance(const char *a, const char *b);
 /* Write a short printable excerpt of s[0..n) (at most max bytes, non-ASCII
  * and control bytes as \xHH, "..." if cut) to buf. */
-void diffu_jobu_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max);
+void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max);
 
 #endif

@@ -27,7 +27,7 @@ typedef struct {
     int *seq;                 /* [mb_max_seqs] their indices */
     int *n_want;              /* [mb_max_seqs] */
     int n_rows;
-    diffu_packbuf pk[4];      /* the Control variants by role */
+    diffu_wire_packbuf pk[4];      /* the Control variants by role */
 } mbrec;
 
 struct diffu_sched {
@@ -54,8 +54,8 @@ struct diffu_sched {
     int32_t *chg_tok;         /* [mb_max_tokens] */
     uint32_t *pos_buf;        /* [mb_max_rows] */
     diffu_sample *samples;    /* [mb_max_rows] */
-    diffu_arena arena;        /* StepResult unpacking */
-    diffu_packbuf shutdown;
+    diffu_wire_arena arena;        /* StepResult unpacking */
+    diffu_wire_packbuf shutdown;
     diffu_sched_stats st;
 };
 
@@ -119,7 +119,7 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
     s->chg_tok = diffu_xmalloc((size_t)o->mb_max_tokens * sizeof *s->chg_tok);
     s->pos_buf = diffu_xmalloc((size_t)o->mb_max_rows * sizeof *s->pos_buf);
     s->samples = diffu_xmalloc((size_t)o->mb_max_rows * sizeof *s->samples);
-    diffu_arena_init(&s->arena, (size_t)o->mb_max_rows * 24 + 4096);
+    diffu_wire_arena_init(&s->arena, (size_t)o->mb_max_rows * 24 + 4096);
     return s;
 }
 
@@ -134,7 +134,7 @@ void diffu_sched_free(diffu_sched **sp) {
     for (int k = 0; k < s->n_ring; k++) {
         free(s->ring[k].seq);
         free(s->ring[k].n_want);
-        for (int r = 0; r < 4; r++) diffu_packbuf_free(&s->ring[k].pk[r]);
+        for (int r = 0; r < 4; r++) diffu_wire_packbuf_free(&s->ring[k].pk[r]);
     }
     free(s->ring);
     free(s->steps);
@@ -146,8 +146,8 @@ void diffu_sched_free(diffu_sched **sp) {
     free(s->chg_tok);
     free(s->pos_buf);
     free(s->samples);
-    diffu_arena_free(&s->arena);
-    diffu_packbuf_free(&s->shutdown);
+    diffu_wire_arena_free(&s->arena);
+    diffu_wire_packbuf_free(&s->shutdown);
     free(s);
     *sp = NULL;
 }
@@ -286,7 +286,7 @@ static void build_step(diffu_sched *s, int i, int k, int *tok, int *chg, int *po
         m->changed_tok = s->chg_tok + c0;
     }
     memcpy(q->shadow, cv, (size_t)len * sizeof *cv);
-    m->canvas_hash = diffu_hash_i32(cv, (size_t)len);
+    m->canvas_hash = diffu_wire_hash_i32(cv, (size_t)len);
     /* last stage: positions, step; parameters and key on the first step */
     const int32_t *want = diffu_denoise_positions(q->d);
     const diffu_sample_job *jobs = diffu_denoise_jobs(q->d);
@@ -395,7 +395,7 @@ long diffu_sched_next(diffu_sched *s) {
             role_step(&s->steps[k], &s->vsteps[k], role);
             s->vptr[k] = &s->vsteps[k];
         }
-        s->st.ctrl_bytes[role] += diffu_pack(&mb->pk[role], &ctl.base);
+        s->st.ctrl_bytes[role] += diffu_wire_pack(&mb->pk[role], &ctl.base);
     }
     s->n_release = 0;
     return mb->id;
@@ -410,7 +410,7 @@ const uint8_t *diffu_sched_control(diffu_sched *s, int role, size_t *len) {
 
 int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err *err) {
     if (s->oldest >= s->next_id) return diffu_err_set(err, "a step result arrived with no microbatch in flight");
-    Diffu__StepResult *r = diffu_arena_unpack(&s->arena, &diffu__step_result__descriptor, len, msg);
+    Diffu__StepResult *r = diffu_wire_arena_unpack(&s->arena, &diffu__step_result__descriptor, len, msg);
     if (!r) return diffu_err_set(err, "a step result of %zu bytes does not parse", len);
     mbrec *mb = &s->ring[s->oldest % s->n_ring];
     if ((long)r->microbatch != mb->id || r->n_token != (size_t)mb->n_rows || r->n_confidence != (size_t)mb->n_rows)
@@ -449,6 +449,6 @@ const uint8_t *diffu_sched_shutdown(diffu_sched *s, const char *reason, int exit
     Diffu__Control ctl = DIFFU__CONTROL__INIT;
     ctl.msg_case = DIFFU__CONTROL__MSG_SHUTDOWN;
     ctl.shutdown = &sd;
-    *len = diffu_pack(&s->shutdown, &ctl.base);
+    *len = diffu_wire_pack(&s->shutdown, &ctl.base);
     return s->shutdown.data;
 }

@@ -69,13 +69,6 @@ int diffu_chat_prompt_ids(const diffu_tokenizer *tok, const char *system, const 
     return rc;
 }
 
-size_t diffu_chat_stop_index(const diffu_tokenizer *tok, const int32_t *ids, size_t n) {
-    const diffu_special_ids *sp = diffu_tokenizer_special(tok);
-    for (size_t i = 0; i < n; i++)
-        if ((sp->endoftext >= 0 && ids[i] == sp->endoftext) || (sp->dlm_pad >= 0 && ids[i] == sp->dlm_pad)) return i;
-    return n;
-}
-
 void diffu_chat_reply(const diffu_tokenizer *tok, const int32_t *ids, size_t n, diffu_text *out) {
     const diffu_special_ids *sp = diffu_tokenizer_special(tok);
     diffu_text t = {0};

@@ -38,10 +38,6 @@ void diffu_chat_prompt_text(const char *system, const char *user, size_t user_le
 int diffu_chat_prompt_ids(const diffu_tokenizer *tok, const char *system, const char *user, size_t user_len,
                           const char *prefill, diffu_ids *out, diffu_err *err);
 
-/* Number of leading ids of a generation before the first stop token
- * (<|endoftext|> or <|dlm_pad|>); n if there is none. */
-size_t diffu_chat_stop_index(const diffu_tokenizer *tok, const int32_t *ids, size_t n);
-
 /* Append the reply text of generated ids (the prefill not included): decode,
  * cut at the first "<|endoftext|>" / "<|dlm_pad|>", strip a trailing
  * "<|im_end|>". */

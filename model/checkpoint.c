@@ -202,7 +202,6 @@ void diffu_ckpt_close(diffu_ckpt *c) {
 }
 
 const diffu_config *diffu_ckpt_config(const diffu_ckpt *c) { return &c->cfg; }
-const char *diffu_ckpt_dir(const diffu_ckpt *c) { return c->dir; }
 
 void diffu_ckpt_get_stats(const diffu_ckpt *c, diffu_ckpt_stats *s) {
     memset(s, 0, sizeof *s);

@@ -26,7 +26,6 @@ int diffu_ckpt_open(const char *dir, diffu_ckpt **out, diffu_err *err);
 void diffu_ckpt_close(diffu_ckpt *c);
 
 const diffu_config *diffu_ckpt_config(const diffu_ckpt *c);
-const char *diffu_ckpt_dir(const diffu_ckpt *c);
 /* A tensor by Hugging Face name, or NULL; *file (optional) gets its path. */
 const diffu_st_tensor *diffu_ckpt_tensor(const diffu_ckpt *c, const char *name, const char **file);
 

@@ -67,10 +67,6 @@ static float normal_at(uint64_t key, uint64_t i) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-float diffu_mkmodel_normal(uint64_t seed, const char *name, uint64_t i) {
-    return normal_at(mix64(seed) ^ name_hash(name), i);
-}
-
 typedef struct {
     uint64_t key;
     float scale, offset;

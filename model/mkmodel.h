@@ -35,7 +35,5 @@ void diffu_mkmodel_fix_ids(diffu_config *cfg);
 
 int diffu_mkmodel_write(const char *out_dir, const diffu_mkmodel_opts *o, diffu_err *err);
 
-/* The value generator, exposed for tests: a standard normal for (seed, name, i). */
-float diffu_mkmodel_normal(uint64_t seed, const char *name, uint64_t i);
 
 #endif

@@ -1,12 +1,13 @@
 /* comm.c — see comm.h. The only file of diffu that includes mpi.h. */
 #include "comm.h"
 
+#include "signals.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,102 +45,6 @@ struct diffu_xfer {
 
 static diffu_comm *g_comm;      /* for the abort hook and the error handler */
 static pthread_t g_main_thread; /* the thread that may call MPI */
-
-/* ------------------------------------------------------------ signals
- * Handlers use only async-signal-safe calls (write, _exit, raise, sigaction);
- * the text is prepared at init. */
-static char g_sig_rank[32] = "[diffu]";
-static char g_sig_host[256] = "?";
-static char g_sig_pid[24] = "?";
-
-static size_t cat(char *buf, size_t at, size_t cap, const char *s) {
-    while (*s && at + 1 < cap) buf[at++] = *s++;
-    buf[at] = 0;
-    return at;
-}
-
-static void utoa(unsigned long v, char *out, int base) {
-    char tmp[24];
-    int n = 0;
-    do {
-        int d = (int)(v % (unsigned)base);
-        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= (unsigned)base;
-    } while (v && n < 23);
-    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-    out[n] = 0;
-}
-
-static const char *sig_name(int sig, const char **what) {
-    switch (sig) {
-    case SIGTERM: *what = "terminate request"; return "SIGTERM";
-    case SIGINT: *what = "interrupt"; return "SIGINT";
-    case SIGHUP: *what = "hang-up"; return "SIGHUP";
-    case SIGSEGV: *what = "invalid memory access"; return "SIGSEGV";
-    case SIGBUS: *what = "bus error (e.g. a mapped checkpoint file shrank or an I/O error)"; return "SIGBUS";
-    case SIGFPE: *what = "arithmetic exception"; return "SIGFPE";
-    case SIGILL: *what = "illegal instruction (binary built for another CPU? see DIFFU_NATIVE)"; return "SIGILL";
-    case SIGABRT: *what = "abort"; return "SIGABRT";
-    default: *what = "signal"; return "signal";
-    }
-}
-
-static void on_signal(int sig, siginfo_t *si, void *uc) {
-    (void)uc;
-    char buf[640], num[24];
-    size_t n = 0;
-    const char *what, *name = sig_name(sig, &what);
-    int fatal = !(sig == SIGTERM || sig == SIGINT || sig == SIGHUP);
-    n = cat(buf, n, sizeof buf, g_sig_rank);
-    n = cat(buf, n, sizeof buf, fatal ? " fatal: " : " ");
-    n = cat(buf, n, sizeof buf, name);
-    n = cat(buf, n, sizeof buf, " (");
-    n = cat(buf, n, sizeof buf, what);
-    n = cat(buf, n, sizeof buf, ")");
-    if (fatal && si && (sig == SIGSEGV || sig == SIGBUS)) {
-        utoa((unsigned long)(uintptr_t)si->si_addr, num, 16);
-        n = cat(buf, n, sizeof buf, " at address 0x");
-        n = cat(buf, n, sizeof buf, num);
-    }
-    n = cat(buf, n, sizeof buf, " on host ");
-    n = cat(buf, n, sizeof buf, g_sig_host);
-    n = cat(buf, n, sizeof buf, ", pid ");
-    n = cat(buf, n, sizeof buf, g_sig_pid);
-    n = cat(buf, n, sizeof buf, fatal ? "; this rank dies and mpirun ends the job\n"
-                                      : " received: the job is being ended (by mpirun after another rank failed, or by"
-                                        " the user or the batch system); exiting\n");
-    ssize_t w = write(STDERR_FILENO, buf, n);
-    (void)w;
-    if (!fatal) _exit(128 + sig);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
-    raise(sig);
-}
-
-static const int g_sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-
-/* After MPI_Finalize: mpirun may still SIGTERM a rank that is on its way out
- * (when another rank returns non-zero); nothing to report then. */
-static void restore_signals(void) {
-    for (size_t i = 0; i < sizeof g_sigs / sizeof g_sigs[0]; i++) signal(g_sigs[i], SIG_DFL);
-}
-
-static void install_signals(void) {
-    static char altstack[1 << 16];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
-    sigaltstack(&ss, NULL);
-    for (size_t i = 0; i < sizeof g_sigs / sizeof g_sigs[0]; i++) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = on_signal;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-        sigemptyset(&sa.sa_mask);
-        sigaction(g_sigs[i], &sa, NULL);
-    }
-}
 
 /* ------------------------------------------------------------ aborts */
 
@@ -205,11 +110,8 @@ int diffu_comm_init(diffu_comm **out, diffu_err *err) {
     g_comm = c;
     g_main_thread = pthread_self();
     diffu_log_set_rank(c->rank);
-    snprintf(g_sig_rank, sizeof g_sig_rank, "[diffu r%d]", c->rank);
-    snprintf(g_sig_host, sizeof g_sig_host, "%s", c->host);
-    snprintf(g_sig_pid, sizeof g_sig_pid, "%d", (int)getpid());
     diffu_set_abort_hook(abort_hook);
-    install_signals();
+    diffu_signals_fatal(c->rank, c->host);
     *out = c;
     return 0;
 }
@@ -231,7 +133,7 @@ void diffu_comm_finalize(diffu_comm *c) {
         for (int i = 0; i < c->size; i++) free(c->hosts[i]);
     free(c->hosts);
     free(c);
-    restore_signals();
+    diffu_signals_restore();
     MPI_Finalize();
 }
 
@@ -239,7 +141,6 @@ int diffu_comm_rank(const diffu_comm *c) { return c->rank; }
 int diffu_comm_size(const diffu_comm *c) { return c->size; }
 const char *diffu_comm_hostname(const diffu_comm *c) { return c->host; }
 void diffu_comm_set_timeout(diffu_comm *c, double s) { c->timeout = s > 0 ? s : c->timeout; }
-double diffu_comm_timeout(const diffu_comm *c) { return c->timeout; }
 
 void diffu_comm_set_hosts(diffu_comm *c, const char *const *hosts) {
     if (!c->hosts) c->hosts = diffu_xcalloc((size_t)c->size, sizeof *c->hosts);

@@ -51,7 +51,6 @@ int diffu_comm_rank(const diffu_comm *c);
 int diffu_comm_size(const diffu_comm *c);
 const char *diffu_comm_hostname(const diffu_comm *c);
 void diffu_comm_set_timeout(diffu_comm *c, double seconds);
-double diffu_comm_timeout(const diffu_comm *c);
 /* Hostnames of all ranks (rank 0 learns them in the handshake and sends them
  * back): used to name peers in timeout messages. hosts[world]; copied. */
 void diffu_comm_set_hosts(diffu_comm *c, const char *const *hosts);
@@ -150,7 +149,7 @@ void diffu_comm_recv_bytes(diffu_comm *c, int from, int tag, diffu_bytes *b, con
 
 /* Collective over the stage communicator: every TP rank's n doubles, in tp
  * order: recv[tp * n + i]. The vocabulary-parallel sampler's only
- * communication (coordinator/sampler_vp.h, diffu_vp_allgather_fn). */
+ * communication (sampling/sampler_vp.h, diffu_vp_allgather_fn). */
 void diffu_comm_stage_allgather(void *comm, const double *send, size_t n, double *recv);
 
 /* ---------------------------------------------------------- accounting

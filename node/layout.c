@@ -36,17 +36,6 @@ static void fill_defaults(diffu_layout_opts *o, const diffu_config *c) {
         o->weight_elem_size = (!strcmp(c->torch_dtype, "float32") || !strcmp(c->torch_dtype, "fp32")) ? 4 : 2;
 }
 
-const char *diffu_coll_name(diffu_coll_kind k) {
-    switch (k) {
-    case DIFFU_COLL_HANDSHAKE: return "handshake";
-    case DIFFU_COLL_RECV_PREV: return "recv activations";
-    case DIFFU_COLL_TP_ALLREDUCE: return "tp all-reduce";
-    case DIFFU_COLL_SEND_NEXT: return "send activations";
-    case DIFFU_COLL_VOCAB_REDUCE: return "vocab-parallel reduction";
-    }
-    return "?";
-}
-
 /* The tp values the heads and the FFN allow, as "1, 2, 4, 7, 14, 28". */
 static void allowed_tp(const diffu_config *c, char *buf, size_t n) {
     size_t used = 0;

@@ -60,8 +60,6 @@ typedef enum {
     DIFFU_COLL_VOCAB_REDUCE,  /* last stage communicator: per-row reductions over the vocab slices */
 } diffu_coll_kind;
 
-const char *diffu_coll_name(diffu_coll_kind k);
-
 typedef struct diffu_layout_coll {
     diffu_coll_kind kind;
     int peer;                  /* point to point: the other rank; else -1 */

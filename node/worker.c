@@ -39,9 +39,9 @@ struct diffu_worker {
     double *res_conf;       /* [mb_max_rows] */
     diffu_sampler_vp *sampler;
     /* messages */
-    diffu_arena arena;
+    diffu_wire_arena arena;
     diffu_bytes inbox;
-    diffu_packbuf out[2];   /* StepResults, double-buffered */
+    diffu_wire_packbuf out[2];   /* StepResults, double-buffered */
     diffu_xfer *tx[2];
     int out_cur;
     uint64_t next_mb;
@@ -96,7 +96,7 @@ diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_wo
                                              T > 1 ? diffu_comm_stage_allgather : NULL, c, diffu_model_pool(m),
                                              plan->mb_max_rows);
     }
-    diffu_arena_init(&w->arena, (size_t)plan->mb_max_tokens * 16 + (size_t)plan->mb_max_seqs * 256 + 4096);
+    diffu_wire_arena_init(&w->arena, (size_t)plan->mb_max_tokens * 16 + (size_t)plan->mb_max_seqs * 256 + 4096);
     for (int i = 0; i < 2; i++) w->tx[i] = diffu_xfer_new();
     w->tx_live = diffu_xfer_new();
     return w;
@@ -107,7 +107,7 @@ void diffu_worker_free(diffu_worker *w) {
     for (int i = 0; i < 2; i++) {
         diffu_comm_wait(w->c, w->tx[i], NULL, NULL);
         diffu_xfer_free(w->tx[i]);
-        diffu_packbuf_free(&w->out[i]);
+        diffu_wire_packbuf_free(&w->out[i]);
     }
     diffu_comm_wait(w->c, w->tx_live, NULL, NULL);
     diffu_xfer_free(w->tx_live);
@@ -121,7 +121,7 @@ void diffu_worker_free(diffu_worker *w) {
     free(w->res_tok);
     free(w->res_conf);
     diffu_sampler_vp_free(&w->sampler);
-    diffu_arena_free(&w->arena);
+    diffu_wire_arena_free(&w->arena);
     diffu_bytes_free(&w->inbox);
     free(w);
 }
@@ -168,7 +168,7 @@ static void take_step(diffu_worker *w, const Diffu__SeqStep *q, int k, int *tok,
         }
         for (int p = 0; p < L; p++)
             DIFFU_ASSERTF(cv[p] >= 0 && cv[p] < w->vocab, "slot %u: token %d at %d outside the vocabulary", q->slot, cv[p], p);
-        DIFFU_ASSERTF(diffu_hash_i32(cv, (size_t)L) == q->canvas_hash,
+        DIFFU_ASSERTF(diffu_wire_hash_i32(cv, (size_t)L) == q->canvas_hash,
                       "slot %u: stage 0's canvas of sequence %llx differs from the coordinator's (hash)", q->slot,
                       (unsigned long long)q->seq_id);
         memcpy(w->tokens + *tok, cv, (size_t)L * sizeof *cv);
@@ -193,7 +193,7 @@ static void take_step(diffu_worker *w, const Diffu__SeqStep *q, int k, int *tok,
             DIFFU_ASSERTF(p < (uint32_t)L && (j == 0 || p > q->positions[j - 1]), "position %u: outside the canvas or"
                           " not ascending", p);
             int r = *nrows + (int)j;
-            w->rows[r] = *tok + (p > 0 ? (int32_t)p - 1 : 0); /* Dream's logit shift */
+            w->rows[r] = *tok + diffu_sampler_row_of((int)p);
             w->jobs[r].params = &sl->sp;
             w->jobs[r].key = sl->key;
             w->jobs[r].ctr = diffu_philox_addr(sl->request, sl->sample, q->step, p, DIFFU_RNG_TOKEN);
@@ -215,8 +215,8 @@ static void send_result(diffu_worker *w, uint64_t mb, int n_rows, double busy) {
     r.confidence = w->res_conf;
     r.busy_seconds = busy;
     if (w->local_fn) {
-        diffu_packbuf *b = &w->out[0];
-        diffu_pack(b, &r.base);
+        diffu_wire_packbuf *b = &w->out[0];
+        diffu_wire_pack(b, &r.base);
         w->local_fn(w->local_user, b->data, b->len);
         return;
     }
@@ -225,7 +225,7 @@ static void send_result(diffu_worker *w, uint64_t mb, int n_rows, double busy) {
     double t0 = diffu_now();
     diffu_comm_wait(w->c, w->tx[k], NULL, NULL); /* the result before last has been taken */
     w->t_wait += diffu_now() - t0;
-    diffu_pack(&w->out[k], &r.base);
+    diffu_wire_pack(&w->out[k], &r.base);
     diffu_comm_send_bytes(w->c, w->tx[k], 0, w->out[k].data, w->out[k].len, DIFFU_TAG_RESULT);
 }
 
@@ -247,7 +247,7 @@ static void send_live(diffu_worker *w, int last) {
 int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit_code) {
     double t0 = diffu_now();
     if (w->ws.microbatches == 0 && w->ws.t_first == 0) w->ws.t_first = t0;
-    Diffu__Control *ctl = diffu_arena_unpack(&w->arena, &diffu__control__descriptor, len, msg);
+    Diffu__Control *ctl = diffu_wire_arena_unpack(&w->arena, &diffu__control__descriptor, len, msg);
     DIFFU_ASSERTF(ctl, "a control message of %zu bytes from rank 0 does not parse", len);
     if (ctl->msg_case == DIFFU__CONTROL__MSG_SHUTDOWN) {
         *exit_code = ctl->shutdown->exit_code;

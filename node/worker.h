@@ -12,7 +12,7 @@
  *   2. diffu_stage_step: embed or receive, this stage's layers, send or head;
  *   3. last stage: the lm_head rows (row p - 1 predicts position p, Dream's
  *      shift), the vocabulary-parallel sampler over the stage's TP ranks
- *      (coordinator/sampler_vp.h), and the tp-0 rank packs (token, confidence)
+ *      (sampling/sampler_vp.h), and the tp-0 rank packs (token, confidence)
  *      per position into a StepResult for rank 0.
  * A Shutdown ends the loop with its exit code.
  *

@@ -8,7 +8,7 @@
 #include "log.h"
 
 static void *arena_alloc(void *user, size_t n) {
-    diffu_arena *a = user;
+    diffu_wire_arena *a = user;
     size_t at = (a->used + 15) & ~(size_t)15;
     if (at + n > a->cap) {
         a->overflow = 1;
@@ -23,7 +23,7 @@ static void arena_nofree(void *user, void *p) {
     (void)p;
 }
 
-void diffu_arena_init(diffu_arena *a, size_t cap) {
+void diffu_wire_arena_init(diffu_wire_arena *a, size_t cap) {
     memset(a, 0, sizeof *a);
     a->cap = cap < 4096 ? 4096 : cap;
     a->mem = diffu_xaligned(a->cap);
@@ -32,13 +32,13 @@ void diffu_arena_init(diffu_arena *a, size_t cap) {
     a->pa.allocator_data = a;
 }
 
-void diffu_arena_free(diffu_arena *a) {
+void diffu_wire_arena_free(diffu_wire_arena *a) {
     if (!a) return;
     free(a->mem);
     memset(a, 0, sizeof *a);
 }
 
-void *diffu_arena_unpack(diffu_arena *a, const ProtobufCMessageDescriptor *desc, size_t len, const uint8_t *data) {
+void *diffu_wire_arena_unpack(diffu_wire_arena *a, const ProtobufCMessageDescriptor *desc, size_t len, const uint8_t *data) {
     for (;;) {
         a->used = 0;
         a->overflow = 0;
@@ -51,7 +51,7 @@ void *diffu_arena_unpack(diffu_arena *a, const ProtobufCMessageDescriptor *desc,
     }
 }
 
-size_t diffu_pack(diffu_packbuf *b, const ProtobufCMessage *msg) {
+size_t diffu_wire_pack(diffu_wire_packbuf *b, const ProtobufCMessage *msg) {
     size_t n = protobuf_c_message_get_packed_size(msg);
     if (n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -65,12 +65,12 @@ size_t diffu_pack(diffu_packbuf *b, const ProtobufCMessage *msg) {
     return n;
 }
 
-void diffu_packbuf_free(diffu_packbuf *b) {
+void diffu_wire_packbuf_free(diffu_wire_packbuf *b) {
     if (!b) return;
     free(b->data);
     memset(b, 0, sizeof *b);
 }
 
-uint64_t diffu_hash_i32(const int32_t *v, size_t n) {
+uint64_t diffu_wire_hash_i32(const int32_t *v, size_t n) {
     return diffu_fnv64(DIFFU_FNV64_INIT, v, n * sizeof *v);
 }

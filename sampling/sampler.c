@@ -263,7 +263,6 @@ void diffu_sampler_free(diffu_sampler **sp) {
     *sp = NULL;
 }
 
-int diffu_sampler_vocab(const diffu_sampler *s) { return s->vocab; }
 
 typedef struct {
     diffu_sampler *s;

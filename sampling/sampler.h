@@ -25,7 +25,7 @@
  * confidence) per masked position travels back to the coordinator, never a
  * vocabulary-sized row.
  *
- * Vocab-parallel variant: coordinator/sampler_vp.h. A rank holding the
+ * Vocab-parallel variant: sampling/sampler_vp.h. A rank holding the
  * vocabulary slice [v0, v1) computes slice-local partials and the row is
  * finished after a few small merges, all in global token-id order (max and
  * argmax; the top-p / top-k cuts by a distributed quickselect; sum exp and
@@ -93,12 +93,15 @@ void diffu_sampler_row(const float *logits, int vocab, const diffu_sample_job *j
 
 /* ---- many rows, threaded -------------------------------------------------- */
 
+/* Dream's logit shift: the forward row (within a sequence) whose logits
+ * predict canvas position p is p - 1; position 0 is predicted by row 0. */
+static inline int diffu_sampler_row_of(int p) { return p > 0 ? p - 1 : 0; }
+
 typedef struct diffu_sampler diffu_sampler;
 
 /* pool: borrowed (e.g. diffu_model_pool); NULL runs rows on the caller only. */
 diffu_sampler *diffu_sampler_create(int vocab, struct diffu_pool *pool);
 void diffu_sampler_free(diffu_sampler **s);
-int diffu_sampler_vocab(const diffu_sampler *s);
 
 /* out[r] = sample of row r: logits + r * ld (ld >= vocab floats), jobs[r].
  * Rows are independent; the result does not depend on n_rows, the row order or

@@ -1,4 +1,4 @@
-/* test_sampler.c — the per-row sampler (coordinator/sampler.h) against a naive
+/* test_sampler.c — the per-row sampler (sampling/sampler.h) against a naive
  * reference written here from Dream's sample_tokens (full sorts, explicit
  * arrays; no code shared with sampler.c).
  *

@@ -1,4 +1,4 @@
-/* test_sampler_vp.c — coordinator/sampler_vp.h under mpirun (-np T, one
+/* test_sampler_vp.c — sampling/sampler_vp.h under mpirun (-np T, one
  * stage of T tensor-parallel ranks) against the whole-row sampler
  * (sampler.h, itself tested against a naive reference in tests/denoise).
  *

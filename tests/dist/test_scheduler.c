@@ -79,13 +79,13 @@ typedef struct {
 } held;
 
 /* A StepResult for microbatch id with n (token, confidence) pairs, packed into pk. */
-static size_t pack_result(diffu_packbuf *pk, long id, int32_t *tok, double *conf, int n) {
+static size_t pack_result(diffu_wire_packbuf *pk, long id, int32_t *tok, double *conf, int n) {
     Diffu__StepResult r = DIFFU__STEP_RESULT__INIT;
     r.microbatch = (uint64_t)id;
     r.n_token = r.n_confidence = (size_t)n;
     r.token = tok;
     r.confidence = conf;
-    return diffu_pack(pk, &r.base);
+    return diffu_wire_pack(pk, &r.base);
 }
 
 /* Lazy admission: make(i) hands out the pre-made policy i (or fails at fail_at). */
@@ -134,13 +134,13 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     if (!sc) return;
     fslot slots[MAXSLOT];
     memset(slots, 0, sizeof slots);
-    diffu_arena ar[4];
-    for (int r = 0; r < 4; r++) diffu_arena_init(&ar[r], 1 << 16);
+    diffu_wire_arena ar[4];
+    for (int r = 0; r < 4; r++) diffu_wire_arena_init(&ar[r], 1 << 16);
     held *q = calloc(4096, sizeof *q);
     int qh = 0, qn = 0;
     long last_id = -1, guard = 0;
     uint64_t rng = seed;
-    diffu_packbuf pk = {0};
+    diffu_wire_packbuf pk = {0};
     int32_t rtok[4096];
     double rconf[4096];
     while (!diffu_sched_done(sc) && guard++ < 200000) {
@@ -152,7 +152,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
             for (int r = 0; r < 4; r++) {
                 size_t len;
                 const uint8_t *m = diffu_sched_control(sc, r, &len);
-                c[r] = diffu_arena_unpack(&ar[r], &diffu__control__descriptor, len, m);
+                c[r] = diffu_wire_arena_unpack(&ar[r], &diffu__control__descriptor, len, m);
                 CHECK(c[r] && c[r]->msg_case == DIFFU__CONTROL__MSG_STEP, "%s: role %d control does not parse", label, r);
             }
             const Diffu__StepCommand *full = c[3]->step;
@@ -199,7 +199,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
                         f->canvas[emb->changed_pos[j]] = emb->changed_tok[j];
                     }
                 }
-                CHECK(diffu_hash_i32(f->canvas, (size_t)f->len) == emb->canvas_hash, "%s: stage-0 canvas of %llx differs"
+                CHECK(diffu_wire_hash_i32(f->canvas, (size_t)f->len) == emb->canvas_hash, "%s: stage-0 canvas of %llx differs"
                       " from the coordinator's", label, (unsigned long long)s->seq_id);
                 CHECK(hd->n_positions >= 1, "%s: a sequence without positions in a microbatch", label);
                 for (size_t j = 0; j < hd->n_positions; j++) {
@@ -224,7 +224,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
             if (qn >= 1 && (rng & 7) == 3) { /* a result for the wrong microbatch is refused */
                 Diffu__StepResult bad = DIFFU__STEP_RESULT__INIT;
                 bad.microbatch = 999999;
-                size_t bl = diffu_pack(&pk, &bad.base);
+                size_t bl = diffu_wire_pack(&pk, &bad.base);
                 CHECK(diffu_sched_result(sc, pk.data, bl, &err) == -1 && strstr(err.msg, "expected microbatch"),
                       "%s: a foreign result accepted", label);
             }
@@ -271,8 +271,8 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
         qn--;
     }
     free(q);
-    for (int r = 0; r < 4; r++) diffu_arena_free(&ar[r]);
-    diffu_packbuf_free(&pk);
+    for (int r = 0; r < 4; r++) diffu_wire_arena_free(&ar[r]);
+    diffu_wire_packbuf_free(&pk);
     diffu_sched_free(&sc);
 }
 
@@ -290,9 +290,9 @@ static void run_fail(const diffu_denoise_params *p) {
     diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz};
     diffu_sched *sc = diffu_sched_create(&o, NULL, N, &err);
     CHECK(sc != NULL, "make fails: create: %s", err.msg);
-    diffu_packbuf pk = {0};
-    diffu_arena ar;
-    diffu_arena_init(&ar, 1 << 16);
+    diffu_wire_packbuf pk = {0};
+    diffu_wire_arena ar;
+    diffu_wire_arena_init(&ar, 1 << 16);
     int32_t rtok[256];
     double rconf[256];
     long rounds = 0;
@@ -302,7 +302,7 @@ static void run_fail(const diffu_denoise_params *p) {
         if (id < 0) continue;
         size_t mlen;
         const uint8_t *m = diffu_sched_control(sc, 3, &mlen);
-        Diffu__Control *c = diffu_arena_unpack(&ar, &diffu__control__descriptor, mlen, m);
+        Diffu__Control *c = diffu_wire_arena_unpack(&ar, &diffu__control__descriptor, mlen, m);
         int nrow = 0;
         for (size_t k = 0; k < c->step->n_seqs; k++) {
             const Diffu__SeqStep *st = c->step->seqs[k];
@@ -324,8 +324,8 @@ static void run_fail(const diffu_denoise_params *p) {
     printf("make fails at sequence 3: admission stopped after it, %d of the 3 before finished, %ld rounds\n", done,
            rounds);
     for (int i = 0; i < N; i++) diffu_denoise_free(&seqs[i]);
-    diffu_arena_free(&ar);
-    diffu_packbuf_free(&pk);
+    diffu_wire_arena_free(&ar);
+    diffu_wire_packbuf_free(&pk);
     diffu_sched_free(&sc);
 }
 

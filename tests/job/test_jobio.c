@@ -85,18 +85,18 @@ static uint64_t file_size(const char *path) {
 static char *inflate_file(const char *path, size_t *len, int *members) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return NULL;
-    diffu_jobu_reader *r = diffu_jobu_reader_new(fd, 1, path);
+    diffu_job_util_reader *r = diffu_job_util_reader_new(fd, 1, path);
     diffu_text t = {0};
     char buf[4096];
     diffu_err e;
     long n;
     *members = 0;
-    while ((n = diffu_jobu_reader_read(r, buf, sizeof buf, &e)) > 0 || (n == 0 && diffu_jobu_reader_member_ended(r))) {
+    while ((n = diffu_job_util_reader_read(r, buf, sizeof buf, &e)) > 0 || (n == 0 && diffu_job_util_reader_member_ended(r))) {
         diffu_text_append(&t, buf, (size_t)n);
-        if (diffu_jobu_reader_member_ended(r)) ++*members;
+        if (diffu_job_util_reader_member_ended(r)) ++*members;
     }
     if (n < 0) fprintf(stderr, "inflate_file: %s\n", e.msg);
-    diffu_jobu_reader_free(&r);
+    diffu_job_util_reader_free(&r);
     close(fd);
     *len = t.len;
     if (!t.data) diffu_text_append(&t, "", 0);
@@ -178,7 +178,7 @@ static void test_input(void) {
           r ? r->params.steps : -1);
     CHECK(r && r->params.temperature == 0.2 && r->n == 2 && r->params.alg == DIFFU_ALG_ENTROPY, "p1 defaults");
     CHECK(r && r->prompt_len == 9 && !memcmp(r->prompt, "def f():\n", 9) && r->prompt_tokens == 9, "p1 prompt");
-    CHECK(r && r->rng_key == diffu_jobu_fnv1a("p1", 2) && r->rng_key == 0xa04ed67au, "p1 rng_key %08x",
+    CHECK(r && r->rng_key == diffu_job_util_fnv1a("p1", 2) && r->rng_key == 0xa04ed67au, "p1 rng_key %08x",
           r ? r->rng_key : 0);
     CHECK(r && !r->meta && !r->id_is_int && !strcmp(r->id_field, "id") && r->prefill == NULL && r->system == NULL,
           "p1 other fields");
@@ -579,36 +579,36 @@ static void test_threads(diffu_jobin *in) {
 /* ------------------------------------------------------------ util */
 
 static void test_util(void) {
-    diffu_jobu_map *m = diffu_jobu_map_new();
+    diffu_job_util_map *m = diffu_job_util_map_new();
     char k[32];
     for (int i = 0; i < 5000; i++) {
         int n = snprintf(k, sizeof k, "key%d", i);
-        diffu_jobu_map_put(m, k, (size_t)n, i * 3);
+        diffu_job_util_map_put(m, k, (size_t)n, i * 3);
     }
-    int ok = diffu_jobu_map_size(m) == 5000;
+    int ok = diffu_job_util_map_size(m) == 5000;
     for (int i = 0; i < 5000; i++) {
         int n = snprintf(k, sizeof k, "key%d", i);
         int64_t v;
-        ok &= diffu_jobu_map_get(m, k, (size_t)n, &v) && v == i * 3;
+        ok &= diffu_job_util_map_get(m, k, (size_t)n, &v) && v == i * 3;
     }
-    ok &= !diffu_jobu_map_get(m, "key5000", 7, NULL) && !diffu_jobu_map_put(m, "key7", 4, 1);
+    ok &= !diffu_job_util_map_get(m, "key5000", 7, NULL) && !diffu_job_util_map_put(m, "key7", 4, 1);
     CHECK(ok, "map");
-    diffu_jobu_map_free(&m);
+    diffu_job_util_map_free(&m);
     diffu_text t = {0};
-    diffu_jobu_put_base64(&t, (const unsigned char *)"\xff\xfe" "ab", 4);
+    diffu_job_util_put_base64(&t, (const unsigned char *)"\xff\xfe" "ab", 4);
     CHECK(!strcmp(t.data, "\"//5hYg==\""), "base64 %s", t.data);
     t.len = 0;
-    diffu_jobu_put_num(&t, 0.1);
-    diffu_jobu_put(&t, " ");
-    diffu_jobu_put_num(&t, 1e-7);
-    diffu_jobu_put(&t, " ");
-    diffu_jobu_put_num(&t, 1.0 / 3);
+    diffu_job_util_put_num(&t, 0.1);
+    diffu_job_util_put(&t, " ");
+    diffu_job_util_put_num(&t, 1e-7);
+    diffu_job_util_put(&t, " ");
+    diffu_job_util_put_num(&t, 1.0 / 3);
     CHECK(!strcmp(t.data, "0.1 1e-07 0.3333333333333333"), "shortest doubles: %s", t.data);
     diffu_text_free(&t);
-    CHECK(diffu_jobu_utf8_check("ok\xc3\xa9", 4) == 4 && diffu_jobu_utf8_check("a\xc0\xaf", 3) == 1 &&
-              diffu_jobu_utf8_check("\xed\xa0\x80", 3) == 0 && diffu_jobu_utf8_check("ab\xe2\x82", 4) == 2,
+    CHECK(diffu_job_util_utf8_check("ok\xc3\xa9", 4) == 4 && diffu_job_util_utf8_check("a\xc0\xaf", 3) == 1 &&
+              diffu_job_util_utf8_check("\xed\xa0\x80", 3) == 0 && diffu_job_util_utf8_check("ab\xe2\x82", 4) == 2,
           "utf8 check");
-    CHECK(diffu_jobu_edit_distance("temprature", "temperature") == 1 && diffu_jobu_edit_distance("", "abc") == 3,
+    CHECK(diffu_job_util_edit_distance("temprature", "temperature") == 1 && diffu_job_util_edit_distance("", "abc") == 3,
           "edit distance");
 }
 

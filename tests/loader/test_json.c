@@ -1,4 +1,4 @@
-/* test_json.c — unit test of model/json.c against RFC 8259.
+/* test_json.c — unit test of base/json.c against RFC 8259.
  *
  * Valid documents: numbers (integers up to the int64 limits kept exact, beyond
  * 2^53 too; fractions; exponents), every string escape, \u surrogate pairs to
