@@ -82,3 +82,16 @@ int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int
     *n = k;
     return 0;
 }
+
+void arg_unescape(char *dst, const char *s) {
+    char *o = dst;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}

@@ -10,6 +10,10 @@ int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long 
 int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 /* Sizes with an optional K/M/G suffix (powers of 1024). */
 int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* The backslash escapes of --prefill (\\n, \\t, \\r; \\x for any other x) into dst, which
+ * holds at least strlen(src) + 1 bytes and may be src itself (the result is
+ * never longer). One rule for every command that takes --prefill. */
+void arg_unescape(char *dst, const char *src);
 /* Comma-separated list of positive ints; *out malloc'd. */
 int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
 

@@ -82,44 +82,28 @@ typedef struct {
     diffu_sched *sc;
     /* the batch job (--input / --output; rank 0) */
     gen_jobrun *jr;
-    long lo;          /* sequences before lo are written */
-    char *written;
-    double *t0;
+    double *t0;       /* [n_d] admission time of each sample */
     int job_failed;  /* writing a record failed: write nothing more */
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
 #define JOB_ACTIVE 32 /* a batch job's default --max-active (at least 2 x microbatches) */
 
-/* The batch job: write the sequences that have finished. Admission is in
- * order and at most max_active are in flight, so past max_active unfinished
- * ones nothing has started. */
-static void job_write_finished(dctx *x, int max_active) {
-    if (!x->jr || x->job_failed) return;
-    double now = diffu_now();
-    int unfinished = 0;
-    for (long k = x->lo; k < x->j.n_d && unfinished <= max_active; k++) {
-        if (x->written[k]) continue;
-        diffu_denoise *d = x->j.ds[k];
-        if (!d) break; /* not admitted yet (admission is in order) */
-        if (!diffu_denoise_done(d)) {
-            unfinished++;
-            if (!x->t0[k] && diffu_denoise_steps_taken(d) > 0) x->t0[k] = now;
-            continue;
-        }
-        if (gen_job_finish(x->jr, k, d, x->t0[k] ? x->t0[k] : now)) {
-            x->job_failed = 1;
-            return;
-        }
-        x->written[k] = 1;
-        diffu_denoise_free(&x->j.ds[k]); /* the scheduler let go of it when it finished */
+/* The batch job: sample i has finished (diffu_sched_opts.finished): its
+ * record, then the policy is freed. After a failed write nothing more is
+ * written (the policies left are freed with the job). */
+static void job_finished(void *user, int i, diffu_denoise *d) {
+    dctx *x = user;
+    if (x->job_failed) return;
+    if (gen_job_finish(x->jr, i, d, x->t0[i])) {
+        x->job_failed = 1;
+        return;
     }
-    while (x->lo < x->j.n_d && x->written[x->lo]) x->lo++;
+    diffu_denoise_free(&x->j.ds[i]);
 }
 
 static int finish(dctx *x, int rc) {
     if (x->jr) rc = gen_job_close(&x->jr, rc);
-    free(x->written);
     free(x->t0);
     diffu_sched_free(&x->sc);
     diffu_worker_free(x->w);
@@ -189,7 +173,6 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
             if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
             coord += diffu_now() - tr;
         }
-        job_write_finished(x, (int)plan->max_active);
         double now = diffu_now();
         if (now >= next_live) { /* ~4 times a second */
             util = diffu_runtime_live_poll(lu, x->w);
@@ -215,7 +198,6 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
         }
     }
     double wall = diffu_now() - t0;
-    job_write_finished(x, (int)plan->max_active);
     /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
     size_t len;
     const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);
@@ -259,7 +241,6 @@ static int job_prepare(dctx *x) {
     gen_job_sums(x->jr, &j->sum_tokens, &j->sum_rows);
     j->n_d = (int)n;
     j->ds = diffu_xcalloc((size_t)n, sizeof *j->ds);
-    x->written = diffu_xcalloc((size_t)n, 1);
     x->t0 = diffu_xcalloc((size_t)n, sizeof *x->t0);
     j->max_seq = max_seq;
     x->o.p.max_new_tokens = max_new; /* the plan's rows per sequence */
@@ -270,8 +251,63 @@ static int job_prepare(dctx *x) {
 static diffu_denoise *job_make(void *user, int i) {
     dctx *x = user;
     x->j.ds[i] = gen_job_make(x->jr, i);
+    x->t0[i] = diffu_now();
     /* NULL (reported): the scheduler admits nothing more (diffu_sched_failed); the coordinator drains, writes, stops */
     return x->j.ds[i];
+}
+
+/* Rank 0: prompts (or the job's samples) -> sequences, and the packed
+ * JobPlan every rank allocates from. 0, or 1 with msg (for the agreement). */
+static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t *plen, char *msg, size_t cap) {
+    /* gen_prepare prints its error to stderr: rank 0 is the one that reports */
+    int st = x->o.input ? job_prepare(x) : gen_prepare(&x->o, &x->j);
+    if (st) {
+        snprintf(msg, cap, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
+        return 1;
+    }
+    if (pp < 1 || tp < 1) {
+        snprintf(msg, cap, "world size %d is not a multiple of --%s %d", world, x->o.pp ? "pp" : "tp",
+                 x->o.pp ? x->o.pp : x->o.tp);
+        return 1;
+    }
+    Diffu__JobPlan jp = DIFFU__JOB_PLAN__INIT;
+    int M = x->o.microbatches ? x->o.microbatches : (pp == 1 ? 1 : 2 * pp);
+    /* a job: a bounded window however long the dataset (memory and microbatch size do not grow
+       with it); prompts on the command line: all at once */
+    int active = x->o.max_active ? x->o.max_active : x->o.input ? (2 * M > JOB_ACTIVE ? 2 * M : JOB_ACTIVE) : x->j.n_d;
+    if (active > x->j.n_d) active = x->j.n_d;
+    int per = ceil_div(active, M);
+    jp.max_seq = (uint32_t)x->j.max_seq;
+    jp.mb_max_seqs = (uint32_t)per;
+    jp.mb_max_tokens = (uint32_t)(per * x->j.max_seq);
+    jp.mb_max_rows = (uint32_t)(per * x->o.p.max_new_tokens);
+    jp.max_active = (uint32_t)active;
+    jp.microbatches = (uint32_t)M;
+    jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->j.cfg.hidden);
+    jp.vocab = (uint32_t)x->j.cfg.vocab;
+    *plen = diffu__job_plan__get_packed_size(&jp);
+    *pbuf = diffu_xmalloc(*plen + 1);
+    diffu__job_plan__pack(&jp, *pbuf);
+    return 0;
+}
+
+/* This rank's shard (node/stage.h) and worker, sized by the plan. 0, or -1
+ * with err (local: the caller agrees with the other ranks). */
+static int load_stage(dctx *x, const Diffu__JobPlan *plan, int threads, diffu_err *err) {
+    diffu_model_opts mo;
+    diffu_model_opts_default(&mo);
+    mo.max_tokens = (int)plan->mb_max_tokens;
+    mo.max_seq = (int)plan->max_seq;
+    mo.max_rows = (int)plan->mb_max_rows;
+    mo.max_seqs = (int)plan->mb_max_seqs;
+    mo.threads = threads;
+    mo.f32_weights = x->o.f32;
+    mo.quiet = !x->o.verbose;
+    if (diffu_stage_init(x->c, x->l, x->o.model, &mo, &x->st, err)) return -1;
+    diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
+                            (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
+    x->w = diffu_worker_create(x->c, x->st, &wp, err);
+    return x->w ? 0 : -1;
 }
 
 int cmd_generate_dist(int argc, char **argv) {
@@ -309,38 +345,7 @@ int cmd_generate_dist(int argc, char **argv) {
     uint8_t *pbuf = NULL;
     size_t plen = 0;
     char msg[1024] = "";
-    rc = 0;
-    if (rank == 0) {
-        /* gen_prepare prints its error to stderr: rank 0 is the one that reports */
-        int st = x.o.input ? job_prepare(&x) : gen_prepare(&x.o, &x.j);
-        if (st) {
-            rc = 1;
-            snprintf(msg, sizeof msg, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
-        } else if (pp < 1 || tp < 1) {
-            rc = 1;
-            snprintf(msg, sizeof msg, "world size %d is not a multiple of --%s %d", world, x.o.pp ? "pp" : "tp",
-                     x.o.pp ? x.o.pp : x.o.tp);
-        } else {
-            Diffu__JobPlan jp = DIFFU__JOB_PLAN__INIT;
-            int M = x.o.microbatches ? x.o.microbatches : (pp == 1 ? 1 : 2 * pp);
-            /* a job: a bounded window however long the dataset (memory and microbatch size do not grow
-               with it); prompts on the command line: all at once */
-            int active = x.o.max_active ? x.o.max_active : x.o.input ? (2 * M > JOB_ACTIVE ? 2 * M : JOB_ACTIVE) : x.j.n_d;
-            if (active > x.j.n_d) active = x.j.n_d;
-            int per = ceil_div(active, M);
-            jp.max_seq = (uint32_t)x.j.max_seq;
-            jp.mb_max_seqs = (uint32_t)per;
-            jp.mb_max_tokens = (uint32_t)(per * x.j.max_seq);
-            jp.mb_max_rows = (uint32_t)(per * x.o.p.max_new_tokens);
-            jp.max_active = (uint32_t)active;
-            jp.microbatches = (uint32_t)M;
-            jp.head_row_frac = x.o.head_rows > 0 ? x.o.head_rows : head_rows_estimate(&x.o, &x.j, x.j.cfg.hidden);
-            jp.vocab = (uint32_t)x.j.cfg.vocab;
-            plen = diffu__job_plan__get_packed_size(&jp);
-            pbuf = diffu_xmalloc(plen + 1);
-            diffu__job_plan__pack(&jp, pbuf);
-        }
-    }
+    rc = rank == 0 ? make_plan(&x, pp, tp, world, &pbuf, &plen, msg, sizeof msg) : 0;
     if (diffu_comm_agree(c, rc, msg, &err)) {
         if (strstr(err.msg, NOTHING_LEFT)) {
             free(pbuf);
@@ -388,23 +393,8 @@ int cmd_generate_dist(int argc, char **argv) {
     }
 
     /* 3. this rank's shard and worker */
-    diffu_model_opts mo;
-    diffu_model_opts_default(&mo);
-    mo.max_tokens = (int)plan->mb_max_tokens;
-    mo.max_seq = (int)plan->max_seq;
-    mo.max_rows = (int)plan->mb_max_rows;
-    mo.max_seqs = (int)plan->mb_max_seqs;
-    mo.threads = threads;
-    mo.f32_weights = x.o.f32;
-    mo.quiet = !x.o.verbose;
     double t_load = diffu_now();
-    rc = diffu_stage_init(c, x.l, x.o.model, &mo, &x.st, &err);
-    if (!rc) {
-        diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
-                                (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
-        x.w = diffu_worker_create(c, x.st, &wp, &err);
-        if (!x.w) rc = -1;
-    }
+    rc = load_stage(&x, plan, threads, &err);
     if (diffu_comm_agree(c, rc, err.msg, &err)) {
         if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         diffu__job_plan__free_unpacked(plan, NULL);
@@ -420,7 +410,7 @@ int cmd_generate_dist(int argc, char **argv) {
     if (rank == 0) {
         diffu_sched_opts so = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
                                (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows,
-                               (int)plan->max_seq, x.jr ? job_make : NULL, &x};
+                               (int)plan->max_seq, x.jr ? job_make : NULL, &x, x.jr ? job_finished : NULL, &x};
         x.sc = diffu_sched_create(&so, x.jr ? NULL : x.j.ds, x.j.n_d, &err);
         DIFFU_ASSERTF(x.sc, "%s", err.msg); /* the plan was made for these sequences */
         wall = coordinate(&x, plan, &coord, &rwait);

@@ -137,7 +137,7 @@ int cmd_jobcheck(int argc, char **argv) {
         case O_BLOCK: if (arg_int(CMD, "--block-length", optarg, 1, 1 << 20, &v)) return 2; o.defaults.block_length = (int)v; break;
         case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &o.defaults.threshold)) return 2; break;
         case O_SYSTEM: o.system = optarg; break;
-        case O_PREFILL: o.prefill = optarg; break;
+        case O_PREFILL: arg_unescape(optarg, optarg); o.prefill = optarg; break; /* as generate's --prefill */
         case O_EVALPREFILL: o.prefill = DIFFU_CHAT_EVAL_PREFILL; break;
         case O_REPAIR: repair = optarg; break;
         case O_DRY: dry = 1; break;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "chat.h"
 #include "commands.h"
 #include "json.h"
@@ -44,16 +45,8 @@ static char *read_all(FILE *f, size_t *n) {
 }
 
 static char *unescape(const char *s) {
-    char *r = diffu_xmalloc(strlen(s) + 1), *o = r;
-    for (; *s; s++) {
-        if (*s == '\\' && s[1]) {
-            s++;
-            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
-        } else {
-            *o++ = *s;
-        }
-    }
-    *o = 0;
+    char *r = diffu_xmalloc(strlen(s) + 1);
+    arg_unescape(r, s);
     return r;
 }
 

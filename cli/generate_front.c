@@ -72,16 +72,8 @@ static void usage(FILE *f) {
 }
 
 static char *unescape(const char *s) {
-    char *r = diffu_xmalloc(strlen(s) + 1), *o = r;
-    for (; *s; s++) {
-        if (*s == '\\' && s[1]) {
-            s++;
-            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : *s;
-        } else {
-            *o++ = *s;
-        }
-    }
-    *o = 0;
+    char *r = diffu_xmalloc(strlen(s) + 1);
+    arg_unescape(r, s);
     return r;
 }
 
@@ -219,18 +211,8 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         case O_TOPK: if (arg_int(CMD, "--top-k", optarg, 0, 1 << 30, &v)) rc = 2; else p->top_k = (int)v; break;
         case O_ALGTEMP: if (arg_double(CMD, "--alg-temp", optarg, 0, 1e6, &p->alg_temp)) rc = 2; break;
         case O_EPS: if (arg_double(CMD, "--eps", optarg, 0, 0.999999, &p->eps)) rc = 2; break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-') {
-                fprintf(stderr, "diffu " CMD ": --seed: '%s' is not a non-negative integer\n", optarg);
-                rc = 2;
-            } else {
-                p->seed = s;
-            }
-            break;
-        }
+        /* the range of jobcheck's --seed and of a request's "seed" (JSON integers are int64) */
+        case O_SEED: if (arg_int(CMD, "--seed", optarg, 0, INT64_MAX, &v)) rc = 2; else p->seed = (uint64_t)v; break;
         case O_N: if (arg_int(CMD, "--n", optarg, 1, 1 << 16, &o->n_samples)) rc = 2; break;
         case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &p->threshold)) rc = 2; break;
         case O_FACTOR: if (arg_double(CMD, "--factor", optarg, 1e-9, 1e6, &p->factor)) rc = 2; break;

@@ -185,9 +185,11 @@ static void finish(diffu_sched *s, int i) {
     s->release[s->n_release++] = (uint32_t)q->slot;
     q->slot = -1;
     q->shadow = NULL;
+    diffu_denoise *d = q->d;
     q->d = NULL; /* the caller's to free from now on */
     s->n_active--;
     s->st.finished++;
+    if (s->o.finished) s->o.finished(s->o.finished_user, i, d);
 }
 
 static void admit(diffu_sched *s) {

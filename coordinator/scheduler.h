@@ -74,6 +74,12 @@ typedef struct diffu_sched_opts {
      * max_active policies at a time. */
     diffu_denoise *(*make)(void *user, int i);
     void *make_user;
+    /* Optional: sequence i has finished (d, its last commit done) — called
+     * once per sequence, as soon as it finishes, from diffu_sched_next or
+     * diffu_sched_result. The scheduler no longer touches d: the callback may
+     * write its record and free it. */
+    void (*finished)(void *user, int i, diffu_denoise *d);
+    void *finished_user;
 } diffu_sched_opts;
 
 typedef struct diffu_sched_stats {

@@ -106,6 +106,21 @@ static diffu_denoise *lazy_make(void *user, int i) {
     return i == z->fail_at ? NULL : z->seqs[i];
 }
 
+/* diffu_sched_opts.finished: each sequence exactly once, already done, the
+ * one the scheduler was given for that index. */
+typedef struct {
+    diffu_denoise **seqs;
+    int n, *count;
+    const char *label;
+} fin_log;
+
+static void on_finished(void *user, int i, diffu_denoise *d) {
+    fin_log *f = user;
+    CHECK(i >= 0 && i < f->n && d == f->seqs[i] && diffu_denoise_done(d), "%s: finished(%d) with another or an unfinished"
+          " sequence", f->label, i);
+    if (i >= 0 && i < f->n) f->count[i]++;
+}
+
 static void run_case(const char *label, const diffu_denoise_params *p, int n_prompts, int n_samples, int M, int max_active,
                      int spread, int mb_cap, uint64_t seed, int lazy) {
     diffu_err err;
@@ -128,7 +143,10 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     }
     lazy_src lz = {ours, n, 0, max_active, -1, label};
     diffu_sched_opts o = {M, max_active, spread, mb_cap, mb_cap * max_len, mb_cap * p->max_new_tokens, max_len,
-                          lazy ? lazy_make : NULL, &lz};
+                          lazy ? lazy_make : NULL, &lz, NULL, NULL};
+    fin_log fl = {ours, n, calloc((size_t)n, sizeof(int)), label};
+    o.finished = on_finished;
+    o.finished_user = &fl;
     diffu_sched *sc = diffu_sched_create(&o, lazy ? NULL : ours, n, &err);
     CHECK(sc != NULL, "%s: %s", label, err.msg);
     if (!sc) return;
@@ -242,6 +260,8 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     CHECK(diffu_sched_done(sc), "%s: not done after %ld rounds", label, guard);
     CHECK(!lazy || lz.next == n, "%s: %d of %d sequences made", label, lz.next, n);
     const diffu_sched_stats *st = diffu_sched_get_stats(sc);
+    for (int k = 0; k < n; k++) CHECK(fl.count[k] == 1, "%s: sequence %d reported finished %d times", label, k, fl.count[k]);
+    free(fl.count);
     int bad = 0;
     for (int k = 0; k < n; k++) {
         reference(ref[k]);
@@ -287,7 +307,7 @@ static void run_fail(const diffu_denoise_params *p) {
     for (int i = 0; i < N; i++) seqs[i] = diffu_denoise_create(p, V, prompt, 4, (uint32_t)i, 0, &err);
     lazy_src lz = {seqs, N, 0, ACTIVE, 3, "make fails"};
     int len = 4 + p->max_new_tokens;
-    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz};
+    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz, NULL, NULL};
     diffu_sched *sc = diffu_sched_create(&o, NULL, N, &err);
     CHECK(sc != NULL, "make fails: create: %s", err.msg);
     diffu_wire_packbuf pk = {0};

@@ -45,10 +45,12 @@ def main():
         check(p.returncode == 0, "tokenize %s: %s" % (flags, p.stderr))
         return [len(json.loads(l)["ids"]) for l in p.stdout.splitlines()]
 
-    for inp, flags in ((samples, ()), (chat_in, ("--chat", "--eval-prefill"))):
+    # the third: --prefill with C escapes, expanded by jobcheck exactly as by generate and tokenize (cli/args.h)
+    for inp, flags in ((samples, ()), (chat_in, ("--chat", "--eval-prefill")),
+                       (chat_in, ("--chat", "--prefill", "Here it is:\\n```python\\n"))):
         want = tokenize([t["prompt"] for t in tasks], *flags)
         p = subprocess.run([diffu, "jobcheck", "--model", model, "--input", inp, "--strict", "--max-new-tokens", "64",
-                            *(("--eval-prefill",) if flags else ())], capture_output=True, text=True, timeout=120)
+                            *flags[1:]], capture_output=True, text=True, timeout=120)
         got = [json.loads(l)["prompt_tokens"] for l in p.stdout.splitlines()]
         check(p.returncode == 0 and got == want and all(g > 0 for g in got),
               "%s: jobcheck exit %d, tokens %s, tokenize %s\n%s" % (inp, p.returncode, got, want, p.stderr))
@@ -57,14 +59,14 @@ def main():
         rej = os.path.join(work, "rej.jsonl")
         p = subprocess.run([diffu, "jobcheck", "--model", model, "--input", inp, "--max-new-tokens", "64",
                             "--max-context", str(limit), "--rejects", rej,
-                            *(("--eval-prefill",) if flags else ())], capture_output=True, text=True, timeout=120)
+                            *flags[1:]], capture_output=True, text=True, timeout=120)
         longest = [t["task_id"] for t, w in zip(tasks, want) if w == max(want)]
         recs = [json.loads(l) for l in open(rej)] if os.path.exists(rej) else []
         field = "messages" if flags else "prompt"
         check(p.returncode == 0 and sorted(r["id"] for r in recs) == sorted(longest) and all(
             r["field"] == field and ("%d prompt tokens + max_new_tokens 64 = %d > %d" % (max(want), max(want) + 64, limit))
             in r["reason"] for r in recs), "%s: context limit rejects %s" % (inp, recs))
-        print("%s: %d prompts, %d..%d tokens" % (os.path.basename(inp), len(got), min(want), max(want)))
+        print("%s %s: %d prompts, %d..%d tokens" % (os.path.basename(inp), " ".join(flags), len(got), min(want), max(want)))
     return report()
 
 
