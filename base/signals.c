@@ -100,14 +100,18 @@ static void install_fatal(void) {
     }
 }
 
+static volatile sig_atomic_t g_stop;
+static enum { STOP_EXIT, STOP_GRACEFUL, STOP_IGNORE } g_policy; /* what SIGTERM / SIGINT / SIGUSR1 do */
+
+static void install_stop(void);
+
 void diffu_signals_fatal(int rank, const char *host) {
     snprintf(g_sig_rank, sizeof g_sig_rank, "[diffu r%d]", rank);
     snprintf(g_sig_host, sizeof g_sig_host, "%s", host);
     snprintf(g_sig_pid, sizeof g_sig_pid, "%d", (int)getpid());
     install_fatal();
+    if (g_policy != STOP_EXIT) install_stop(); /* a batch job's policy, set before, stays: the order does not matter */
 }
-
-static volatile sig_atomic_t g_stop;
 
 static void on_stop(int sig) {
     (void)sig;
@@ -124,11 +128,17 @@ static void set_stop_handler(void (*fn)(int)) {
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+static void install_stop(void) { set_stop_handler(g_policy == STOP_GRACEFUL ? on_stop : SIG_IGN); }
+
 void diffu_signals_graceful(void) {
-    set_stop_handler(on_stop);
+    g_policy = STOP_GRACEFUL;
+    install_stop();
     signal(SIGXFSZ, SIG_IGN);
 }
 
-void diffu_signals_ignore_stop(void) { set_stop_handler(SIG_IGN); }
+void diffu_signals_ignore_stop(void) {
+    g_policy = STOP_IGNORE;
+    install_stop();
+}
 
 int diffu_signals_stop_requested(void) { return g_stop; }

@@ -326,6 +326,12 @@ int cmd_generate_dist(int argc, char **argv) {
         gen_free(&x.o, NULL);
         return 2;
     }
+    /* a batch job's stop signals, from the start (base/signals.h; MPI start-up keeps them): rank 0 decides
+       when to stop (it drains and writes what finishes), the others wait for its Shutdown */
+    if (x.o.input) {
+        if (lrank == 0) diffu_signals_graceful();
+        else diffu_signals_ignore_stop();
+    }
     diffu_err err;
     if (diffu_comm_init(&x.c, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -354,9 +360,6 @@ int cmd_generate_dist(int argc, char **argv) {
         if (rank == 0 && !strstr(err.msg, "see above")) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         free(pbuf);
         return finish(&x, 1);
-    }
-    if (x.o.input && rank != 0) { /* rank 0 decides when to stop; the others wait for its Shutdown */
-        diffu_signals_ignore_stop();
     }
     diffu_comm_bcast_bytes(c, &pbuf, &plen);
     Diffu__JobPlan *plan = diffu__job_plan__unpack(NULL, plen, pbuf);

@@ -137,6 +137,9 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
     *jrp = r;
     r->o = o;
     r->j = j;
+    /* first: a stop signal during the set-up (tokenizer, input, output, model) already means "stop and say
+       how to resume", not a death without a word */
+    diffu_signals_graceful();
     char rej_path[4200];
     if (gen_setup(o, j)) return 1;
     if (!j->tok) {
@@ -229,7 +232,6 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         fprintf(stderr, "[diffu] %s: all %ld samples of %ld requests are done\n", o->output, r->s_total, r->req_total);
         return -1;
     }
-    diffu_signals_graceful();
     const char *term = getenv("TERM");
     r->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     r->t_start = r->t_last = diffu_now();
