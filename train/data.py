@@ -215,7 +215,7 @@ def main():
     for pkg in pkgs:
         pkgs[pkg].update(package_license(pkg))
     man = {"roots": ROOTS, "val_pct": a.val_pct, "filter": stats, "counts": counts,
-           "packages": dict(sorted(pkgs.items()))}
+           "packages": dict(sorted(pkgs.items())), "val_files": [p for p, _, _, _ in kept["val"]]}
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1)
     print(json.dumps({"filter": stats, "counts": counts, "packages": len(pkgs)}), file=sys.stderr)

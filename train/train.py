@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=40)
     ap.add_argument("--steps", default="auto")
     ap.add_argument("--budget-min", type=float, default=60)
+    ap.add_argument("--set-total", type=int, default=0,
+                    help="on resume: replace the stored total step count (the change is logged)")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fp32", action="store_true")
@@ -171,6 +173,10 @@ def main():
         step, total, best, elapsed0 = ck["step"], ck["total"], ck["best"], ck["elapsed"]
         print("[train] resumed at step %d (total %s, best %.4f, %.0f s done)" % (step, total, best, elapsed0),
               file=sys.stderr)
+    if a.set_total and os.path.exists(last):
+        logf.write(json.dumps({"set_total": a.set_total, "was": total, "at_step": step}) + "\n")
+        print("[train] total steps %s -> %d at step %d" % (total, a.set_total, step), file=sys.stderr)
+        total = a.set_total
     if total is None and a.steps != "auto":
         total = int(a.steps)
     meta = {"args": vars(a), "config": cfg.to_dict(), "params": nparam, "code_tokens": int(len(code)),
