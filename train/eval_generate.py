@@ -82,7 +82,7 @@ def run(diffu, model, prompts, args, threads=2):
     if len(stats) != len(prompts):
         sys.exit("eval_generate.py: parsed %d stat lines for %d prompts:\n%s" % (len(stats), len(prompts),
                                                                                 r.stderr[-3000:]))
-    return comps, [stats[i] for i in range(len(prompts))], wall, " ".join(cmd[:6] + args) + " --prompt ..."
+    return comps, [stats[i] for i in range(len(prompts))], wall, " ".join(cmd[:7] + args) + " --prompt ..."
 
 
 def parses(prompt, comp):
