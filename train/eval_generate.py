@@ -4,8 +4,8 @@
     python3 train/eval_generate.py MODEL_DIR DATA_DIR ENC_DIR --diffu build/bin/diffu --out RESULTS.json
         [--n 32] [--max-new 48] [--modes default,arness,threshold] [--figure docs/arness_temperature.png]
 
-Prompts: the first --n held-out instruction pairs (DATA/val_pairs.jsonl, from files never trained
-on) whose chat prompt is at most 160 tokens and whose reply (body + <|im_end|>) fits the canvas of
+Prompts: --n held-out instruction pairs evenly spaced over those (DATA/val_pairs.jsonl, from files
+never trained on) whose chat prompt is at most 160 tokens and whose reply (body + <|im_end|>) fits the canvas of
 --max-new tokens. Each is given to `diffu generate --chat` (DiffuCoder's chat template; the user
 turn is the function's signature + docstring) and the reply is the completion (diffu's
 post-processing, then cut at the first <|im_end|>).
@@ -42,9 +42,9 @@ def load_prompts(data, enc, n, max_new):
             t, i = json.loads(lt), json.loads(li)
             if len(i["p"]) <= 160 and len(i["r"]) <= max_new:
                 out.append(t)
-            if len(out) == n:
-                break
-    return out
+    if len(out) <= n:
+        return out
+    return [out[round(k * (len(out) - 1) / (n - 1))] for k in range(n)] if n > 1 else out[:1]
 
 
 def run(diffu, model, prompts, args, threads=2):
