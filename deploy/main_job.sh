@@ -21,6 +21,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${DIFFU_BUILD:-$ROOT/build}/bin/diffu"
 CACHE="${DIFFU_CACHE:-$HOME/.cache/diffu}"
 MODEL="${DIFFU_MODEL:-$ROOT/models/diffu-toy-code}"
+# the toy model commits its trailing <|dlm_pad|> tokens first and leaves near-empty replies
+# unless decoding goes block by block (semi-autoregressive, 8 tokens); a real checkpoint: none
+if [[ -z "${DIFFU_MODEL:-}" ]]; then BLOCK="${DIFFU_BLOCK_LENGTH:-8}"; else BLOCK="${DIFFU_BLOCK_LENGTH:-}"; fi
+BLOCK_ARGS=(); [[ -n "$BLOCK" && "$BLOCK" != 0 ]] && BLOCK_ARGS=(--block-length "$BLOCK")
 INPUT="${DIFFU_INPUT:-$ROOT/deploy/prompts/sample_tasks_chat.jsonl}"
 OUTPUT="${DIFFU_OUTPUT:-$CACHE/out/sample_tasks_chat.jsonl.gz}"
 NP="${DIFFU_NP:-2}"
@@ -39,5 +43,5 @@ if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_
 mpirun -np "$NP" --bind-to core --map-by core "$BIN" generate --model "$MODEL" --pp "$NP" --tp 1 --threads 1 \
     --input "$INPUT" --output "$OUTPUT" \
     --max-new-tokens "${DIFFU_MAX_NEW_TOKENS:-64}" --steps "${DIFFU_STEPS:-64}" --alg entropy \
-    --temperature "${DIFFU_TEMPERATURE:-0.2}" --top-p 0.95 --seed 1
+    --temperature "${DIFFU_TEMPERATURE:-0.2}" --top-p 0.95 --seed 1 "${BLOCK_ARGS[@]+"${BLOCK_ARGS[@]}"}"
 echo "[main] wrote $OUTPUT ($(zcat "$OUTPUT" | wc -l) records) with $MODEL; the default is a toy model — see deploy/main_job.sh for a real checkpoint" >&2

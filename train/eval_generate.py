@@ -17,6 +17,8 @@ Modes (all with steps = --max-new, i.e. one token per step, unless a threshold i
   arness     temperature 0.2, 0.4, ..., 1.2 (alg entropy, top-p off, --seed 1): mean local@1
              and global@1 AR-ness over the prompts (diffu's per-sample report) and parse rate;
              the figure (matplotlib) goes to --figure.
+  blocks8    as default, in semi-autoregressive blocks of 8 (--block-length 8).
+  threshold_blocks8  the threshold series inside blocks of 8 (as Fast-dLLM runs it).
   threshold  Fast-dLLM confidence threshold tau 0.7/0.8/0.9/0.95 and 1.0 (= one token per
              step under the same confidence), temperature 0: forwards per generated token,
              parse rate, and agreement with tau = 1.0 (share of identical completions, and share
@@ -106,6 +108,13 @@ def quality(prompts, comps):
     return sum(ok) / len(ok), sum(fl) / len(fl)
 
 
+def nonempty(prompts, comps):
+    """Share of completions with a non-blank character, and the parse rate among those (an empty
+    completion after a docstring parses trivially)."""
+    ne = [(p, c) for p, c in zip(prompts, comps) if c.strip()]
+    return len(ne) / len(comps), (sum(parses(p["prompt"], c) for p, c in ne) / len(ne) if ne else 0.0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -115,34 +124,42 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new", type=int, default=48)
-    ap.add_argument("--modes", default="default,arness,threshold")
+    ap.add_argument("--modes", default="default,blocks8,arness,threshold,threshold_blocks8")
     ap.add_argument("--figure")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--merge", action="store_true", help="keep the other modes' results already in --out")
     a = ap.parse_args()
     prompts = load_prompts(a.data, a.enc, a.n, a.max_new)
     L = str(a.max_new)
     res = {"model": a.model, "n_prompts": len(prompts), "max_new_tokens": a.max_new}
-    if os.path.exists(a.out):
-        res.update(json.load(open(a.out)))
+    if a.merge and os.path.exists(a.out):
+        res.update({k: v for k, v in json.load(open(a.out)).items() if k not in res})
     modes = a.modes.split(",")
-    if "default" in modes:
-        args = ["--max-new-tokens", L, "--steps", L, "--alg", "entropy", "--temperature", "0"]
+    for mode, extra in (("default", []), ("blocks8", ["--block-length", "8"])):
+        if mode not in modes:
+            continue
+        args = ["--max-new-tokens", L, "--steps", L, "--alg", "entropy", "--temperature", "0"] + extra
         comps, st, wall, cmd = run(a.diffu, a.model, prompts, args, a.threads)
         pr, fl = quality(prompts, comps)
-        res["default"] = {"command": cmd, "parse_rate": pr, "first_line_match": fl, "wall_s": round(wall, 1),
+        ne, pne = nonempty(prompts, comps)
+        res[mode] = {"command": cmd, "parse_rate": pr, "first_line_match": fl, "wall_s": round(wall, 1),
+                          "nonempty": ne, "parse_rate_nonempty": pne,
                           "local1": sum(s["local1"] for s in st) / len(st),
                           "global1": sum(s["global1"] for s in st) / len(st),
                           "samples": [{"prompt": p["prompt"], "original": p["reply"], "completion": c,
                                        "parses": parses(p["prompt"], c)} for p, c in zip(prompts, comps)]}
-        print("default: parse %.3f first-line %.3f (%d prompts, %.0f s)" % (pr, fl, len(prompts), wall))
+        print("%s: parse %.3f first-line %.3f non-empty %.3f parse-of-non-empty %.3f (%d prompts, %.0f s)" % (
+            mode, pr, fl, ne, pne, len(prompts), wall))
     if "arness" in modes:
         rows = []
         for T in (0.2, 0.4, 0.6, 0.8, 1.0, 1.2):
             args = ["--max-new-tokens", L, "--steps", L, "--alg", "entropy", "--temperature", str(T), "--seed", "1"]
             comps, st, wall, cmd = run(a.diffu, a.model, prompts, args, a.threads)
             pr, fl = quality(prompts, comps)
+            ne, pne = nonempty(prompts, comps)
             rows.append({"temperature": T, "local1": sum(s["local1"] for s in st) / len(st),
                          "global1": sum(s["global1"] for s in st) / len(st), "parse_rate": pr,
+                         "nonempty": ne, "parse_rate_nonempty": pne, "completions": comps,
                          "first_line_match": fl, "command": cmd, "wall_s": round(wall, 1)})
             print("T=%.1f local@1 %.3f global@1 %.3f parse %.3f (%.0f s)" % (T, rows[-1]["local1"],
                                                                            rows[-1]["global1"], pr, wall))
@@ -164,23 +181,27 @@ def main():
             ax.legend(fontsize=8)
             fig.tight_layout()
             fig.savefig(a.figure, dpi=120)
-    if "threshold" in modes:
+    for tmode, extra in (("threshold", []), ("threshold_blocks8", ["--block-length", "8"])):
+        if tmode not in modes:
+            continue
         rows = []
         base = None
         for tau in (1.0, 0.95, 0.9, 0.8, 0.7):
-            args = ["--max-new-tokens", L, "--alg", "entropy", "--temperature", "0", "--threshold", str(tau)]
+            args = ["--max-new-tokens", L, "--alg", "entropy", "--temperature", "0", "--threshold", str(tau)] + extra
             comps, st, wall, cmd = run(a.diffu, a.model, prompts, args, a.threads)
             pr, fl = quality(prompts, comps)
             if base is None:
                 base = comps
             same = sum(c == b for c, b in zip(comps, base)) / len(comps)
+            ne, pne = nonempty(prompts, comps)
             fw = sum(s["forwards"] for s in st)
             tk = sum(s["tokens"] for s in st)
             rows.append({"tau": tau, "forwards_per_token": fw / tk, "parse_rate": pr, "first_line_match": fl,
+                         "nonempty": ne, "parse_rate_nonempty": pne, "completions": comps,
                          "identical_to_tau1": same, "command": cmd, "wall_s": round(wall, 1)})
-            print("tau=%.2f forwards/token %.3f parse %.3f identical-to-1.0 %.3f (%.0f s)" % (
-                tau, fw / tk, pr, same, wall))
-        res["threshold"] = rows
+            print("%s tau=%.2f forwards/token %.3f parse %.3f non-empty %.3f identical-to-1.0 %.3f (%.0f s)" % (
+                tmode, tau, fw / tk, pr, ne, same, wall))
+        res[tmode] = rows
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
 

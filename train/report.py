@@ -22,27 +22,35 @@ for r in m["results"]:
         "code" if r["set"] == "code" else "instruction replies", r["mask_ratio"], r["scored_tokens"], r["loss"],
         r["accuracy"], r["unigram_loss"], r["unigram_accuracy"]))
 de = g["default"]
-print("\n**Completions of %d held-out functions** at Dream's defaults with DiffuCoder's algorithm (alg "
-      "entropy, temperature 0, steps = length = %d; chat prompt, user turn = signature + docstring): "
-      "**%.1f%%** parse (`ast.parse(prompt + completion)`), **%.1f%%** have the original's first line; "
-      "mean AR-ness local@1 %.3f, global@1 %.3f. (`%s`)\n" % (
-          g["n_prompts"], g["max_new_tokens"], 100 * de["parse_rate"], 100 * de["first_line_match"], de["local1"],
-          de["global1"], de["command"]))
-print("**AR-ness against temperature** (alg entropy, steps = length = %d, top-p off, seed 1; mean over the "
+print("\n**Completions of %d held-out functions** (chat prompt, user turn = signature + docstring; "
+      "alg entropy, temperature 0, steps = length = %d; an empty completion after a docstring parses, so "
+      "the non-empty share and the parse rate among non-empty completions are given too):\n" % (
+          g["n_prompts"], g["max_new_tokens"]))
+print("| decoding | parses | first line = original's | non-empty | parses, of non-empty | local@1 | global@1 | command |")
+print("|---|---|---|---|---|---|---|---|")
+for k, lab in (("default", "Dream's defaults (one token per step)"), ("blocks8", "same, blocks of 8")):
+    if k in g:
+        r = g[k]
+        print("| %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.3f | %.3f | `%s` |" % (
+            lab, 100 * r["parse_rate"], 100 * r["first_line_match"], 100 * r["nonempty"],
+            100 * r["parse_rate_nonempty"], r["local1"], r["global1"], r["command"]))
+print("\n**AR-ness against temperature** (alg entropy, steps = length = %d, top-p off, seed 1; mean over the "
       "%d prompts; figure `docs/toy_model_arness.png`):\n" % (g["max_new_tokens"], g["n_prompts"]))
-print("| temperature | local AR-ness@1 | global AR-ness@1 | parse rate | first line equal |")
-print("|---|---|---|---|---|")
+print("| temperature | local AR-ness@1 | global AR-ness@1 | parses | non-empty | first line equal |")
+print("|---|---|---|---|---|---|")
 for r in g["arness"]:
-    print("| %.1f | %.3f | %.3f | %.1f%% | %.1f%% |" % (r["temperature"], r["local1"], r["global1"],
-                                                       100 * r["parse_rate"], 100 * r["first_line_match"]))
+    print("| %.1f | %.3f | %.3f | %.1f%% | %.1f%% | %.1f%% |" % (r["temperature"], r["local1"], r["global1"],
+          100 * r["parse_rate"], 100 * r["nonempty"], 100 * r["first_line_match"]))
 print("\n**Confidence-threshold decoding** (Fast-dLLM `--threshold tau`, temperature 0, %d tokens; "
       "tau = 1.0 commits one token per step under the same confidence and is the reference):\n"
       % g["max_new_tokens"])
-print("| tau | forwards per generated token | parse rate | first line equal | completions identical to tau = 1.0 |")
-print("|---|---|---|---|---|")
-for r in g["threshold"]:
-    print("| %.2f | %.3f | %.1f%% | %.1f%% | %.1f%% |" % (r["tau"], r["forwards_per_token"], 100 * r["parse_rate"],
-                                                      100 * r["first_line_match"], 100 * r["identical_to_tau1"]))
-print("\nWall time of each diffu run (32 prompts in one process): default %.0f s, temperatures %s s, "
-      "thresholds %s s." % (de["wall_s"], "/".join("%.0f" % r["wall_s"] for r in g["arness"]),
-                            "/".join("%.0f" % r["wall_s"] for r in g["threshold"])))
+print("| decoding | tau | forwards per generated token | parses | non-empty | completions identical to tau = 1.0 |")
+print("|---|---|---|---|---|---|")
+for k, lab in (("threshold", "whole canvas"), ("threshold_blocks8", "blocks of 8")):
+    for r in g.get(k, []):
+        print("| %s | %.2f | %.3f | %.1f%% | %.1f%% | %.1f%% |" % (lab, r["tau"], r["forwards_per_token"],
+              100 * r["parse_rate"], 100 * r["nonempty"], 100 * r["identical_to_tau1"]))
+print("\nWall time of each diffu run (%d prompts in one process, shared machine): default %.0f s, "
+      "temperatures %s s, thresholds %s s." % (g["n_prompts"], de["wall_s"],
+                                               "/".join("%.0f" % r["wall_s"] for r in g["arness"]),
+                                               "/".join("%.0f" % r["wall_s"] for r in g["threshold"])))
