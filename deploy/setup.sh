@@ -4,6 +4,8 @@
 #   bash deploy/setup.sh main    install what is missing, build, run the main job on the embedded default
 #   bash deploy/setup.sh test    install what is missing, build (Release + AddressSanitizer), run every test
 #   bash deploy/setup.sh build   install what is missing and build only
+#   bash deploy/setup.sh train   also install the optional training tools (python3-torch,
+#                                python3-matplotlib; train/README.md), build; never needed to run diffu
 #
 # As root it installs missing Debian packages itself; otherwise it prints the
 # exact apt-get line (for clusters that use environment modules instead).
@@ -25,6 +27,7 @@ PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-de
 
 install_deps() {
     local missing=()
+    if [[ "${1:-}" == train ]]; then PKGS+=(python3-torch python3-matplotlib); fi
     for p in "${PKGS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
@@ -77,10 +80,13 @@ test)
     say "running the sanitizer suite (ctest -L asan, ASan build)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir "$ASAN_BUILD" --output-on-failure -L asan || rc=1
     exit $rc ;;
+train)
+    install_deps train; fetch_vocab; build
+    /usr/bin/python3 -c "import torch, matplotlib; print('[setup] training tools: torch', torch.__version__, '/ matplotlib', matplotlib.__version__)" >&2 ;;
 main)
     install_deps; fetch_vocab; build
     exec bash "$ROOT/deploy/main_job.sh" ;;
 *)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
