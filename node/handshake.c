@@ -199,3 +199,15 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
     diffu__handshake_reply__free_unpacked(r, NULL);
     return rc;
 }
+
+int diffu_handshake_verify(const uint8_t *mine, size_t mine_len, const uint8_t *theirs, size_t len, int i, int world,
+                           const diffu_layout *l, char *why, size_t n) {
+    Diffu__Handshake *me = diffu__handshake__unpack(NULL, mine_len, mine);
+    DIFFU_ASSERTF(me, "this rank's own handshake does not parse");
+    Diffu__Handshake *h = diffu__handshake__unpack(NULL, len, theirs);
+    if (!h) snprintf(why, n, "rank %d sent a handshake that does not parse (not diffu, or a much older version)", i);
+    else check_one(me, h, i, world, l, why, n);
+    if (h) diffu__handshake__free_unpacked(h, NULL);
+    diffu__handshake__free_unpacked(me, NULL);
+    return why[0] ? -1 : 0;
+}
