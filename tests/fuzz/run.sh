@@ -12,7 +12,7 @@
 # oracle failure stops the run: the input is in build-fuzz/fuzz/crashes/TARGET/
 # (fix the parser, then copy it into the corpus as crash-NAME: the replay test
 # keeps it fixed). The last line is a summary:
-#   fuzz TARGET: SECONDS s, EXECS execs, cov COV, ft FT, corpus N files / BYTES bytes, crashes K
+#   fuzz TARGET: RAN s (of SECONDS), EXECS execs, cov COV, ft FT, corpus N files / BYTES bytes, crashes K
 # Environment: DIFFU_FUZZ_BUILD (default ./build-fuzz), DIFFU_FUZZ_NICE (15),
 # DIFFU_FUZZ_ARGS (extra libFuzzer flags, e.g. -jobs=1). One target at a time:
 # it uses one core.
@@ -40,9 +40,11 @@ export DIFFU_FUZZ_DATA="$HERE/data"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 set +e
+t0=$(date +%s)
 nice -n "$NICE" "$BIN" "${DICT[@]}" -max_total_time="$SECS" -print_final_stats=1 -timeout=20 -rss_limit_mb=2560 \
     -max_len=65536 -artifact_prefix="$CRASH/" -close_fd_mask=1 ${DIFFU_FUZZ_ARGS:-} "$WORK" "$CORPUS" >"$LOG" 2>&1
 rc=$?
+ran=$(($(date +%s) - t0))
 set -e
 after=$(ls "$CRASH" | wc -l)
 # merge what adds coverage into the committed corpus (minimized: -merge=1 keeps only inputs with new features)
@@ -58,5 +60,5 @@ if ((rc != 0)); then
     echo "fuzz $T: libFuzzer exited $rc; the report:" >&2
     grep -E 'ERROR|SUMMARY|fuzz oracle|Test unit written|DIFFU|assert' "$LOG" | head -20 >&2 || true
 fi
-echo "fuzz $T: $SECS s, ${execs:-?} execs, cov ${cov:-?}, ft ${ft:-?}, corpus $nfiles files / $bytes bytes, crashes $((after - before))"
+echo "fuzz $T: $ran s (of $SECS), ${execs:-?} execs, cov ${cov:-?}, ft ${ft:-?}, corpus $nfiles files / $bytes bytes, crashes $((after - before))"
 exit $rc
