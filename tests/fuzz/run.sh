@@ -47,8 +47,8 @@ rc=$?
 ran=$(($(date +%s) - t0))
 set -e
 after=$(ls "$CRASH" | wc -l)
-# merge what adds coverage into the committed corpus (minimized: -merge=1 keeps only inputs with new features)
-nice -n "$NICE" "$BIN" -merge=1 -timeout=20 -rss_limit_mb=2560 -max_len=65536 -close_fd_mask=1 "$CORPUS" "$WORK" \
+# merge what adds coverage into the committed corpus (minimized: -set_cover_merge=1, a greedy minimum set of the inputs with new features)
+nice -n "$NICE" "$BIN" -set_cover_merge=1 -timeout=20 -rss_limit_mb=2560 -max_len=65536 -close_fd_mask=1 "$CORPUS" "$WORK" \
     >"$LOG.merge" 2>&1 || echo "fuzz $T: merge failed (see $LOG.merge)" >&2
 execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$LOG" | tail -1 | awk '{print $2}')
 covline=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$LOG" | tail -1)
