@@ -4,6 +4,7 @@
 #   bash deploy/setup.sh main    install what is missing, build, run the main job on the embedded default
 #   bash deploy/setup.sh test    install what is missing, build (Release + AddressSanitizer), run every test
 #   bash deploy/setup.sh build   install what is missing and build only
+#   bash deploy/setup.sh fuzz [S] install clang + libFuzzer, run every fuzz target S seconds (tests/fuzz)
 #
 # As root it installs missing Debian packages itself; otherwise it prints the
 # exact apt-get line (for clusters that use environment modules instead).
@@ -77,6 +78,9 @@ test)
     say "running the sanitizer suite (ctest -L asan, ASan build)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir "$ASAN_BUILD" --output-on-failure -L asan || rc=1
     exit $rc ;;
+fuzz)
+    PKGS+=(clang libclang-rt-14-dev); install_deps; fetch_vocab
+    exec bash "$ROOT/tests/fuzz/run_all.sh" "${2:-60}" ;;
 main)
     install_deps; fetch_vocab; build
     exec bash "$ROOT/deploy/main_job.sh" ;;

@@ -7,8 +7,8 @@
 #
 # Builds build-fuzz/ (clang, -DDIFFU_FUZZ=ON: ASan + UBSan + coverage) when its
 # binary is missing. The run explores in build-fuzz/fuzz/work/TARGET (seeded
-# from tests/fuzz/corpus/TARGET); then `-merge=1` adds to the committed corpus
-# only the inputs that reach new coverage (a minimized set). A crash or an
+# from tests/fuzz/corpus/TARGET); then `-set_cover_merge=1` adds to the committed corpus
+# only the inputs that reach new coverage (a greedy minimum set). A crash or an
 # oracle failure stops the run: the input is in build-fuzz/fuzz/crashes/TARGET/
 # (fix the parser, then copy it into the corpus as crash-NAME: the replay test
 # keeps it fixed). The last line is a summary:
