@@ -52,6 +52,11 @@ int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out) {
         fprintf(stderr, "diffu %s: %s: '%s' is not a size (e.g. 512M, 2G)\n", cmd, opt, s);
         return -1;
     }
+    /* under one byte would become 0, 2^64 and over (inf) do not convert (found by tests/fuzz args) */
+    if (!(v * (double)mul >= 1) || !(v * (double)mul < 18446744073709551616.0)) {
+        fprintf(stderr, "diffu %s: %s: '%s' is outside [1 byte, 16E)\n", cmd, opt, s);
+        return -1;
+    }
     *out = (uint64_t)(v * (double)mul);
     return 0;
 }

@@ -14,6 +14,7 @@ struct diffu_denoise {
     uint32_t request, sample;
     diffu_philox_key key;
     int L, G, N;           /* prompt, generated, canvas lengths */
+    int vocab;             /* ids [0, vocab) */
     int32_t *canvas;       /* [N] */
     int32_t *commit_step;  /* [G] */
     int32_t *order;        /* [G] generated indices in commit order */
@@ -136,6 +137,7 @@ diffu_denoise *diffu_denoise_create(const diffu_denoise_params *p, int vocab, co
     d->sample = sample;
     d->key = diffu_philox_seed(p->seed);
     d->L = prompt_len;
+    d->vocab = vocab;
     d->G = p->max_new_tokens;
     d->N = d->L + d->G;
     int G = d->G;
@@ -434,6 +436,7 @@ const int32_t *diffu_denoise_canvas(const diffu_denoise *d, int *len) {
     return d->canvas;
 }
 int diffu_denoise_prompt_len(const diffu_denoise *d) { return d->L; }
+int diffu_denoise_vocab(const diffu_denoise *d) { return d->vocab; }
 const int32_t *diffu_denoise_commit_steps(const diffu_denoise *d) { return d->commit_step; }
 const int32_t *diffu_denoise_order(const diffu_denoise *d, int *n) {
     if (n) *n = d->n_order;

@@ -139,6 +139,7 @@ const diffu_denoise_params *diffu_denoise_get_params(const diffu_denoise *d);
 /* The whole canvas, [*len = prompt_len + max_new_tokens]. */
 const int32_t *diffu_denoise_canvas(const diffu_denoise *d, int *len);
 int diffu_denoise_prompt_len(const diffu_denoise *d);
+int diffu_denoise_vocab(const diffu_denoise *d); /* the vocab it was created with */
 /* [max_new_tokens]: the step (0-based) at which each generated position was
  * committed; DIFFU_STEP_MASKED if still masked, DIFFU_STEP_FILLED if filled by
  * early stop. */

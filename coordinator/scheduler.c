@@ -419,6 +419,13 @@ int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err
         return diffu_err_set(err, "step result for microbatch %llu with %zu tokens / %zu confidences; expected microbatch"
                              " %ld with %d", (unsigned long long)r->microbatch, r->n_token, r->n_confidence, mb->id,
                              mb->n_rows);
+    for (int k = 0, row = 0; k < mb->n; k++) { /* a foreign peer's ids must not reach a canvas (tests/fuzz proto) */
+        int V = diffu_denoise_vocab(s->seqs[mb->seq[k]].d);
+        for (int j = 0; j < mb->n_want[k]; j++, row++)
+            if (r->token[row] < 0 || r->token[row] >= V)
+                return diffu_err_set(err, "step result for microbatch %ld: row %d: token id %d is outside the vocabulary"
+                                     " [0, %d)", mb->id, row, r->token[row], V);
+    }
     for (int k = 0; k < mb->n_rows; k++) {
         s->samples[k].token = r->token[k];
         s->samples[k].pad_ = 0;

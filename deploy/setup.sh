@@ -6,6 +6,7 @@
 #   bash deploy/setup.sh build   install what is missing and build only
 #   bash deploy/setup.sh train   also install the optional training tools (python3-torch,
 #                                python3-matplotlib; train/README.md), build; never needed to run diffu
+#   bash deploy/setup.sh fuzz [S] install clang + libFuzzer, run every fuzz target S seconds (tests/fuzz)
 #
 # As root it installs missing Debian packages itself; otherwise it prints the
 # exact apt-get line (for clusters that use environment modules instead).
@@ -83,6 +84,9 @@ test)
 train)
     install_deps train; fetch_vocab; build
     /usr/bin/python3 -c "import torch, matplotlib; print('[setup] training tools: torch', torch.__version__, '/ matplotlib', matplotlib.__version__)" >&2 ;;
+fuzz)
+    PKGS+=(clang libclang-rt-14-dev); install_deps; fetch_vocab
+    exec bash "$ROOT/tests/fuzz/run_all.sh" "${2:-60}" ;;
 main)
     install_deps; fetch_vocab; build
     exec bash "$ROOT/deploy/main_job.sh" ;;

@@ -26,7 +26,7 @@ void diffu_widen(float *restrict dst, const void *restrict src, diffu_dtype t, s
         uint32_t *d = (uint32_t *)dst;
         for (size_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
     } else {
-        const _Float16 *s = src;
+        const diffu_half_ *s = src; /* _Float16 (dtype.h) */
         for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
     }
 }

@@ -29,13 +29,20 @@ static inline uint16_t diffu_f32_to_bf16(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
+/* clang before 15 has _Float16 on x86 only with AVX512-FP16; its __fp16 is the
+ * same IEEE half as a storage type on every target (the fuzz build, tests/fuzz) */
+#if defined(__clang__) && __clang_major__ < 15 && !defined(__AVX512FP16__)
+typedef __fp16 diffu_half_;
+#else
+typedef _Float16 diffu_half_;
+#endif
 static inline float diffu_f16_to_f32(uint16_t h) {
-    _Float16 x;
+    diffu_half_ x;
     memcpy(&x, &h, 2);
     return (float)x;
 }
 static inline uint16_t diffu_f32_to_f16(float f) {
-    _Float16 x = (_Float16)f;
+    diffu_half_ x = (diffu_half_)f;
     uint16_t h;
     memcpy(&h, &x, 2);
     return h;

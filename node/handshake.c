@@ -87,6 +87,13 @@ static void check_one(const Diffu__Handshake *me, const Diffu__Handshake *h, int
     }
 }
 
+/* The reason quotes the peer's strings (build id, hostname, error): keep it one
+ * line whatever they hold (found by tests/fuzz proto: crash-handshake-newline). */
+static void one_line(char *why) {
+    for (char *q = why; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
+}
+
 static void summary(diffu_comm *c, Diffu__Handshake **hs, int world, const Diffu__Handshake *me) {
     char hosts[1024] = "";
     size_t used = 0;
@@ -169,6 +176,7 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
                                                              " much older version)", i);
         }
         for (int i = 0; i < world && !why[0]; i++) check_one(&h, hs[i], i, world, l, why, sizeof why);
+        one_line(why);
         Diffu__HandshakeReply r = DIFFU__HANDSHAKE_REPLY__INIT;
         r.ok = why[0] == 0;
         r.reason = why;
@@ -198,4 +206,17 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
     if (!r->ok) rc = diffu_err_set(err, "handshake refused: %s", r->reason);
     diffu__handshake_reply__free_unpacked(r, NULL);
     return rc;
+}
+
+int diffu_handshake_verify(const uint8_t *mine, size_t mine_len, const uint8_t *theirs, size_t len, int i, int world,
+                           const diffu_layout *l, char *why, size_t n) {
+    Diffu__Handshake *me = diffu__handshake__unpack(NULL, mine_len, mine);
+    DIFFU_ASSERTF(me, "this rank's own handshake does not parse");
+    Diffu__Handshake *h = diffu__handshake__unpack(NULL, len, theirs);
+    if (!h) snprintf(why, n, "rank %d sent a handshake that does not parse (not diffu, or a much older version)", i);
+    else check_one(me, h, i, world, l, why, n);
+    one_line(why);
+    if (h) diffu__handshake__free_unpacked(h, NULL);
+    diffu__handshake__free_unpacked(me, NULL);
+    return why[0] ? -1 : 0;
 }

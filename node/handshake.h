@@ -21,6 +21,7 @@
 #ifndef DIFFU_HANDSHAKE_H
 #define DIFFU_HANDSHAKE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "comm.h"
@@ -40,5 +41,11 @@ const char *diffu_build_id(void);
  * a warning for every host whose ranks run more threads than it has CPUs. */
 int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *layout, const char *local_error,
                     int threads, diffu_err *err);
+
+/* Rank 0's check of one rank's packed handshake against its own (mine), as
+ * diffu_handshake does for every rank; for tests and tests/fuzz. 0 when
+ * accepted, else -1 with the one-line reason in why[n]. Not collective. */
+int diffu_handshake_verify(const uint8_t *mine, size_t mine_len, const uint8_t *theirs, size_t len, int i, int world,
+                           const diffu_layout *l, char *why, size_t n);
 
 #endif
