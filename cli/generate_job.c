@@ -17,7 +17,9 @@
 #include "driver.h"
 #include "forward.h"
 #include "generate.h"
+#include "handshake.h"
 #include "job_input.h"
+#include "job_manifest.h"
 #include "job_output.h"
 
 #define CMD "generate"
@@ -44,6 +46,7 @@ struct gen_jobrun {
     gen_job *j;
     diffu_jobin *in;
     diffu_jobout *out;
+    diffu_jobman *man; /* the run's identity (job_manifest.h) */
     int *todo_req, *todo_s, *left;
     long s_total, s_todo, s_done, req_total, req_done, tokens;
     int max_seq, max_new;
@@ -196,9 +199,20 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
     diffu_jobout_opts_default(&oo);
     if (o->format) oo.format = (diffu_jobout_format)diffu_jobout_format_parse(o->format);
     oo.emit_ids = o->emit_ids;
+    if (!(r->man = diffu_jobman_begin(o->model, diffu_build_id(), r->in, &io, o->format, o->emit_ids, &err))) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    oo.run_json = diffu_jobman_run_json(r->man);
     r->out = diffu_jobout_open(o->output, &oo, &err);
     if (!r->out) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    if (diffu_jobman_commit(r->man, o->output, diffu_jobout_resume_report(r->out)->records, o->allow_run_change,
+                            &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        diffu_jobout_close(&r->out, &err); /* nothing written: no resume hint */
         return 1;
     }
     /* what is left to do, in file order */
@@ -312,6 +326,7 @@ int gen_job_close(gen_jobrun **rp, int rc) {
         rc = 1;
     }
     diffu_jobin_free(&r->in);
+    diffu_jobman_free(&r->man);
     free(r->todo_req);
     free(r->todo_s);
     free(r->left);
