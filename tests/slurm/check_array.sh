@@ -122,7 +122,7 @@ for i in 0 1; do
     id=$(scontrol show job -o "$arr4" | grep "ArrayTaskId=$i " | sed 's/^JobId=\([0-9]*\) .*/\1/')
     r=$(slurm_job_field "$id" Restarts)
     lg=$S/slurm-"$arr4"_"$i".log
-    nreq=$(grep -c "requeued job ${arr4}_$i " "$lg")
+    nreq=$(grep -c "requeueing job ${arr4}_$i " "$lg")
     ndone=$(grep -c 'done: .* is complete' "$lg")
     [[ $r == "$nreq" && $ndone == 1 ]] || fail "task $i: Restarts=$r, $nreq requeue(s) by itself, $ndone completion(s) in its log (a task rerun by another's requeue?)"
     ((r >= 1)) || fail "task $i: warned mid-run but not requeued"

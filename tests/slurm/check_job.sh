@@ -90,7 +90,7 @@ check_exactly_once "$W/b.jsonl" "$W/b.out.jsonl" || fail "B: output is not every
 n=$(wc -l <"$W/b.out.jsonl")
 [[ $n == "$want" ]] || fail "B: $n records, expected $want"
 grep -q 'USR1: the time limit is near' <<<"$log" || fail "B: no USR1 in the log"
-grep -q "requeued job $jb" <<<"$log" || fail "B: the job did not requeue itself"
+grep -q "requeueing job $jb" <<<"$log" || fail "B: the job did not requeue itself"
 grep -q 'done: .* is complete' <<<"$log" || fail "B: the last run did not complete"
 if [[ -n ${DIFFU_JOB_CMD:-} ]]; then
     grep -q 'stand-in: SIGUSR1: stopped after' <<<"$log" || fail "B: SIGUSR1 did not reach the job through mpirun"
@@ -126,7 +126,7 @@ done
 log=$(clog)
 first=$(sed -n '1,/run 2 (restart 1)/p' <<<"$log")
 grep -q 'USR1: the time limit is near' <<<"$first" || fail "C: the first run was not warned by Slurm (USR1)"
-grep -Eq "requeued job $jc " <<<"$first" || fail "C: the first run did not requeue the job"
+grep -Eq "requeueing job $jc " <<<"$first" || fail "C: the first run did not requeue the job"
 at=$(sed -n 's/.*the job exited with status [0-9]*; output [0-9]* bytes (+\([0-9]*\) this run).*/\1/p' <<<"$first" | tail -n 1)
 [[ -n $at ]] || fail "C: the first run's exit line is missing"
 n1=$(records_in "$W/c.out.jsonl")
