@@ -55,6 +55,7 @@ struct gen_jobrun {
     long sum_tokens;     /* canvas tokens over the samples to do */
     long new_total;      /* positions to generate in this run */
     int tty, drawn;      /* stderr is a terminal; the bar is on screen */
+    int begun;           /* gen_job_begin was called: the run started (else no progress / resume hint) */
     int n_util;          /* stages with a utilization (gen_job_set_util) */
     double util[MAX_STAGES_SHOWN];
     double t_start, t_last;
@@ -114,7 +115,10 @@ void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
     progress_maybe(r);
 }
 
-void gen_job_begin(gen_jobrun *r) { r->t_start = r->t_last = diffu_now(); }
+void gen_job_begin(gen_jobrun *r) {
+    r->t_start = r->t_last = diffu_now();
+    r->begun = 1;
+}
 
 void gen_job_set_util(gen_jobrun *r, int n, const double *util) {
     r->n_util = n < MAX_STAGES_SHOWN ? n : MAX_STAGES_SHOWN;
@@ -314,8 +318,10 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     gen_jobrun *r = *rp;
     if (!r) return rc;
     diffu_err err;
-    if (r->out && r->s_todo) progress(r, 1);
-    if (r->out && g_stop)
+    if (r->out && r->s_todo && r->begun) progress(r, 1);
+    if (!r->begun && (!r->out || !diffu_jobout_written(r->out))) {
+        /* failed before the run (loading, a refused layout): nothing to resume, no hint */
+    } else if (r->out && g_stop)
         fprintf(stderr, "diffu " CMD ": interrupted: %ld of %ld samples in %s; rerun the same command to resume\n",
                 r->s_done, r->s_total, r->o->output);
     else if (r->out && rc)

@@ -805,7 +805,8 @@ int diffu_jobin_format_reject(const diffu_jobin *in, int i, char *buf, size_t ca
 
 int diffu_jobin_write_rejects(const diffu_jobin *in, const char *path, diffu_err *err) {
     if (in->n_rej == 0) {
-        if (unlink(path) != 0 && errno != ENOENT)
+        struct stat st; /* (unlink reports EROFS on a read-only filesystem even when there is nothing to remove) */
+        if (lstat(path, &st) == 0 && unlink(path) != 0 && errno != ENOENT)
             return diffu_err_set(err, "%s: cannot remove the stale rejects file: %s", path, strerror(errno));
         return 0;
     }
