@@ -881,9 +881,7 @@ out:
 
 /* ------------------------------------------------------------ descriptions */
 
-void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
-    const diffu_denoise_params *p = &r->params;
-    diffu_jobu_put(t, "{");
+void diffu_jobin_put_params(const diffu_denoise_params *p, diffu_text *t) {
     diffu_jobu_put_key(t, "max_new_tokens", 1);
     diffu_jobu_put_int(t, p->max_new_tokens);
     diffu_jobu_put_key(t, "steps", 0);
@@ -910,6 +908,11 @@ void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
     diffu_jobu_put_num(t, p->factor);
     diffu_jobu_put_key(t, "early_stop", 0);
     diffu_jobu_put(t, p->early_stop ? "true" : "false");
+}
+
+void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
+    diffu_jobu_put(t, "{");
+    diffu_jobin_put_params(&r->params, t);
     diffu_jobu_put_key(t, "n", 0);
     diffu_jobu_put_int(t, r->n);
     if (r->kind == DIFFU_JOBIN_CHAT) {

@@ -61,32 +61,7 @@ uint64_t diffu_jobman_input_fingerprint(const char *path, diffu_err *err) {
 void diffu_jobman_settings(const diffu_jobin_opts *io, const char *format, int emit_ids, diffu_text *t) {
     const diffu_denoise_params *p = &io->defaults;
     diffu_jobu_put(t, "{");
-    diffu_jobu_put_key(t, "max_new_tokens", 1);
-    diffu_jobu_put_int(t, p->max_new_tokens);
-    diffu_jobu_put_key(t, "steps", 0);
-    diffu_jobu_put_int(t, p->steps); /* <= 0: each request's max_new_tokens */
-    diffu_jobu_put_key(t, "alg", 0);
-    diffu_jobu_put_str(t, diffu_denoise_alg_name(p->alg), strlen(diffu_denoise_alg_name(p->alg)));
-    diffu_jobu_put_key(t, "temperature", 0);
-    diffu_jobu_put_num(t, p->temperature);
-    diffu_jobu_put_key(t, "top_p", 0);
-    diffu_jobu_put_num(t, p->top_p);
-    diffu_jobu_put_key(t, "top_k", 0);
-    diffu_jobu_put_int(t, p->top_k);
-    diffu_jobu_put_key(t, "alg_temp", 0);
-    diffu_jobu_put_num(t, p->alg_temp);
-    diffu_jobu_put_key(t, "seed", 0);
-    diffu_jobu_put_uint(t, (unsigned long long)p->seed);
-    diffu_jobu_put_key(t, "eps", 0);
-    diffu_jobu_put_num(t, p->eps);
-    diffu_jobu_put_key(t, "block_length", 0);
-    diffu_jobu_put_int(t, p->block_length);
-    diffu_jobu_put_key(t, "threshold", 0);
-    diffu_jobu_put_num(t, p->threshold);
-    diffu_jobu_put_key(t, "factor", 0);
-    diffu_jobu_put_num(t, p->factor);
-    diffu_jobu_put_key(t, "early_stop", 0);
-    diffu_jobu_put(t, p->early_stop ? "true" : "false");
+    diffu_jobin_put_params(p, t); /* max_new_tokens .. early_stop, as every record's "params" */
     diffu_jobu_put_key(t, "end_ids", 0);
     diffu_jobu_put(t, "[");
     for (int i = 0; i < p->n_end; i++) {
