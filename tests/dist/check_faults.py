@@ -11,14 +11,16 @@ bound is generous and stated:
           (complete JSON lines), and the rerun resumes to records equal to an
           uninterrupted run's (completion, generated ids).
   kill0   the same for rank 0 (the coordinator).
-  stop1   rank 1 SIGSTOPped (a hang, not a death): with --comm-timeout 8 the
-          job ends within 8 + 10 s with one line naming rank 1 and the host
+  stop1   rank 1 SIGSTOPped (a hang, not a death): with --comm-timeout 30 the
+          job ends within 30 + 10 s with one line naming rank 1 and the host
           and the deadline; records intact (no rerun: kill1/kill0 show it).
   load1   rank 1 dies while loading its shard (DIFFU_FAULT=load:1, the hook
           in node/stage.h): ends within 10 s naming rank 1 and the host; no
           record, the output holds nothing torn.
-  slow1   rank 1 slow but alive: stopped 3 s out of every 4 s, 4 times, with
-          --comm-timeout 8 (each stall under the deadline): the job is not
+  slow1   rank 1 slow but alive: stopped 10 s out of every 11 s, 4 times,
+          with --comm-timeout 30 (each stall under the deadline; a deadline
+          much shorter than 30 s can fire on a heavily loaded machine during
+          the start-up alone, seen at 8 s with load 14): the job is not
           declared dead and ends with the uninterrupted run's records.
   mem     a layout that does not fit the node (DIFFU_MEM_AVAILABLE_MIB=16:
           the node's memory as seen by the check; the plan's numbers are
@@ -138,9 +140,14 @@ table = []
 def fault(name, rank, sig, extra=(), deadline=10.0, want=None, resume=True):
     out = os.path.join(W, f"{name}.jsonl")
     pr = subprocess.Popen(cmd(out, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-    ck.check(wait_records(pr, out, 1), f"{name}: a record within 300 s")
+    if not wait_records(pr, out, 1):
+        pr.kill()
+        ck.check(False, f"{name}: a record within 300 s: {pr.communicate()[1][-800:]}")
+        return
     pid = rank_pid(pr.pid, rank)
     ck.check(pid is not None, f"{name}: rank {rank}'s pid")
+    if pid is None:
+        return
     n0 = len(records(out)[0])
     t0 = time.time()
     os.kill(pid, sig)
@@ -173,7 +180,7 @@ def fault(name, rank, sig, extra=(), deadline=10.0, want=None, resume=True):
 
 fault("kill1", 1, signal.SIGKILL)
 fault("kill0", 0, signal.SIGKILL)
-fault("stop1", 1, signal.SIGSTOP, extra=("--comm-timeout", "8"), deadline=18.0, resume=False,
+fault("stop1", 1, signal.SIGSTOP, extra=("--comm-timeout", "30"), deadline=40.0, resume=False,
       want="s (the communication timeout, --comm-timeout")
 
 # a rank dies while loading
@@ -191,7 +198,7 @@ table.append(("load1", f"{dt:.1f} s (whole run)", 0, next((l for l in p.stderr.s
 
 # slow but alive
 out = os.path.join(W, "slow1.jsonl")
-pr = subprocess.Popen(cmd(out, "--comm-timeout", "8"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+pr = subprocess.Popen(cmd(out, "--comm-timeout", "30"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                       env=ENV)
 ck.check(wait_records(pr, out, 1), "slow1: a record within 300 s")
 pid = rank_pid(pr.pid, 1)
@@ -200,17 +207,17 @@ for _ in range(4):
     if pr.poll() is not None:
         break
     os.kill(pid, signal.SIGSTOP)
-    time.sleep(3.0)
+    time.sleep(10.0)
     os.kill(pid, signal.SIGCONT)
     stalls += 1
     time.sleep(1.0)
 _, err = pr.communicate(timeout=900)
-ck.check(pr.returncode == 0, f"slow1: not declared dead after {stalls} stalls of 3 s with an 8 s deadline (exit"
+ck.check(pr.returncode == 0, f"slow1: not declared dead after {stalls} stalls of 10 s with a 30 s deadline (exit"
                              f" {pr.returncode}: {err[-400:]})")
 ck.check(stalls >= 2, f"slow1: at least 2 stalls landed mid-job ({stalls})")
 same_as_ref(out, "slow1")
-print(f"ok slow1: {stalls} stalls of 3 s on rank 1, deadline 8 s: completed with the reference records")
-table.append(("slow1", "completed", 12, f"{stalls} stalls x 3 s"))
+print(f"ok slow1: {stalls} stalls of 10 s on rank 1, deadline 30 s: completed with the reference records")
+table.append(("slow1", "completed", 12, f"{stalls} stalls x 10 s"))
 
 # a layout that does not fit
 out = os.path.join(W, "mem.jsonl")
