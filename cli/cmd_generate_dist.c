@@ -396,6 +396,12 @@ int cmd_generate_dist(int argc, char **argv) {
     }
 
     /* 3. this rank's shard and worker */
+    rc = diffu_stage_check_memory(c, x.l, &err); /* before loading: refused with the numbers */
+    if (diffu_comm_agree(c, rc, err.msg, &err)) {
+        if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        diffu__job_plan__free_unpacked(plan, NULL);
+        return finish(&x, 1);
+    }
     double t_load = diffu_now();
     rc = load_stage(&x, plan, threads, &err);
     if (diffu_comm_agree(c, rc, err.msg, &err)) {

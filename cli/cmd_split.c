@@ -475,25 +475,69 @@ static void printable(char *out, size_t cap, const char *s, size_t n) {
 
 static void merge_usage(FILE *f) {
     fprintf(f,
-            "usage: diffu merge [--output OUT.jsonl[.gz]] [--input IN.jsonl[.gz] [--n N]] [--missing-ok] [--dedupe] SHARD_OUT...\n"
+            "usage: diffu merge [--output OUT.jsonl[.gz]] [--input IN.jsonl[.gz] [--n N]] [--missing-ok] [--dedupe]\n"
+            "                   [--allow-mixed-runs] SHARD_OUT...\n"
             "  Concatenates job outputs (plain or gzip) byte for byte, checking every line is a job record and every\n"
             "  (id, sample) appears exactly once. With --input, every input line's id must have samples 0..n-1 (n from\n"
             "  the line, else --n, default 1), and nothing else. Writes OUT (gzip if it ends in .gz) only when all\n"
             "  checks pass; without --output it only checks.\n"
             "  --missing-ok   report missing (id, sample) pairs but do not fail (e.g. lines the job rejected)\n"
             "  --dedupe       keep the first copy of a duplicated (id, sample), drop the others (counted)\n"
+            "  --allow-mixed-runs  merge records of different runs (their \"run\" ids differ: another model or\n"
+            "                 other generation settings; coordinator/job_manifest.h); refused otherwise\n"
             "  exit: 0 ok, 1 a check failed (the reason is the last line on stderr), 2 usage\n");
 }
 
 #define MAX_EXAMPLES 10
 
+/* The run of every record ("run": {"id", "model", ...}, coordinator/job_manifest.h;
+ * records of an older diffu have none): all must be one run unless mixed_ok. */
+typedef struct {
+    int seen;
+    char id[64], model[256], where[600];
+    long mixed;
+} run_state;
+
+static void run_of(const diffu_json *o, char *id, size_t idc, char *model, size_t mc) {
+    const diffu_json *run = diffu_json_get(o, "run");
+    const diffu_json *v = run && run->type == DJ_OBJ ? diffu_json_get(run, "id") : NULL;
+    const diffu_json *mv = run && run->type == DJ_OBJ ? diffu_json_get(run, "model") : NULL;
+    snprintf(id, idc, "%s", v && v->type == DJ_STR ? v->u.str.s : "(none: no \"run\")");
+    snprintf(model, mc, "%s", mv && mv->type == DJ_STR ? mv->u.str.s : "?");
+}
+
+static int run_check(run_state *st, const diffu_json *o, const char *path, long line, int mixed_ok, diffu_err *err) {
+    char id[64], model[256];
+    run_of(o, id, sizeof id, model, sizeof model);
+    if (!st->seen) {
+        st->seen = 1;
+        snprintf(st->id, sizeof st->id, "%s", id);
+        snprintf(st->model, sizeof st->model, "%s", model);
+        snprintf(st->where, sizeof st->where, "%s:%ld", path, line);
+        return 0;
+    }
+    if (!strcmp(id, st->id)) return 0;
+    if (st->mixed++ == 0 || !mixed_ok) {
+        if (!mixed_ok) {
+            diffu_err_set(err, "records of different runs: %s:%ld is run %s (model %s), %s is run %s (model %s): another"
+                               " model or other generation settings (see each output's .manifest.json);"
+                               " --allow-mixed-runs merges them anyway",
+                          path, line, id, model, st->where, st->id, st->model);
+            return -1;
+        }
+        fprintf(stderr, "[diffu] merge: %s:%ld: run %s (model %s) differs from %s's run %s: merged (--allow-mixed-runs)\n",
+                path, line, id, model, st->where, st->id);
+    }
+    return 0;
+}
+
 int cmd_merge(int argc, char **argv) {
     static const struct option opts[] = {{"output", 1, 0, 'o'}, {"input", 1, 0, 'i'},      {"n", 1, 0, 'n'},
                                          {"dedupe", 0, 0, 'd'}, {"missing-ok", 0, 0, 'm'}, {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"allow-mixed-runs", 0, 0, 'x'}, {0, 0, 0, 0}};
     const char *out = NULL, *in = NULL;
     long long defn = 1;
-    int dedupe = 0, missing_ok = 0;
+    int dedupe = 0, missing_ok = 0, mixed_ok = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -503,6 +547,7 @@ int cmd_merge(int argc, char **argv) {
         case 'n': if (arg_int("merge", "--n", optarg, 1, 65536, &defn)) return 2; break;
         case 'd': dedupe = 1; break;
         case 'm': missing_ok = 1; break;
+        case 'x': mixed_ok = 1; break;
         case 'h': merge_usage(stdout); return 0;
         default: merge_usage(stderr); return 2;
         }
@@ -513,6 +558,7 @@ int cmd_merge(int argc, char **argv) {
     }
     diffu_err err = {""};
     id_map m = {0};
+    run_state rc_state = {0};
     lreader r;
     wfile w;
     int wopen = 0, rc, fatal = 0;
@@ -596,6 +642,11 @@ int cmd_merge(int argc, char **argv) {
                 break;
             }
             records++;
+            if (run_check(&rc_state, o, path, r.lineno, mixed_ok, &err)) {
+                diffu_json_free(doc);
+                rc = -1;
+                break;
+            }
             id_entry *e = map_find(&m, id, len, !in, NULL);
             int keep = 1;
             if (!e || (e->n >= 0 && sample >= e->n)) {

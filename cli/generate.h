@@ -43,6 +43,7 @@ typedef struct gen_opts {
     /* the batch job (cli/generate_job.c, docs/jobs.md) */
     const char *input, *output, *format;
     int strict;
+    int allow_run_change;     /* --allow-run-change (coordinator/job_manifest.h) */
 } gen_opts;
 
 typedef struct gen_job {

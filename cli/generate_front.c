@@ -52,6 +52,8 @@ static void usage(FILE *f) {
             "  --format F             diffu | humaneval | evalplus (default diffu)\n"
             "  --strict               refuse the whole input when any line is bad (else rejects go to\n"
             "                         OUTPUT.rejects.jsonl)\n"
+            "  --allow-run-change     continue an output made with another model, input or settings (refused\n"
+            "                         otherwise: OUTPUT.manifest.json holds the run's identity)\n"
             "  --max-active N         (one process) samples in flight at once (default 8)\n"
             "  SIGTERM/SIGINT/SIGUSR1 finish the samples in flight, exit 1; rerun the same command to resume\n"
             "  --threads N            threads per rank (default: CPUs in the affinity mask)\n"
@@ -140,7 +142,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         O_PROMPT_IDS = 1, O_PROMPT, O_MAXNEW, O_STEPS, O_ALG, O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_EPS, O_SEED, O_N,
         O_THRESH, O_FACTOR, O_BLOCK, O_EARLY, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
         O_CHAT, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_PP, O_TP, O_MB, O_MAXACT, O_SPREAD, O_HEADROWS, O_TIMEOUT,
-        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT
+        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT, O_ALLOWCHANGE
     };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},         {"prompt-ids", 1, 0, O_PROMPT_IDS}, {"prompt", 1, 0, O_PROMPT},
@@ -156,7 +158,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         {"microbatches", 1, 0, O_MB},     {"max-active", 1, 0, O_MAXACT},   {"spread", 1, 0, O_SPREAD},
         {"head-rows", 1, 0, O_HEADROWS},  {"comm-timeout", 1, 0, O_TIMEOUT}, {"verbose", 0, 0, O_VERBOSE},
         {"input", 1, 0, O_INPUT},         {"output", 1, 0, O_OUTPUT},       {"format", 1, 0, O_FORMAT},
-        {"strict", 0, 0, O_STRICT},
+        {"strict", 0, 0, O_STRICT},       {"allow-run-change", 0, 0, O_ALLOWCHANGE},
         {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->n_samples = 1;
@@ -250,6 +252,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         case O_OUTPUT: o->output = optarg; break;
         case O_FORMAT: o->format = optarg; break;
         case O_STRICT: o->strict = 1; break;
+        case O_ALLOWCHANGE: o->allow_run_change = 1; break;
         case 'h': rc = -1; break;
         default: usage(stderr); rc = 2;
         }
@@ -270,8 +273,8 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
             fprintf(stderr, "diffu " CMD ": --format: '%s' is not diffu, humaneval or evalplus\n", o->format);
             rc = 2;
         }
-    } else if (!rc && (o->format || o->strict)) {
-        fprintf(stderr, "diffu " CMD ": --format and --strict go with --input / --output\n");
+    } else if (!rc && (o->format || o->strict || o->allow_run_change)) {
+        fprintf(stderr, "diffu " CMD ": --format, --strict and --allow-run-change go with --input / --output\n");
         rc = 2;
     }
     if (!rc && !o->input && !o->chat && (o->system || o->prefill)) {

@@ -16,7 +16,9 @@
 #include "driver.h"
 #include "forward.h"
 #include "generate.h"
+#include "handshake.h"
 #include "job_input.h"
+#include "job_manifest.h"
 #include "job_output.h"
 #include "signals.h"
 
@@ -37,6 +39,7 @@ struct gen_jobrun {
     gen_job *j;
     diffu_jobin *in;
     diffu_jobout *out;
+    diffu_jobman *man; /* the run's identity (job_manifest.h) */
     int *todo_req, *todo_s, *left;
     long s_total, s_todo, s_done, req_total, req_done, tokens;
     int max_seq, max_new;
@@ -45,6 +48,7 @@ struct gen_jobrun {
     long sum_tokens;     /* canvas tokens over the samples to do */
     long new_total;      /* positions to generate in this run */
     int tty, drawn;      /* stderr is a terminal; the bar is on screen */
+    int begun;           /* gen_job_begin was called: the run started (else no progress / resume hint) */
     int n_util;          /* stages with a utilization (gen_job_set_util) */
     double util[MAX_STAGES_SHOWN];
     double t_start, t_last;
@@ -104,7 +108,10 @@ void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
     progress_maybe(r);
 }
 
-void gen_job_begin(gen_jobrun *r) { r->t_start = r->t_last = diffu_now(); }
+void gen_job_begin(gen_jobrun *r) {
+    r->t_start = r->t_last = diffu_now();
+    r->begun = 1;
+}
 
 void gen_job_set_util(gen_jobrun *r, int n, const double *util) {
     r->n_util = n < MAX_STAGES_SHOWN ? n : MAX_STAGES_SHOWN;
@@ -192,9 +199,20 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
     diffu_jobout_opts_default(&oo);
     if (o->format) oo.format = (diffu_jobout_format)diffu_jobout_format_parse(o->format);
     oo.emit_ids = o->emit_ids;
+    if (!(r->man = diffu_jobman_begin(o->model, diffu_build_id(), r->in, &io, o->format, o->emit_ids, &err))) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    oo.run_json = diffu_jobman_run_json(r->man);
     r->out = diffu_jobout_open(o->output, &oo, &err);
     if (!r->out) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    if (diffu_jobman_commit(r->man, o->output, diffu_jobout_resume_report(r->out)->records, o->allow_run_change,
+                            &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        diffu_jobout_close(&r->out, &err); /* nothing written: no resume hint */
         return 1;
     }
     /* what is left to do, in file order */
@@ -288,8 +306,10 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     gen_jobrun *r = *rp;
     if (!r) return rc;
     diffu_err err;
-    if (r->out && r->s_todo) progress(r, 1);
-    if (r->out && diffu_signals_stop_requested())
+    if (r->out && r->s_todo && r->begun) progress(r, 1);
+    if (!r->begun && (!r->out || !diffu_jobout_written(r->out))) {
+        /* failed before the run (loading, a refused layout): nothing to resume, no hint */
+    } else if (r->out && diffu_signals_stop_requested())
         fprintf(stderr, "diffu " CMD ": interrupted: %ld of %ld samples in %s; rerun the same command to resume\n",
                 r->s_done, r->s_total, r->o->output);
     else if (r->out && rc)
@@ -300,6 +320,7 @@ int gen_job_close(gen_jobrun **rp, int rc) {
         rc = 1;
     }
     diffu_jobin_free(&r->in);
+    diffu_jobman_free(&r->man);
     free(r->todo_req);
     free(r->todo_s);
     free(r->left);

@@ -804,7 +804,8 @@ int diffu_jobin_format_reject(const diffu_jobin *in, int i, char *buf, size_t ca
 
 int diffu_jobin_write_rejects(const diffu_jobin *in, const char *path, diffu_err *err) {
     if (in->n_rej == 0) {
-        if (unlink(path) != 0 && errno != ENOENT)
+        struct stat st; /* (unlink reports EROFS on a read-only filesystem even when there is nothing to remove) */
+        if (lstat(path, &st) == 0 && unlink(path) != 0 && errno != ENOENT)
             return diffu_err_set(err, "%s: cannot remove the stale rejects file: %s", path, strerror(errno));
         return 0;
     }
@@ -879,9 +880,7 @@ out:
 
 /* ------------------------------------------------------------ descriptions */
 
-void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
-    const diffu_denoise_params *p = &r->params;
-    diffu_job_util_put(t, "{");
+void diffu_jobin_put_params(const diffu_denoise_params *p, diffu_text *t) {
     diffu_job_util_put_key(t, "max_new_tokens", 1);
     diffu_job_util_put_int(t, p->max_new_tokens);
     diffu_job_util_put_key(t, "steps", 0);
@@ -908,6 +907,11 @@ void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
     diffu_job_util_put_num(t, p->factor);
     diffu_job_util_put_key(t, "early_stop", 0);
     diffu_job_util_put(t, p->early_stop ? "true" : "false");
+}
+
+void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
+    diffu_job_util_put(t, "{");
+    diffu_jobin_put_params(&r->params, t);
     diffu_job_util_put_key(t, "n", 0);
     diffu_job_util_put_int(t, r->n);
     if (r->kind == DIFFU_JOBIN_CHAT) {

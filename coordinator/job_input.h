@@ -166,6 +166,9 @@ void diffu_jobin_describe(const diffu_jobin_req *r, diffu_text *out);
  * seed, eps, block_length, threshold, factor, early_stop, n, and for chat
  * requests system and prefill. */
 void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *out);
+/* The denoising members of that object ("max_new_tokens": ... "early_stop": ...), no braces
+ * (shared with the run manifest's settings, job_manifest.h). */
+void diffu_jobin_put_params(const diffu_denoise_params *p, diffu_text *out);
 
 /* ---- prompt tokens ------------------------------------------------------- */
 

@@ -169,6 +169,10 @@ void diffu_jobout_encode(const diffu_jobout_opts *o, const diffu_jobout_rec *rec
                            0);
         diffu_job_util_put_str_lossy(t, comp + s, n);
     }
+    if (o->run_json) {
+        diffu_job_util_put_key(t, "run", 0);
+        diffu_job_util_put(t, o->run_json);
+    }
     if (o->emit_ids) {
         put_ids(t, "prompt_ids", rec->prompt_ids, rec->prompt_ids ? rec->n_prompt_ids : 0);
         put_ids(t, "generated_ids", rec->generated_ids, rec->generated_ids ? rec->n_generated_ids : 0);

@@ -10,6 +10,7 @@
  *      "arness": {"n", "local": [@1..@4], "global": [@1..@4]},
  *      "params": {... diffu_jobin_params_json ...},
  *      ["meta": {...the request's HumanEval/MBPP fields...}]  (keep_meta)
+ *      ["run": {"id", "model", "model_fingerprint", "diffu"}]  (run_json; every format)
  *      ["prompt_ids": [...], "generated_ids": [...]]}         (emit_ids)
  *   evalplus  {"task_id", "sample", "completion"} for raw prompts (evalplus
  *             prepends the problem's prompt), {"task_id", "sample",
@@ -82,6 +83,8 @@ typedef struct diffu_jobout_opts {
     int emit_ids;  /* add prompt_ids / generated_ids */
     int keep_meta; /* add the request's metadata ("meta"), diffu format only */
     int overwrite; /* 1: start the file afresh instead of resuming it */
+    const char *run_json; /* NULL, or a JSON object written as "run" in every record (the run's identity,
+                             job_manifest.h); borrowed: must outlive the handle */
 } diffu_jobout_opts;
 
 /* diffu format, gzip by name, level 6, sync 1, everything else off. */

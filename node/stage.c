@@ -1,6 +1,8 @@
 /* stage.c — see stage.h. */
 #include "stage.h"
 
+#include <signal.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +35,73 @@ static void progress_hook(float *buf, size_t n, void *comm) {
     diffu_comm_progress(comm);
 }
 
+/* "14.20 GiB" / "88.3 MiB" */
+static const char *human(char *buf, size_t n, double b) {
+    if (b >= 1024.0 * 1024.0 * 1024.0) snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024.0 * 1024.0));
+    else snprintf(buf, n, "%.1f MiB", b / (1024.0 * 1024.0));
+    return buf;
+}
+
+int diffu_stage_check_memory(diffu_comm *c, const diffu_layout *l, diffu_err *err) {
+    double avail = -1, total = -1;
+    const char *ov = getenv("DIFFU_MEM_AVAILABLE_MIB");
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        double v;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemAvailable: %lf kB", &v) == 1) avail = v * 1024.0;
+            else if (sscanf(line, "MemTotal: %lf kB", &v) == 1) total = v * 1024.0;
+        }
+        fclose(f);
+    }
+    if (ov && *ov) avail = atof(ov) * 1024.0 * 1024.0;
+    if (avail < 0) return 0;
+    const char *me = diffu_comm_hostname(c);
+    double w = 0, a = 0, io = 0;
+    int first = -1, last = -1, n = 0;
+    for (int r = 0; r < diffu_comm_size(c); r++) {
+        if (strcmp(diffu_comm_host_of(c, r), me)) continue;
+        const diffu_rank_plan *p = diffu_layout_rank(l, r);
+        w += (double)p->weight_bytes;
+        a += (double)p->act_bytes;
+        io += (double)p->io_bytes;
+        if (first < 0) first = r;
+        last = r;
+        n++;
+    }
+    if (w + a + io <= avail) return 0;
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+    return diffu_err_set(err, "host %s: the layout does not fit: its %d rank(s) (%d-%d) need %s (weights %s,"
+                              " activations %s, pipeline buffers and logits %s), MemAvailable is %s%s%s;"
+                              " use more nodes or stages, a smaller --max-active / --microbatches, or shorter"
+                              " --max-new-tokens (diffu plan)",
+                         me, n, first, last, human(b1, 32, w + a + io), human(b2, 32, w), human(b3, 32, a),
+                         human(b4, 32, io), human(b5, 32, avail), total > 0 ? " of " : "",
+                         total > 0 ? human(b6, 32, total) : "");
+}
+
+void diffu_stage_fault_point(diffu_comm *c, const char *point) {
+    const char *f = getenv("DIFFU_FAULT");
+    if (!f || !*f) return;
+    size_t pl = strlen(point);
+    if (strncmp(f, point, pl) || f[pl] != ':') return;
+    char *end;
+    long r = strtol(f + pl + 1, &end, 10);
+    if (end == f + pl + 1 || r != diffu_comm_rank(c)) return;
+    const char *act = *end == ':' ? end + 1 : "kill";
+    DLOG_WARN("DIFFU_FAULT=%s: rank %d %s at '%s' (a testing hook)", f, (int)r,
+              !strcmp(act, "stop") ? "stops itself" : !strcmp(act, "exit") ? "exits" : "kills itself", point);
+    fflush(stderr);
+    if (!strcmp(act, "stop")) raise(SIGSTOP);
+    else if (!strcmp(act, "exit")) _exit(1);
+    else raise(SIGKILL);
+}
+
 int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, const diffu_model_opts *mo_in,
                      diffu_stage **out, diffu_err *err) {
     *out = NULL;
+    diffu_stage_fault_point(c, "load");
     const diffu_rank_plan *p = diffu_layout_rank(l, diffu_comm_rank(c));
     diffu_model_opts mo = *mo_in;
     mo.layer_begin = p->shard.layer_begin;

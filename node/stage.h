@@ -32,6 +32,21 @@ typedef struct diffu_stage diffu_stage;
  * allocate the pipeline buffers. Returns 0 or -1 with err. A rank can fail
  * alone (a missing file on one host): follow with diffu_comm_agree. The
  * stage keeps c and l (which must outlive it). */
+/* Local, after the handshake (it needs every rank's host): does the layout
+ * fit this host? The sum over the ranks on this host of their plan (weights
+ * + activations + pipeline buffers and logits, diffu_rank_plan) against
+ * MemAvailable (/proc/meminfo). -1 with err giving the numbers ("host h:
+ * ranks 0-1 need 14.20 GiB (weights ..., activations ..., pipeline/logits
+ * ...), MemAvailable 8.00 GiB of 24.00 GiB"); 0 when it fits or /proc/meminfo
+ * cannot be read. Every rank of a host reaches the same verdict: follow with
+ * diffu_comm_agree. Env DIFFU_MEM_AVAILABLE_MIB overrides MemAvailable. */
+int diffu_stage_check_memory(diffu_comm *c, const diffu_layout *l, diffu_err *err);
+
+/* Testing hook: env DIFFU_FAULT=POINT:RANK[:ACTION] makes rank RANK kill
+ * itself (ACTION kill, default: SIGKILL), stop (SIGSTOP: a hang) or exit(1)
+ * when it reaches POINT ("load": as its shard starts loading). */
+void diffu_stage_fault_point(diffu_comm *c, const char *point);
+
 int diffu_stage_init(diffu_comm *c, const diffu_layout *l, const char *dir, const diffu_model_opts *mo,
                      diffu_stage **out, diffu_err *err);
 void diffu_stage_free(diffu_stage *s);

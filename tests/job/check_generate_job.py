@@ -199,7 +199,13 @@ print(f"crash/resume: {len(final)} records after {a.kills} kills, every (id, sam
 out = os.path.join(W, "term.jsonl")
 pr = subprocess.Popen(cmd(out, ["--max-active", "1", "--format", "diffu"]), stdout=subprocess.DEVNULL,
                       stderr=subprocess.PIPE, text=True, env=env())
-time.sleep(min(0.5 * T, 1.0))
+# the signal once a record is written (the job is in its loop, its handlers installed, every rank past its
+# setup), not after a fixed delay: on a loaded machine the setup alone can take longer than any fixed delay
+t_wait = time.time()
+while pr.poll() is None and time.time() - t_wait < 240:
+    if os.path.exists(out) and os.path.getsize(out) > 0 and b"\n" in open(out, "rb").read():
+        break
+    time.sleep(0.05)
 pr.send_signal(signal.SIGTERM)
 _, err = pr.communicate()
 if pr.returncode == 0:

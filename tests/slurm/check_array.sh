@@ -7,9 +7,12 @@
 # appears exactly once. Then: resubmitting the same command reuses the shards,
 # each task finds its output complete (nothing rewritten), the merge rebuilds
 # the same records; a deliberately duplicated shard output makes
-# `diffu merge` fail with the reason. Last, a 2-task array whose tasks hit a
-# 60 s time limit: each task requeues itself alone (ARRAYID_TASKID), resumes,
-# and the merge holds every (id, sample) exactly once.
+# `diffu merge` fail with the reason. Last, a 2-task array whose tasks get
+# the time-limit warning mid-run (USR1 to each task's batch shell once its
+# output holds a record: what --signal=B:USR1 delivers, at a moment that does
+# not depend on the machine's speed or Slurm's timer phase; Slurm's own timer
+# is check_job.sh's case C): each task requeues itself alone (ARRAYID_TASKID),
+# resumes, and the merge holds every (id, sample) exactly once.
 # The job is `diffu generate` on the tiny model (lib.sh; the stand-in with
 # DIFFU_SLURM_TEST_JOB=standin). Skips (77) unless root. About 4 minutes.
 set -uo pipefail
@@ -77,38 +80,57 @@ fi
 tail -n 1 "$W/miss.err" | grep -q 'pair(s) missing' || fail "merge's reason: $(tail -n 1 "$W/miss.err")"
 echo "ok 3: diffu merge refuses duplicates and missing shards: $(tail -n 1 "$W/dup.err" | cut -c1-70)..."
 
-# 4. array tasks hitting the time limit: each requeues itself alone (scontrol requeue ARRAYID_TASKID;
-#    one task's SLURM_JOB_ID is the array's id, and requeueing that id would rerun every task),
-#    resumes, and the merge still holds every (id, sample) exactly once. --cores-per-node 1: one
-#    CPU per task, so both run at once on the 2-CPU node; each shard must outlast the first warning
-#    (10-40 s into the 60 s limit): the real job at GEN_SLOW size, the stand-in ~46 records x 1 s
-# Real job: 25 requests (~30 samples) per shard, one sample at a time, 40 tokens in 40 steps: a
-# record every 1-2 s and ~60 s in all. (This test Slurm has no task affinity plugin, so both tasks'
-# mpirun bind their rank to core 0 and share it; on a cluster with task/affinity or task/cgroup
-# each gets its own CPU.) Stand-in: 40 requests x 1.0 s.
-rq_gen=("${GEN_SLOW[@]}")
-[[ -z ${DIFFU_JOB_CMD:-} ]] && rq_gen=(--max-new-tokens 40 --steps 40 --max-active 1)
-make_input "$W/rq.jsonl" "$([[ -n ${DIFFU_JOB_CMD:-} ]] && echo 80 || echo 50)"
+# 4. array tasks warned mid-run: each requeues itself alone (scontrol requeue ARRAYID_TASKID; one
+#    task's SLURM_JOB_ID is the array's id, and requeueing that id would rerun every task), resumes,
+#    and the merge still holds every (id, sample) exactly once. --cores-per-node 1: one CPU per task,
+#    so both run at once on the 2-CPU node. The test sends each task USR1 (scancel --batch
+#    --signal=USR1 ARRAY_TASK) once its output holds a record and it has more to do.
+# Real job: 25 requests (~30 samples) per shard, one sample at a time (records one by one). (This
+# test Slurm has no task affinity plugin, so both tasks' mpirun bind their rank to core 0 and share
+# it; on a cluster with task/affinity or task/cgroup each gets its own CPU.) Stand-in: 1 s a record.
+rq_gen=("${GEN_ARGS[@]}")
+[[ -z ${DIFFU_JOB_CMD:-} ]] && rq_gen+=(--max-active 1)
+make_input "$W/rq.jsonl" 50
 t0=$SECONDS
 ids=$(DIFFU_STANDIN_DELAY=1.0 submit --model "$MODEL" --pp 1 --tp 1 --nodes 1 --cores-per-node 1 --mem-per-node 4 \
-    --partition debug --time 1 --signal-lead 50 --shards 2 --input "$W/rq.jsonl" --output "$W/rq.out.jsonl" \
+    --partition debug --time 10 --shards 2 --input "$W/rq.jsonl" --output "$W/rq.out.jsonl" \
     -- "${rq_gen[@]}" 2>/dev/null) || fail "submit 4"
 read -r -d '' arr4 merge4 <<<"$ids"
-slurm_wait_job "$arr4" 420 || fail "array $arr4 did not complete"
+S=$W/rq.out.jsonl.slurm
+records_in() { zcat -f "$1" 2>/dev/null | grep -c '^{' || true; }
+declare -A warned=()
+while ((${#warned[@]} < 2)); do
+    ((SECONDS - t0 < 400)) || fail "4: the tasks did not both write a record within 400 s (warned: ${!warned[*]})"
+    for i in 0 1; do
+        [[ -n ${warned[$i]:-} ]] && continue
+        id=$(scontrol show job -o "$arr4" 2>/dev/null | grep "ArrayTaskId=$i " | sed 's/^JobId=\([0-9]*\) .*/\1/')
+        [[ -n $id && "$(slurm_job_field "$id" JobState)" == RUNNING ]] || continue
+        n=$(records_in "$S/out-0000$i-of-00002.jsonl")
+        ((n >= 1)) || continue
+        [[ "$(slurm_job_field "$id" JobState)" == RUNNING ]] || fail "4: task $i finished ($n records) before the test could warn it"
+        scancel --batch --signal=USR1 "${arr4}_$i" || fail "4: scancel --signal=USR1 ${arr4}_$i"
+        warned[$i]=$n
+        echo "   task $i: USR1 after $((SECONDS - t0)) s with $n record(s) in its output"
+    done
+    sleep 0.5
+done
+slurm_wait_job "$arr4" 600 || fail "array $arr4 did not complete"
 slurm_wait_job "$merge4" 120 || fail "merge job $merge4 did not complete"
 check_exactly_once "$W/rq.jsonl" "$W/rq.out.jsonl" || fail "4: merged output is not every (id, sample) exactly once"
-S=$W/rq.out.jsonl.slurm
 total=0
 for i in 0 1; do
     id=$(scontrol show job -o "$arr4" | grep "ArrayTaskId=$i " | sed 's/^JobId=\([0-9]*\) .*/\1/')
     r=$(slurm_job_field "$id" Restarts)
     lg=$S/slurm-"$arr4"_"$i".log
-    nreq=$(grep -c "requeued job ${arr4}_$i " "$lg")
+    nreq=$(grep -c "requeueing job ${arr4}_$i " "$lg")
     ndone=$(grep -c 'done: .* is complete' "$lg")
     [[ $r == "$nreq" && $ndone == 1 ]] || fail "task $i: Restarts=$r, $nreq requeue(s) by itself, $ndone completion(s) in its log (a task rerun by another's requeue?)"
+    ((r >= 1)) || fail "task $i: warned mid-run but not requeued"
+    if [[ -z ${DIFFU_JOB_CMD:-} ]]; then
+        grep -Eq 'resuming: [1-9][0-9]* of [0-9]+ samples already done' "$lg" || fail "task $i: the rerun did not resume its output"
+    fi
     total=$((total + r))
     echo "   task $i (job $id): $r restart(s)"
 done
-((total >= 1)) || fail "4: no task hit the time limit"
-echo "ok 4: array tasks requeued themselves alone ($total restart(s)), merged output exactly once; $((SECONDS - t0)) s"
+echo "ok 4: array tasks warned mid-run requeued themselves alone ($total restart(s)), merged output exactly once; $((SECONDS - t0)) s"
 echo PASS
