@@ -781,6 +781,7 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
 
 /* ------------------------------------------------------------ getters */
 
+const char *diffu_jobin_path(const diffu_jobin *in) { return in->path; }
 int diffu_jobin_count(const diffu_jobin *in) { return in->n_reqs; }
 const diffu_jobin_req *diffu_jobin_get(const diffu_jobin *in, int i) {
     DIFFU_ASSERT(i >= 0 && i < in->n_reqs);

@@ -140,6 +140,8 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
 /* Frees and sets *in to NULL; NULL is a no-op. */
 void diffu_jobin_free(diffu_jobin **in);
 
+/* The input file's path as given to diffu_jobin_open (owned by the handle). */
+const char *diffu_jobin_path(const diffu_jobin *in);
 int diffu_jobin_count(const diffu_jobin *in);
 const diffu_jobin_req *diffu_jobin_get(const diffu_jobin *in, int i);
 /* The accepted request with this id, or NULL. */

@@ -25,7 +25,7 @@
 static diffu_layout *g_layout;
 static uint8_t g_mine[4][512];
 static size_t g_mine_len[4];
-static diffu_arena g_arena;
+static diffu_wire_arena g_arena;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
@@ -58,7 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         if (g_mine_len[r] > sizeof g_mine[r]) abort();
         diffu__handshake__pack(&h, g_mine[r]);
     }
-    diffu_arena_init(&g_arena, 4096);
+    diffu_wire_arena_init(&g_arena, 4096);
     return 0;
 }
 
@@ -79,7 +79,7 @@ static void do_reply(const uint8_t *d, size_t n) {
 }
 
 static void do_control(const uint8_t *d, size_t n) {
-    Diffu__Control *c = diffu_arena_unpack(&g_arena, &diffu__control__descriptor, n, d);
+    Diffu__Control *c = diffu_wire_arena_unpack(&g_arena, &diffu__control__descriptor, n, d);
     if (!c) return;
     uint64_t h = 0;
     if (c->msg_case == DIFFU__CONTROL__MSG_SHUTDOWN && c->shutdown) {
@@ -94,7 +94,7 @@ static void do_control(const uint8_t *d, size_t n) {
             for (size_t k = 0; k < q->n_changed_pos; k++) h += q->changed_pos[k];
             for (size_t k = 0; k < q->n_changed_tok; k++) h += (uint64_t)q->changed_tok[k];
             for (size_t k = 0; k < q->n_positions; k++) h += q->positions[k];
-            if (q->tokens && q->n_tokens) h ^= diffu_hash_i32(q->tokens, q->n_tokens);
+            if (q->tokens && q->n_tokens) h ^= diffu_wire_hash_i32(q->tokens, q->n_tokens);
         }
     }
     (void)h;
@@ -102,10 +102,10 @@ static void do_control(const uint8_t *d, size_t n) {
 
 enum { V = 64, MASK = 63, NSEQ = 3 };
 
-static size_t pack_good(diffu_packbuf *pk, diffu_arena *ar, diffu_sched *sc, long id, int32_t *tok, double *conf) {
+static size_t pack_good(diffu_wire_packbuf *pk, diffu_wire_arena *ar, diffu_sched *sc, long id, int32_t *tok, double *conf) {
     size_t ml;
     const uint8_t *m = diffu_sched_control(sc, 3, &ml);
-    Diffu__Control *c = diffu_arena_unpack(ar, &diffu__control__descriptor, ml, m);
+    Diffu__Control *c = diffu_wire_arena_unpack(ar, &diffu__control__descriptor, ml, m);
     FZ_CHECK(c && c->step, "our own Control does not parse");
     size_t rows = 0;
     for (size_t k = 0; k < c->step->n_seqs; k++)
@@ -118,7 +118,7 @@ static size_t pack_good(diffu_packbuf *pk, diffu_arena *ar, diffu_sched *sc, lon
     r.n_token = r.n_confidence = rows;
     r.token = tok;
     r.confidence = conf;
-    return diffu_pack(pk, &r.base);
+    return diffu_wire_pack(pk, &r.base);
 }
 
 static void write_seeds(const char *dir);
@@ -139,16 +139,16 @@ static void do_result(const uint8_t *d, size_t n) {
         FZ_CHECK(seqs[i], "denoise_create: %s", err.msg);
     }
     int len = 3 + p.max_new_tokens;
-    diffu_sched_opts o = {1, NSEQ, 1, NSEQ, NSEQ * len, NSEQ * p.max_new_tokens, len, NULL, NULL};
+    diffu_sched_opts o = {1, NSEQ, 1, NSEQ, NSEQ * len, NSEQ * p.max_new_tokens, len, NULL, NULL, NULL};
     diffu_sched *sc = diffu_sched_create(&o, seqs, NSEQ, &err);
     FZ_CHECK(sc, "sched_create: %s", err.msg);
     long id = diffu_sched_next(sc);
     FZ_CHECK(id == 0, "first microbatch %ld", id);
     const char *seeds = getenv("DIFFU_FUZZ_WRITE_SEEDS");
     if (seeds) { /* tests/fuzz/make_seeds.py: this build's own messages of the first microbatch */
-        diffu_packbuf pk = {0};
-        diffu_arena ar;
-        diffu_arena_init(&ar, 4096);
+        diffu_wire_packbuf pk = {0};
+        diffu_wire_arena ar;
+        diffu_wire_arena_init(&ar, 4096);
         int32_t tok[256];
         double conf[256];
         char path[512];
@@ -173,16 +173,16 @@ static void do_result(const uint8_t *d, size_t n) {
         memcpy(buf + 1, m, sl);
         fz_write(path, buf, 1 + sl);
         write_seeds(seeds);
-        diffu_arena_free(&ar);
-        diffu_packbuf_free(&pk);
+        diffu_wire_arena_free(&ar);
+        diffu_wire_packbuf_free(&pk);
     }
     err.msg[0] = 0;
     if (diffu_sched_result(sc, d, n, &err)) {
         FZ_CHECK(err.msg[0] && !strchr(err.msg, '\n'), "a refusal without a one-line reason");
     } else { /* committed: run the job to its end with well-formed results */
-        diffu_packbuf pk = {0};
-        diffu_arena ar;
-        diffu_arena_init(&ar, 4096);
+        diffu_wire_packbuf pk = {0};
+        diffu_wire_arena ar;
+        diffu_wire_arena_init(&ar, 4096);
         int32_t tok[256];
         double conf[256];
         for (int round = 0; round < 100 && !diffu_sched_done(sc); round++) {
@@ -197,8 +197,8 @@ static void do_result(const uint8_t *d, size_t n) {
             const int32_t *cv = diffu_denoise_canvas(seqs[i], &L);
             for (int k = 0; k < L; k++) FZ_CHECK(cv[k] >= 0 && cv[k] < V, "canvas token %d outside [0,%d)", cv[k], V);
         }
-        diffu_arena_free(&ar);
-        diffu_packbuf_free(&pk);
+        diffu_wire_arena_free(&ar);
+        diffu_wire_packbuf_free(&pk);
     }
     diffu_sched_free(&sc);
     for (int i = 0; i < NSEQ; i++) diffu_denoise_free(&seqs[i]);
