@@ -10,6 +10,10 @@ int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long 
 int arg_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 /* Sizes with an optional K/M/G suffix (powers of 1024). */
 int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* --precision fp32|bf16|int8|auto: checked, then handed to the model load as
+ * $DIFFU_PRECISION (model/gemm.h), so every command and every rank under
+ * mpirun resolves it the same way. */
+int arg_precision(const char *cmd, const char *s);
 /* Comma-separated list of positive ints; *out malloc'd. */
 int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
 
