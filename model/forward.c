@@ -147,6 +147,7 @@ const diffu_weights *diffu_model_weights(const diffu_model *m) { return m->w; }
 const diffu_model_opts *diffu_model_get_opts(const diffu_model *m) { return &m->o; }
 diffu_pool *diffu_model_pool(diffu_model *m) { return m->pool; }
 int diffu_model_vocab_local(const diffu_model *m) { return m->nvocab; }
+diffu_gemm *diffu_model_gemm(diffu_model *m) { return m->gemm; }
 size_t diffu_model_plan_bytes(const diffu_model *m) { return m->plan_bytes; }
 
 void diffu_model_set_allreduce(diffu_model *m, diffu_allreduce_fn fn, void *user) {

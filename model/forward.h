@@ -69,6 +69,8 @@ const diffu_model_opts *diffu_model_get_opts(const diffu_model *m);
  * sampler) so that one set of threads serves everything. */
 struct diffu_pool *diffu_model_pool(diffu_model *m);
 int diffu_model_vocab_local(const diffu_model *m); /* lm_head rows this shard computes */
+/* The model's GEMM engine (gemm.h): its precision, description and timers. */
+struct diffu_gemm *diffu_model_gemm(diffu_model *m);
 
 /* The memory plan, one line per buffer, to stderr. */
 void diffu_model_plan_print(const diffu_model *m);

@@ -140,6 +140,7 @@ int diffu_precision_resolve(diffu_precision asked, diffu_precision *out, diffu_e
 /* ------------------------------------------------------------- engine */
 
 struct diffu_gemm {
+    double seconds, flops; /* time in diffu_gemm_run and its FLOPs, since the last reset */
     diffu_precision prec;
     diffu_dnnl *dn; /* NULL for fp32 */
     char desc[256];
@@ -179,8 +180,17 @@ int diffu_gemm_pack(diffu_gemm *g, diffu_mat *w, diffu_err *err) {
 }
 
 void diffu_gemm_run(diffu_gemm *g, diffu_pool *pool, diffu_kscratch *ks, const diffu_matmul_job *jobs, int n_jobs) {
+    double t0 = diffu_now();
     if (!g->dn) diffu_matmul(pool, ks, jobs, n_jobs);
     else diffu_dnnl_run(g->dn, pool, jobs, n_jobs);
+    g->seconds += diffu_now() - t0;
+    for (int k = 0; k < n_jobs; k++) g->flops += 2.0 * jobs[k].t * jobs[k].w->rows * jobs[k].w->cols;
+}
+
+void diffu_gemm_stats(diffu_gemm *g, double *seconds, double *flops, int reset) {
+    if (seconds) *seconds = g->seconds;
+    if (flops) *flops = g->flops;
+    if (reset) g->seconds = g->flops = 0;
 }
 
 const char *diffu_gemm_describe(const diffu_gemm *g) { return g->desc; }

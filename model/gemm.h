@@ -84,6 +84,10 @@ int diffu_gemm_pack(diffu_gemm *g, diffu_mat *w, diffu_err *err);
  * engine's precision. Every W must have been packed by this engine (bf16/int8). */
 void diffu_gemm_run(diffu_gemm *g, diffu_pool *pool, diffu_kscratch *ks, const diffu_matmul_job *jobs, int n_jobs);
 
+/* Time spent in diffu_gemm_run and the FLOPs it did (2 t N K per job, the
+ * padding rows not counted), since creation or the last reset (benchmarks). */
+void diffu_gemm_stats(diffu_gemm *g, double *seconds, double *flops, int reset);
+
 /* One line: "bf16 oneDNN brg:avx512_core_bf16 (cpu avx512_bf16, M tile 128 by 16, N block 128)". */
 const char *diffu_gemm_describe(const diffu_gemm *g);
 /* Bytes owned: packed weights, and scratch (activation copy + per-thread tiles). */
