@@ -107,6 +107,10 @@ for t in "${TOKENS[@]}"; do
     for th in "${THREADS[@]}"; do row "$t" "$th"; done
 done
 
+echo "== sampler" >&2
+"$BIN" bench sampler --rows 64 >"$W/sampler.txt"
+cat "$W/sampler.txt" >&2
+
 echo "== plan: DiffuCoder-7B on 16 nodes x 64 cores, HumanEval (164 x 512 tokens, 512 steps)" >&2
 "$BIN" mkmodel --preset 7b --config-only --out "$W/m7" 2>/dev/null
 "$BIN" plan --model "$W/m7" --config-only --nodes 16 --cores-per-node 64 --mem-per-node 256 --dataset 164 \
@@ -132,6 +136,10 @@ echo '```'
 echo "Per-core rates saved to $RATES:"
 echo '```'
 cat "$RATES"
+echo '```'
+echo "Sampler, the full-vocabulary softmax (diffu bench sampler, same run):"
+echo '```'
+cat "$W/sampler.txt"
 echo '```'
 echo "DiffuCoder-7B, 16 nodes x 64 cores, HumanEval (164 prompts x 512 new tokens, 512 steps; prompt ~150 tokens):"
 echo '```'

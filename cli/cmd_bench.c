@@ -4,6 +4,7 @@
  * number of threads). Results to stdout; progress to stderr. */
 #include <cblas.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "cpupeak.h"
 #include "forward.h"
 #include "gemm.h"
+#include "sampler.h"
 
 void openblas_set_num_threads(int);
 
@@ -59,7 +61,8 @@ static void usage(FILE *f) {
             "  --peak         also measure the core's peak per dtype (diffu bench peak) in the same run\n"
             "  --save FILE    write the per-core rates (forward GFLOP/s per core per precision, peaks) for\n"
             "                 `diffu plan --rates FILE`\n"
-            "       diffu bench peak [--threads T] [--seconds S]   (vfmadd231ps / vdpbf16ps / vpdpbusd loops)\n");
+            "       diffu bench peak [--threads T] [--seconds S]   (vfmadd231ps / vdpbf16ps / vpdpbusd loops)\n"
+            "       diffu bench sampler [--vocab V] [--rows R]     (full-vocabulary softmax vs the scalar libm loop)\n");
 }
 
 typedef struct { int n, k, count; const char *name; } shape;
@@ -110,6 +113,79 @@ static int bench_peak(int argc, char **argv) {
                diffu_cpu_peak_insn(ps[i]), one, ps[i] == DIFFU_PREC_INT8 ? "OP" : "FLOP", threads, all,
                ps[i] == DIFFU_PREC_INT8 ? "OP" : "FLOP");
     }
+    return 0;
+}
+
+/* The scalar libm softmax the sampler used before it was vectorized (max, exp,
+ * sum and the confidence in double), timed beside it in the same run. */
+static double ref_row(const float *L, int V, const diffu_sampler_params *p, double *z) {
+    double T = p->temperature, m = -INFINITY;
+    for (int v = 0; v < V; v++) z[v] = T > 0 ? (double)L[v] / T : (double)L[v];
+    for (int v = 0; v < V; v++) m = z[v] > m ? z[v] : m;
+    double Z = 0;
+    for (int v = 0; v < V; v++) Z += (z[v] = exp(z[v] - m));
+    if (p->conf == DIFFU_CONF_NEG_ENTROPY) {
+        double h = 0;
+        for (int v = 0; v < V; v++)
+            if (z[v] > 0) h += z[v] / Z * log(z[v] / Z + 1e-10);
+        return h;
+    }
+    return 1.0 / Z;
+}
+
+static int bench_sampler(int argc, char **argv) {
+    static const struct option opts[] = {{"vocab", 1, 0, 'v'}, {"rows", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    long long V = 151936, R = 64;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v': if (arg_int("bench sampler", "--vocab", optarg, 2, 1 << 24, &V)) return 2; break;
+        case 'r': if (arg_int("bench sampler", "--rows", optarg, 1, 100000, &R)) return 2; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    float *L = diffu_xaligned((size_t)V * 4);
+    double *z = diffu_xaligned((size_t)V * 8);
+    uint32_t s = 7;
+    for (long long v = 0; v < V; v++) { /* logits like a real row: most mass on a few tokens */
+        s = s * 1664525u + 1013904223u;
+        L[v] = (float)((int32_t)(s >> 8) - (1 << 23)) / (float)(1 << 23) * 6.0f;
+    }
+    diffu_sampler_scratch *sc = diffu_sampler_scratch_create((int)V);
+    static const char *names[] = {"greedy, conf prob", "T 0.3, conf prob", "greedy, conf margin", "greedy, conf entropy",
+                                  "T 0.3, top-p 0.95"};
+    printf("sampler: vocab %lld, %lld rows per config, one thread, median of 5 (alternating reference and sampler)\n", V, R);
+    for (int k = 0; k < 5; k++) {
+        diffu_sampler_params p;
+        diffu_sampler_params_default(&p);
+        if (k == 1 || k == 4) p.temperature = 0.3;
+        if (k == 2) p.conf = DIFFU_CONF_MARGIN;
+        if (k == 3) p.conf = DIFFU_CONF_NEG_ENTROPY;
+        if (k == 4) p.top_p = 0.95;
+        double tr[5], ts[5], sink = 0;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = diffu_now();
+            for (int r = 0; r < R; r++) sink += ref_row(L, (int)V, &p, z);
+            tr[rep] = (diffu_now() - t0) / (double)R;
+            t0 = diffu_now();
+            for (int r = 0; r < R; r++) {
+                diffu_sample_job j = {&p, diffu_philox_seed(1), diffu_philox_addr(0, 0, 0, (uint32_t)r, DIFFU_RNG_TOKEN)};
+                diffu_sample o;
+                diffu_sampler_row(L, (int)V, &j, sc, &o);
+                sink += o.conf;
+            }
+            ts[rep] = (diffu_now() - t0) / (double)R;
+        }
+        double a = median(tr, 5), b = median(ts, 5);
+        printf("sampler: %-22s scalar libm softmax %.3f ms/row, diffu_sampler_row %.3f ms/row: %.2fx%s\n", names[k],
+               1e3 * a, 1e3 * b, a / b, k == 4 ? " (reference without the top-p cut)" : "");
+        if (sink == 12345.678) printf(" ");
+    }
+    diffu_sampler_scratch_free(&sc);
+    free(L);
+    free(z);
     return 0;
 }
 
@@ -348,6 +424,7 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "forward")) return bench_forward(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return bench_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "peak")) return bench_peak(argc - 1, argv + 1);
-    fprintf(stderr, "diffu bench: unknown benchmark '%s' (forward, peak, tokenize)\n", argv[1]);
+    if (!strcmp(argv[1], "sampler")) return bench_sampler(argc - 1, argv + 1);
+    fprintf(stderr, "diffu bench: unknown benchmark '%s' (forward, peak, sampler, tokenize)\n", argv[1]);
     return 2;
 }
