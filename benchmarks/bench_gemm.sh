@@ -6,7 +6,10 @@
 # per-core rates saved for `diffu plan`, and the DiffuCoder-7B HumanEval estimate.
 # Run it on a quiet machine; it prints a Markdown section for docs/BENCHMARKS.md.
 #
-# usage: benchmarks/bench_gemm.sh [--reps K (default 5)] [--quick]
+# usage: benchmarks/bench_gemm.sh [--reps K (default 5)] [--quick] [--e2e]
+#   --e2e  also the end-to-end generation throughput (benchmarks/bench_generate.py, 16 requests,
+#          one process x 2 threads and --pp 2) in fp32 and then bf16 (two runs of that script, one
+#          per precision; long: ~15+ min on 2 cores)
 # environment:
 #   DIFFU_BIN   diffu binary (default build/bin/diffu)
 #   MODEL       the small model (default /tmp/m_small; made with
@@ -27,12 +30,14 @@ GGUF="${GGUF:-$MODEL/model-bf16.gguf}"
 RATES="${RATES:-$HOME/.cache/diffu/rates.txt}"
 REPS=5
 STEPS=8
+E2E=0
 read -r -a TOKENS <<<"${BENCH_TOKENS:-256 512}"   # overrides for a smoke run only
 read -r -a THREADS <<<"${BENCH_THREADS:-1 2}"
 while (($#)); do
     case "$1" in
     --reps) REPS="$2"; shift 2 ;;
     --quick) REPS=2; STEPS=3; shift ;;
+    --e2e) E2E=1; shift ;;
     *) echo "usage: $0 [--reps K] [--quick]" >&2; exit 2 ;;
     esac
 done
@@ -107,6 +112,14 @@ for t in "${TOKENS[@]}"; do
     for th in "${THREADS[@]}"; do row "$t" "$th"; done
 done
 
+if ((E2E)); then
+    for p in fp32 bf16; do
+        echo "== end to end: bench_generate.py, $p" >&2
+        /usr/bin/python3 "$ROOT/benchmarks/bench_generate.py" --bin "$BIN" --model "$MODEL" --requests 16 \
+            --configs 1x2,pp2 --reps 1 --extra "--precision $p" >"$W/e2e.$p" 2>&1 || tail -5 "$W/e2e.$p" >&2
+    done
+fi
+
 echo "== sampler" >&2
 "$BIN" bench sampler --rows 64 >"$W/sampler.txt"
 cat "$W/sampler.txt" >&2
@@ -141,6 +154,14 @@ echo "Sampler, the full-vocabulary softmax (diffu bench sampler, same run):"
 echo '```'
 cat "$W/sampler.txt"
 echo '```'
+if ((E2E)); then
+    for p in fp32 bf16; do
+        echo "End to end, $p (benchmarks/bench_generate.py --requests 16 --configs 1x2,pp2 --extra \"--precision $p\"):"
+        echo '```'
+        grep -E "tokens/s|ratio" "$W/e2e.$p" || tail -20 "$W/e2e.$p"
+        echo '```'
+    done
+fi
 echo "DiffuCoder-7B, 16 nodes x 64 cores, HumanEval (164 prompts x 512 new tokens, 512 steps; prompt ~150 tokens):"
 echo '```'
 sed -n '/^estimate:/,$p' "$W/plan.txt"
