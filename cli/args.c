@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gemm.h"
 #include "log.h"
 
 int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out) {
@@ -99,4 +100,14 @@ void arg_unescape(char *dst, const char *s) {
         }
     }
     *o = 0;
+}
+
+int arg_precision(const char *cmd, const char *s) {
+    diffu_precision p;
+    if (diffu_precision_parse(s, &p)) {
+        fprintf(stderr, "diffu %s: --precision: '%s' is not one of fp32, bf16, int8, auto\n", cmd, s);
+        return -1;
+    }
+    setenv("DIFFU_PRECISION", diffu_precision_name(p), 1);
+    return 0;
 }

@@ -14,6 +14,10 @@ int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
  * holds at least strlen(src) + 1 bytes and may be src itself (the result is
  * never longer). One rule for every command that takes --prefill. */
 void arg_unescape(char *dst, const char *src);
+/* --precision fp32|bf16|int8|auto: checked, then handed to the model load as
+ * $DIFFU_PRECISION (model/gemm.h), so every command and every rank under
+ * mpirun resolves it the same way. */
+int arg_precision(const char *cmd, const char *s);
 /* Comma-separated list of positive ints; *out malloc'd. */
 int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
 

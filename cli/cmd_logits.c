@@ -15,6 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu logits --model DIR --ids FILE --out FILE [--lengths L1,L2,...] [--threads N] [--f32-weights]\n"
+            "                    [--precision fp32|bf16|int8|auto]  (GEMM precision; default auto = $DIFFU_PRECISION or the CPU's fastest)\n"
             "  FILE of --ids: little-endian int32 token ids; with --lengths, several sequences back to back\n"
             "  (each attends only to itself, positions from 0). --out gets float32 [N x vocab], unshifted.\n"
             "  Under mpirun with --pp P --tp T: the distributed forward (see `diffu logits --pp 1 --help`).\n");
@@ -24,7 +25,7 @@ int cmd_logits(int argc, char **argv) {
     for (int i = 1; i < argc; i++) /* the distributed forward under mpirun: cli/cmd_logits_dist.c */
         if (!strncmp(argv[i], "--pp", 4) || !strncmp(argv[i], "--tp", 4)) return cmd_logits_dist(argc, argv);
     static const struct option opts[] = {{"model", 1, 0, 'm'},   {"ids", 1, 0, 'i'},   {"out", 1, 0, 'o'},
-                                         {"lengths", 1, 0, 'l'}, {"threads", 1, 0, 't'}, {"f32-weights", 0, 0, 'f'},
+                                         {"lengths", 1, 0, 'l'}, {"threads", 1, 0, 't'}, {"f32-weights", 0, 0, 'f'}, {"precision", 1, 0, 'P'},
                                          {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     const char *model = NULL, *ids_path = NULL, *out_path = NULL, *lengths = NULL;
     long long v;
@@ -40,6 +41,7 @@ int cmd_logits(int argc, char **argv) {
         case 'l': lengths = optarg; break;
         case 't': if (arg_int("logits", "--threads", optarg, 1, 1024, &v)) return 2; mo.threads = (int)v; break;
         case 'f': mo.f32_weights = 1; break;
+        case 'P': if (arg_precision("logits", optarg)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

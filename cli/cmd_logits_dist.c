@@ -61,7 +61,7 @@ static int parse(int argc, char **argv, dopts *o) {
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},        {"ids", 1, 0, 'i'},         {"out", 1, 0, 'o'},          {"lengths", 1, 0, 'l'},
         {"threads", 1, 0, 'j'},      {"f32-weights", 0, 0, 'f'}, {"pp", 1, 0, 'p'},           {"tp", 1, 0, 't'},
-        {"microbatches", 1, 0, 'b'}, {"comm-timeout", 1, 0, 'T'}, {"verbose", 0, 0, 'v'},     {"help", 0, 0, 'h'},
+        {"microbatches", 1, 0, 'b'}, {"comm-timeout", 1, 0, 'T'}, {"verbose", 0, 0, 'v'},     {"help", 0, 0, 'h'}, {"precision", 1, 0, 'P'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->pp = o->tp = o->microbatches = 1;
@@ -93,6 +93,7 @@ static int parse(int argc, char **argv, dopts *o) {
         case 'b': if (arg_int("logits", "--microbatches", optarg, 1, 1 << 20, &v)) rc = 2; else o->microbatches = (int)v; break;
         case 'T': if (arg_double("logits", "--comm-timeout", optarg, 0.01, 1e7, &d)) rc = 2; else o->timeout = d; break;
         case 'v': o->verbose = 1; break;
+        case 'P': if (arg_precision("logits", optarg)) rc = 2; break;
         case 'h': rc = -1; break;
         default: rc = 2;
         }

@@ -76,7 +76,11 @@ static void usage(FILE *f) {
             "  --head-rows F         lm_head rows per token in the balance rule (default 1)\n"
             "  --f32-weights         weights resident in fp32 (twice the memory of BF16)\n"
             "  --all                 list every layout that fits (default: the first 25 by preference)\n"
-            "  --shell               print the chosen layout as shell assignments (for deploy/slurm/submit.sh)\n");
+            "  --shell               print the chosen layout as shell assignments (for deploy/slurm/submit.sh)\n"
+            "  wall-time estimate of a dataset on the recommended layout (with its assumptions):\n"
+            "  --dataset N --new-tokens L --steps S [--prompt-tokens P (default 128)] --rates FILE [--precision P]\n"
+            "                        FILE: per-core rates from `diffu bench forward --precision fp32,bf16,int8 --save FILE`;\n"
+            "                        P: fp32|bf16|int8 (default: bf16 when FILE has it, else fp32)\n");
 }
 
 /* Work done, in 2% steps of the cluster: nodes busy x stage balance. */
@@ -141,17 +145,104 @@ static void print_row(const plan_row *r, int C, int mark) {
     (void)C;
 }
 
+typedef struct {
+    long long dataset, new_tokens, steps, prompt_tokens;
+    const char *rates, *precision;
+} est_opts;
+
+/* Wall time of the dataset on the recommended layout, from the per-core rates
+ * `diffu bench forward --save` measured; prints the derivation. */
+static int estimate(const diffu_config *c, const est_opts *e, const plan_row *b, long long C) {
+    if (!e->new_tokens || !e->steps || !e->rates) {
+        fprintf(stderr, "diffu " CMD ": --dataset needs --new-tokens, --steps and --rates FILE (from `diffu bench forward"
+                        " --precision fp32,bf16,int8 --peak --save FILE`)\n");
+        return -1;
+    }
+    FILE *f = fopen(e->rates, "r");
+    if (!f) {
+        fprintf(stderr, "diffu " CMD ": error: --rates %s: cannot open\n", e->rates);
+        return -1;
+    }
+    double rate[3] = {0, 0, 0}; /* fp32, bf16, int8 forward GFLOP/s per core */
+    char line[512], cpu[256] = "?", isa[64] = "?", rmodel[256] = "?";
+    int lineno = 0, threads = 0, tokens = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        double x;
+        if (!strncmp(line, "cpu ", 4)) snprintf(cpu, sizeof cpu, "%.200s", line + 4);
+        else if (!strncmp(line, "isa ", 4)) snprintf(isa, sizeof isa, "%.60s", line + 4);
+        else if (!strncmp(line, "model ", 6)) snprintf(rmodel, sizeof rmodel, "%.200s", line + 6);
+        else if (sscanf(line, "threads %d", &threads) == 1 || sscanf(line, "tokens %d", &tokens) == 1) {
+        } else if (sscanf(line, "forward_gflops_per_core.fp32 %lf", &x) == 1) rate[0] = x;
+        else if (sscanf(line, "forward_gflops_per_core.bf16 %lf", &x) == 1) rate[1] = x;
+        else if (sscanf(line, "forward_gflops_per_core.int8 %lf", &x) == 1) rate[2] = x;
+        else if (strncmp(line, "peak_gflops_per_core.", 21)) {
+            fprintf(stderr, "diffu " CMD ": error: --rates %s:%d: unknown line '%s'\n", e->rates, lineno, line);
+            fclose(f);
+            return -1;
+        }
+    }
+    fclose(f);
+    const char *names[3] = {"fp32", "bf16", "int8"};
+    int pi = rate[1] > 0 ? 1 : 0;
+    if (e->precision) {
+        for (pi = 0; pi < 3 && strcmp(e->precision, names[pi]); pi++) {}
+        if (pi == 3) {
+            fprintf(stderr, "diffu " CMD ": --precision: '%s' is not one of fp32, bf16, int8\n", e->precision);
+            return -1;
+        }
+    }
+    if (rate[pi] <= 0) {
+        fprintf(stderr, "diffu " CMD ": error: --rates %s has no forward rate for %s\n", e->rates, names[pi]);
+        return -1;
+    }
+    double H = c->hidden, hd = c->head_dim, nq = c->n_heads, nkv = c->n_kv_heads, F = c->inter, V = c->vocab;
+    double n = (double)(e->prompt_tokens + e->new_tokens), rows = 0.5 * (double)e->new_tokens;
+    double per_tok = 2.0 * (H * nq * hd + 2.0 * H * nkv * hd + nq * hd * H + 3.0 * H * F);
+    double fwd = c->n_layers * (n * per_tok + 4.0 * n * n * nq * hd) + 2.0 * H * V * rows;
+    double total = fwd * (double)e->steps * (double)e->dataset;
+    double cores = (double)b->jobs * b->n * (double)C;
+    double eff = rate[pi] * 1e9 * cores * b->balance;
+    /* each job runs its share of the samples; the busiest one sets the wall time */
+    long long per_job = (e->dataset + b->jobs - 1) / b->jobs;
+    double sample_s = fwd * (double)e->steps / (rate[pi] * 1e9 * b->n * (double)C * b->balance);
+    double wall = sample_s * (double)per_job;
+    printf("\nestimate: %lld sample(s) x %lld steps, canvas %lld prompt + %lld new tokens, %s GEMMs\n", e->dataset,
+           e->steps, e->prompt_tokens, e->new_tokens, names[pi]);
+    printf("  per forward: %.1f GFLOP (%d layers x (%.0f tokens x %.3f GFLOP/token/layer + attention %.2f GFLOP) + lm_head on"
+           " %.0f rows %.2f GFLOP)\n", fwd / 1e9, c->n_layers, n, per_tok / 1e9, 4.0 * n * n * nq * hd / 1e9, rows,
+           2.0 * H * V * rows / 1e9);
+    printf("  total: %.3g PFLOP = %lld samples x %lld forwards\n", total / 1e15, e->dataset, e->steps);
+    printf("  rate: %.2f GFLOP/s per core (%s forward, measured by diffu bench on %s, isa %s, %d thread(s), %d tokens,"
+           " model %s) x %.0f cores (%d job(s) x %d node(s) x %lld) x stage balance %.3f = %.1f TFLOP/s\n",
+           rate[pi], names[pi], cpu, isa, threads, tokens, rmodel, cores, b->jobs, b->n, C, b->balance, eff / 1e12);
+    printf("  wall time: %.0f s = %.2f h: %lld sample(s) on the busiest job x %.1f s per sample (%.3f s per step on one"
+           " job's %lld cores)\n", wall, wall / 3600.0, per_job, sample_s, sample_s / (double)e->steps, b->n * C);
+    printf("  assumptions: every step is one forward over the whole canvas (no KV cache, no early stop); lm_head on the\n"
+           "  masked rows, L/2 on average; the per-core forward rate measured here holds on the cluster's cores (same ISA\n"
+           "  class and clock; a bigger model's larger GEMMs run at least as close to peak) and scales linearly with\n"
+           "  cores (enough samples in flight to fill every job's pipeline; tensor-parallel all-reduces and stage\n"
+           "  transfers hidden); sampler, tokenizer and I/O not counted; the samples split over the jobs as evenly as whole\n"
+           "  samples allow (diffu split).\n");
+    return 0;
+}
+
 int cmd_plan(int argc, char **argv) {
     enum { O_MODEL = 1, O_NODES, O_CORES, O_MEM, O_NUMA, O_FRAC, O_PP, O_TP, O_MAXTOK, O_MAXSEQ, O_HEADROWS, O_F32,
-           O_ALL, O_SHELL, O_CONFIG };
+           O_ALL, O_SHELL, O_CONFIG, O_DATASET, O_NEWTOK, O_STEPS, O_PROMPTTOK, O_RATES, O_PREC };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},       {"nodes", 1, 0, O_NODES},         {"cores-per-node", 1, 0, O_CORES},
         {"mem-per-node", 1, 0, O_MEM},  {"numa-per-node", 1, 0, O_NUMA},  {"mem-fraction", 1, 0, O_FRAC},
         {"pp", 1, 0, O_PP},             {"tp", 1, 0, O_TP},               {"max-tokens", 1, 0, O_MAXTOK},
         {"max-seq", 1, 0, O_MAXSEQ},    {"head-rows", 1, 0, O_HEADROWS},  {"f32-weights", 0, 0, O_F32},
         {"all", 0, 0, O_ALL},           {"shell", 0, 0, O_SHELL},         {"config-only", 0, 0, O_CONFIG},
+        {"dataset", 1, 0, O_DATASET},   {"new-tokens", 1, 0, O_NEWTOK},   {"steps", 1, 0, O_STEPS},
+        {"prompt-tokens", 1, 0, O_PROMPTTOK}, {"rates", 1, 0, O_RATES},   {"precision", 1, 0, O_PREC},
         {"help", 0, 0, 'h'},            {0, 0, 0, 0}};
     const char *model = NULL;
+    est_opts eo = {0, 0, 0, 128, NULL, NULL};
     long long N = 0, C = 0, numa = 1, pp = 0, tp = 0, v;
     double G = 0, frac = 0.9, d;
     int all = 0, shell = 0, config_only = 0;
@@ -176,6 +267,12 @@ int cmd_plan(int argc, char **argv) {
         case O_ALL: all = 1; break;
         case O_SHELL: shell = 1; break;
         case O_CONFIG: config_only = 1; break;
+        case O_DATASET: if (arg_int(CMD, "--dataset", optarg, 1, 1LL << 40, &eo.dataset)) return 2; break;
+        case O_NEWTOK: if (arg_int(CMD, "--new-tokens", optarg, 1, 1 << 24, &eo.new_tokens)) return 2; break;
+        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &eo.steps)) return 2; break;
+        case O_PROMPTTOK: if (arg_int(CMD, "--prompt-tokens", optarg, 0, 1 << 24, &eo.prompt_tokens)) return 2; break;
+        case O_RATES: eo.rates = optarg; break;
+        case O_PREC: eo.precision = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -190,6 +287,11 @@ int cmd_plan(int argc, char **argv) {
     }
     if ((pp > 0) != (tp > 0)) {
         fprintf(stderr, "diffu " CMD ": give both --pp and --tp, or neither\n");
+        return 2;
+    }
+    if (eo.dataset && (!eo.new_tokens || !eo.steps || !eo.rates)) {
+        fprintf(stderr, "diffu " CMD ": --dataset needs --new-tokens, --steps and --rates FILE (from `diffu bench forward"
+                        " --precision fp32,bf16,int8 --peak --save FILE`)\n");
         return 2;
     }
     /* the config and the weights' element size, as `diffu layout` reads them */
@@ -343,6 +445,10 @@ int cmd_plan(int argc, char **argv) {
     printf("\nsubmit: deploy/slurm/submit.sh --model %s --pp %d --tp %d --nodes %d --cores-per-node %lld --mem-per-node %g%s%s \\\n"
            "            --input IN.jsonl.gz --output OUT.jsonl.gz --time HH:MM:SS\n",
            model, b->pp, b->tp, b->n, C, G, numa_opt, b->jobs > 1 ? " --shards K" : "");
+    if (eo.dataset && estimate(&cfg, &eo, b, C) < 0) {
+        free(rows);
+        return 1;
+    }
     free(rows);
     return 0;
 

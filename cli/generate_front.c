@@ -58,6 +58,7 @@ static void usage(FILE *f) {
             "  SIGTERM/SIGINT/SIGUSR1 finish the samples in flight, exit 1; rerun the same command to resume\n"
             "  --threads N            threads per rank (default: CPUs in the affinity mask)\n"
             "  --f32-weights          widen weights to fp32 at load\n"
+            "  --precision P          GEMM precision fp32|bf16|int8|auto (default auto: $DIFFU_PRECISION, else bf16 where the CPU has BF16 units)\n"
             "  --dump-origin-uniforms FILE   (testing; single process) the float32 uniforms alg origin\n"
             "                         consumes, in the order of tests/ref/dream_generate_ref.py --origin-uniforms\n"
             "distributed (under mpirun; docs/distributed.md):\n"
@@ -159,6 +160,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         {"head-rows", 1, 0, O_HEADROWS},  {"comm-timeout", 1, 0, O_TIMEOUT}, {"verbose", 0, 0, O_VERBOSE},
         {"input", 1, 0, O_INPUT},         {"output", 1, 0, O_OUTPUT},       {"format", 1, 0, O_FORMAT},
         {"strict", 0, 0, O_STRICT},       {"allow-run-change", 0, 0, O_ALLOWCHANGE},
+        {"precision", 1, 0, 'P'},
         {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->n_samples = 1;
@@ -235,6 +237,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         case O_OUT: o->out_path = optarg; break;
         case O_THREADS: if (arg_int(CMD, "--threads", optarg, 1, 1024, &v)) rc = 2; else o->threads = (int)v; break;
         case O_F32: o->f32 = 1; break;
+        case 'P': if (arg_precision(CMD, optarg)) rc = 2; break;
         case O_DUMPU: o->dump_path = optarg; break;
         case O_CHAT: o->chat = 1; break;
         case O_SYSTEM: o->system = optarg; break;

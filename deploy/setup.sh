@@ -24,7 +24,7 @@ export DIFFU_CACHE="$CACHE"
 say() { echo "[setup] $*" >&2; }
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libprotobuf-c-dev
-      protobuf-c-compiler zlib1g-dev libpcre2-dev libutf8proc-dev python3 python3-numpy nodejs npm)
+      protobuf-c-compiler zlib1g-dev libpcre2-dev libutf8proc-dev libdnnl-dev python3 python3-numpy nodejs npm)
 
 install_deps() {
     local missing=()

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "forward_int.h"
+#include "gemm.h"
 #include "kernels.h"
 #include "threadpool.h"
 
@@ -25,6 +26,26 @@ static float *plan_alloc(diffu_model *m, size_t floats) {
     float *p = diffu_xaligned(floats * 4);
     memset(p, 0, floats * 4); /* the padding rows of matmul inputs must be finite */
     return p;
+}
+
+/* The GEMM engine of o.precision, and every matrix converted once into its layout. */
+static int load_gemm(diffu_model *m, int max_k, diffu_err *err) {
+    diffu_precision p;
+    if (diffu_precision_resolve((diffu_precision)m->o.precision, &p, err)) return -1;
+    m->o.precision = (int)p;
+    int rows = m->act_rows > m->logit_rows ? m->act_rows : m->logit_rows;
+    if (diffu_gemm_create(p, m->o.threads, rows, max_k, &m->gemm, err)) return -1;
+    diffu_weights *w = m->w;
+    int nl = w->shard.layer_end - w->shard.layer_begin;
+    for (int l = 0; l < nl; l++) {
+        diffu_layer_weights *lw = &w->layers[l];
+        diffu_mat *mats[7] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->gate, &lw->up, &lw->down};
+        for (int i = 0; i < 7; i++)
+            if (diffu_gemm_pack(m->gemm, mats[i], err)) return diffu_err_prefix(err, "layer %d", w->shard.layer_begin + l);
+    }
+    if (w->shard.head && diffu_gemm_pack(m->gemm, &w->lm_head, err)) return diffu_err_prefix(err, "lm_head");
+    m->plan_bytes += diffu_gemm_scratch_bytes(m->gemm);
+    return 0;
 }
 
 int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model **out, diffu_err *err) {
@@ -91,9 +112,13 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->plan_bytes += diffu_kscratch_bytes(&m->ks);
     openblas_set_num_threads(1); /* the pool owns the parallelism */
     m->pool = o->pool ? o->pool : diffu_pool_create(o->threads);
+    if (load_gemm(m, max_k, err)) goto fail_m;
     if (!o->quiet) diffu_model_plan_print(m);
     *out = m;
     return 0;
+fail_m:
+    diffu_model_free(m);
+    return -1;
 fail_ck:
     diffu_ckpt_close(ck);
     free(m);
@@ -103,6 +128,7 @@ fail_ck:
 void diffu_model_free(diffu_model *m) {
     if (!m) return;
     if (!m->o.pool) diffu_pool_free(m->pool);
+    diffu_gemm_free(m->gemm);
     diffu_kscratch_free(&m->ks);
     float *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->g, m->u, m->hx, m->rope_cos, m->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -121,6 +147,7 @@ const diffu_weights *diffu_model_weights(const diffu_model *m) { return m->w; }
 const diffu_model_opts *diffu_model_get_opts(const diffu_model *m) { return &m->o; }
 diffu_pool *diffu_model_pool(diffu_model *m) { return m->pool; }
 int diffu_model_vocab_local(const diffu_model *m) { return m->nvocab; }
+diffu_gemm *diffu_model_gemm(diffu_model *m) { return m->gemm; }
 size_t diffu_model_plan_bytes(const diffu_model *m) { return m->plan_bytes; }
 
 void diffu_model_set_allreduce(diffu_model *m, diffu_allreduce_fn fn, void *user) {
@@ -140,6 +167,8 @@ void diffu_model_plan_print(const diffu_model *m) {
               s->head ? " +head" : "");
     DLOG_INFO("memory plan: weights %.1f MiB mapped from the checkpoint + %.1f MiB owned (%s)",
               mib(m->w->bytes_mapped), mib(m->w->bytes_owned), o->f32_weights ? "fp32-resident" : "checkpoint dtype");
+    DLOG_INFO("memory plan: gemm %s, packed weights %.1f MiB owned, scratch %.1f MiB", diffu_gemm_describe(m->gemm),
+              mib(diffu_gemm_weight_bytes(m->gemm)), mib(diffu_gemm_scratch_bytes(m->gemm)));
     DLOG_INFO("memory plan: max %d tokens/forward in %d sequences (%d rows with each sequence padded to the row panel %d), "
               "%d per sequence, %d lm_head rows, %d threads",
               o->max_tokens, o->max_seqs, m->act_rows, m->panel, o->max_seq, o->max_rows, o->threads);
@@ -292,14 +321,14 @@ void diffu_model_layers(diffu_model *m, const diffu_batch *b, float *x, diffu_kv
             {m->k, ldkv, m->xn, H, T, &lw->k, lw->k_bias},
             {m->v, ldkv, m->xn, H, T, &lw->v, lw->v_bias},
         };
-        diffu_matmul(m->pool, &m->ks, qkv, 3);
+        diffu_gemm_run(m->gemm, m->pool, &m->ks, qkv, 3);
         diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
         diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
         if (kv) diffu_kv_attend(m, kv, l);
         else diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, b->seq_len, m->nq,
                         s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
         diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
-        diffu_matmul(m->pool, &m->ks, &o, 1);
+        diffu_gemm_run(m->gemm, m->pool, &m->ks, &o, 1);
         if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
         /* x += o; xn = rmsnorm(x) */
         diffu_add_rmsnorm(m->pool, x, m->xn, m->xn, lw->ffn_norm, T, H, eps);
@@ -307,10 +336,10 @@ void diffu_model_layers(diffu_model *m, const diffu_batch *b, float *x, diffu_kv
             {m->g, m->nffn, m->xn, H, T, &lw->gate, NULL},
             {m->u, m->nffn, m->xn, H, T, &lw->up, NULL},
         };
-        diffu_matmul(m->pool, &m->ks, gu, 2);
+        diffu_gemm_run(m->gemm, m->pool, &m->ks, gu, 2);
         diffu_swiglu(m->pool, m->g, m->u, T, m->nffn);
         diffu_matmul_job d = {m->xn, H, m->g, m->nffn, T, &lw->down, NULL};
-        diffu_matmul(m->pool, &m->ks, &d, 1);
+        diffu_gemm_run(m->gemm, m->pool, &m->ks, &d, 1);
         if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
         diffu_add(m->pool, x, m->xn, (size_t)T * H);
     }
@@ -333,7 +362,7 @@ void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, fl
     }
     diffu_rmsnorm(m->pool, m->hx, m->hx, m->w->out_norm, slots, H, (float)m->cfg.rms_eps);
     diffu_matmul_job j = {logits, V, m->hx, H, slots, &m->w->lm_head, NULL};
-    diffu_matmul(m->pool, &m->ks, &j, 1);
+    diffu_gemm_run(m->gemm, m->pool, &m->ks, &j, 1);
     /* compact to [R x V]: slots only ever move down */
     for (int r = 0; r < R; r++)
         if (m->hslot[r] != r) memmove(logits + (size_t)r * V, logits + (size_t)m->hslot[r] * V, (size_t)V * 4);

@@ -19,7 +19,9 @@
  *
  * Memory: every activation buffer is allocated once at load from the plan
  * (max_tokens, max_seq, max_rows, max_seqs); diffu_model_plan_print shows it.
- * A forward allocates nothing. fp32 compute; BF16/F16 weights are widened tile by tile.
+ * A forward allocates nothing. The matrix products run in opts.precision (gemm.h):
+ * fp32 (BF16/F16 weights widened tile by tile) or bf16/int8 on weights packed at load;
+ * everything else is fp32.
  * Threads: the model owns a pool of opts.threads threads; OpenBLAS is set to
  * one thread per caller. A model is used from one thread at a time.
  * Not collective itself: under tensor parallelism the caller supplies the
@@ -47,6 +49,8 @@ typedef struct diffu_model_opts {
     int layer_begin, layer_end; /* this shard's layers; layer_end 0 = to the last layer */
     int tp_rank, tp_size;       /* tensor-parallel slice; tp_size 0 or 1 = whole */
     int quiet;        /* do not print the memory plan */
+    int precision;    /* diffu_precision (gemm.h): 0 auto ($DIFFU_PRECISION, else the CPU's fastest that meets
+                         the accuracy bar); resolved by diffu_model_load */
     struct diffu_pool *pool; /* share this thread pool (not owned; its size wins over threads); NULL: own one */
 } diffu_model_opts;
 
@@ -65,6 +69,8 @@ const diffu_model_opts *diffu_model_get_opts(const diffu_model *m);
  * sampler) so that one set of threads serves everything. */
 struct diffu_pool *diffu_model_pool(diffu_model *m);
 int diffu_model_vocab_local(const diffu_model *m); /* lm_head rows this shard computes */
+/* The model's GEMM engine (gemm.h): its precision, description and timers. */
+struct diffu_gemm *diffu_model_gemm(diffu_model *m);
 
 /* The memory plan, one line per buffer, to stderr. */
 void diffu_model_plan_print(const diffu_model *m);

@@ -13,6 +13,7 @@ struct diffu_model {
     diffu_weights *w;
     diffu_pool *pool;
     diffu_kscratch ks;
+    struct diffu_gemm *gemm; /* the matrix products' engine (gemm.h), precision o.precision */
     int nq, nkv, nffn, nvocab; /* this shard's heads, FFN columns, vocab rows */
     /* plan buffers */
     float *x;       /* [max_tokens x hidden] residual stream (for diffu_forward) */

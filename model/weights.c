@@ -70,7 +70,7 @@ static void release_pages(const void *p, size_t len) {
 static diffu_mat load_mat(diffu_weights *w, diffu_tensor_role role, int layer, int r0, int r1, int c0, int c1, int f32) {
     const diffu_st_tensor *t = tensor(w, role, layer);
     size_t cols = (size_t)t->shape[1], es = diffu_dtype_size(t->dtype);
-    diffu_mat m = {t->dtype, r1 - r0, c1 - c0, cols, NULL};
+    diffu_mat m = {t->dtype, r1 - r0, c1 - c0, cols, NULL, NULL};
     int release_after_copy = 0;
     const uint8_t *base = (const uint8_t *)t->data + ((size_t)r0 * cols + (size_t)c0) * es;
     int aligned = ((uintptr_t)base % es) == 0;

@@ -45,6 +45,7 @@ typedef struct diffu_mat {
     int rows, cols;
     size_t ld;
     const void *data;
+    const void *packed; /* the GEMM engine's copy in its own layout (gemm.h), or NULL */
 } diffu_mat;
 
 typedef struct diffu_layer_weights {

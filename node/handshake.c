@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "diffu.pb-c.h"
+#include "gemm.h"
 #include "kernels.h"
 
 #ifndef DIFFU_BUILD_ID
@@ -32,7 +33,8 @@ static void debug_override(int rank, Diffu__Handshake *h, char *build_buf, size_
     else if (fl == 8 && !strncmp(field, "protocol", fl)) h->protocol_version = (uint32_t)strtoul(val, NULL, 10);
     else if (fl == 6 && !strncmp(field, "layout", fl)) h->layout_hash = strtoull(val, NULL, 16);
     else if (fl == 5 && !strncmp(field, "panel", fl)) h->row_panel = (uint32_t)strtoul(val, NULL, 10);
-    else { DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE='%s': unknown field (fingerprint, build, protocol, layout, panel)", e); return; }
+    else if (fl == 9 && !strncmp(field, "precision", fl)) h->precision = (char *)val;
+    else { DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE='%s': unknown field (fingerprint, build, protocol, layout, panel, precision)", e); return; }
     DLOG_WARN("debug: DIFFU_DEBUG_HANDSHAKE: rank %d claims %.*s = %s", rank, (int)fl, field, val);
 }
 
@@ -111,6 +113,12 @@ static void summary(diffu_comm *c, Diffu__Handshake **hs, int world, const Diffu
               " row panel %u", world, n_hosts, hosts, me->protocol_version, me->build_id,
               (unsigned long long)me->model_fingerprint, (unsigned long long)me->layout_hash, me->row_panel);
     (void)c;
+    char precs[1024] = "";
+    used = 0;
+    for (int i = 0; i < world && used + 64 < sizeof precs; i++)
+        used += (size_t)snprintf(precs + used, sizeof precs - used, "%s%d:%s/%s", i ? " " : "", i, hs[i]->precision,
+                                 hs[i]->cpu_isa);
+    DLOG_INFO("handshake: gemm precision/cpu by rank: %s", precs);
     for (int i = 0; i < world; i++) { /* oversubscribed hosts: threads of all ranks there vs its CPUs */
         int seen = 0;
         for (int j = 0; j < i; j++) seen |= !strcmp(hs[j]->hostname, hs[i]->hostname);
@@ -145,6 +153,17 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     h.host_cpus = cpus > 0 ? (uint32_t)cpus : 0;
     h.row_panel = (uint32_t)diffu_row_panel();
+    diffu_precision prec;
+    diffu_err perr;
+    if (diffu_precision_resolve(DIFFU_PREC_AUTO, &prec, &perr)) {
+        if (!errbuf[0]) snprintf(errbuf, sizeof errbuf, "%s", perr.msg);
+        prec = DIFFU_PREC_AUTO;
+    }
+    char precbuf[16], isabuf[32];
+    snprintf(precbuf, sizeof precbuf, "%s", diffu_precision_name(prec));
+    snprintf(isabuf, sizeof isabuf, "%s", diffu_cpu_get()->isa);
+    h.precision = precbuf;
+    h.cpu_isa = isabuf;
     if (l) {
         const diffu_rank_plan *p = diffu_layout_rank(l, rank < diffu_layout_world(l) ? rank : 0);
         h.pp = (uint32_t)diffu_layout_pp(l);
@@ -176,6 +195,13 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
                                                              " much older version)", i);
         }
         for (int i = 0; i < world && !why[0]; i++) check_one(&h, hs[i], i, world, l, why, sizeof why);
+        for (int i = 1; i < world && !why[0]; i++) /* the ranks of one stage compute in one precision */
+            for (int j = 0; j < i && !why[0]; j++)
+                if (hs[j]->stage == hs[i]->stage && strcmp(hs[j]->precision, hs[i]->precision))
+                    snprintf(why, sizeof why, "rank %d (host %s) computes stage %u in %s, rank %d (host %s) in %s: the"
+                             " tensor-parallel ranks of one stage must use one precision (set --precision or"
+                             " DIFFU_PRECISION alike on every rank of the stage)", i, hs[i]->hostname, hs[i]->stage,
+                             hs[i]->precision, j, hs[j]->hostname, hs[j]->precision);
         one_line(why);
         Diffu__HandshakeReply r = DIFFU__HANDSHAKE_REPLY__INIT;
         r.ok = why[0] == 0;

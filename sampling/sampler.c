@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sampler_math.h"
 #include "threadpool.h"
 
 typedef struct {
@@ -97,10 +98,9 @@ static inline int before(const cand_t *x, const cand_t *y) { return x->z > y->z 
  * spread over at most V tokens, each <= its p), so the others are dropped
  * first; half that bound leaves room for rounding. */
 static void apply_top_p(double *z, int V, double top_p, diffu_sampler_scratch *s) {
-    double m = -INFINITY;
-    for (int v = 0; v < V; v++) m = z[v] > m ? z[v] : m;
-    double Z = 0, *e = s->sel;
-    for (int v = 0; v < V; v++) Z += (e[v] = exp(z[v] - m));
+    double m = vm_max(z, V), *e = s->sel;
+    memcpy(e, z, (size_t)V * sizeof *e);
+    double Z = vm_exp_sum(e, V, m);
     double bound = 0.5 * (1.0 - top_p) / (double)V * Z; /* in exp(z - m) units */
     double target = top_p * Z;
     cand_t *a = s->cand;
@@ -175,29 +175,28 @@ void diffu_sampler_row(const float *logits, int V, const diffu_sample_job *job, 
     if (p->top_p > 0 && p->top_p < 1) apply_top_p(z, V, p->top_p, s);
     if (p->top_k > 0 && p->top_k < V) apply_top_k(z, V, p->top_k, s);
 
-    /* softmax over the full vocabulary; z becomes exp(z - max) */
-    double m = -INFINITY;
-    int32_t arg = -1;
-    for (int v = 0; v < V; v++)
-        if (z[v] > m) {
-            m = z[v];
-            arg = v;
-        }
+    /* softmax over the full vocabulary; z becomes exp(z - max) (sampler_math.h: vectorized, double) */
+    double m = vm_max(z, V);
     DIFFU_ASSERTF(isfinite(m), "logits row has no finite maximum (NaN/inf from the forward?)");
-    double Z = 0;
-    for (int v = 0; v < V; v++) {
-        double e = exp(z[v] - m); /* exp(-inf) = 0 */
-        z[v] = e;
-        Z += e;
-    }
-    int32_t tok = arg; /* argmax: the first maximal id (exp is monotone; z[arg] = 1) */
+    int32_t arg = 0; /* argmax: the first maximal id */
+    while (z[arg] != m) arg++;
+    double Z = vm_exp_sum(z, V, m); /* z[arg] = exp(0) = 1 */
+    int32_t tok = arg;
     if (T > 0) {
         uint32_t r[4];
         diffu_philox4x32(&job->ctr, &job->key, r);
         double target = diffu_philox_u01(r) * Z, cum = 0;
         int32_t last = arg;
         tok = -1;
-        for (int v = 0; v < V; v++) {
+        /* inverse CDF: whole blocks by their (vectorized) sums, then the block that passes target */
+        enum { BLK = 512 };
+        int v0 = 0;
+        for (; v0 + BLK <= V; v0 += BLK) {
+            double bs = vm_sum(z + v0, BLK);
+            if (cum + bs > target) break;
+            cum += bs;
+        }
+        for (int v = v0; v < V; v++) {
             if (z[v] <= 0) continue;
             cum += z[v];
             last = v;
@@ -206,35 +205,24 @@ void diffu_sampler_row(const float *logits, int V, const diffu_sample_job *job, 
                 break;
             }
         }
-        if (tok < 0) tok = last; /* rounding at the very top of the CDF */
+        if (tok < 0) /* rounding at the very top of the CDF: the last token with mass */
+            for (int v = V - 1; v >= 0; v--)
+                if (z[v] > 0) {
+                    last = v;
+                    break;
+                }
+        if (tok < 0) tok = last;
     }
     double conf;
     switch (p->conf) {
     case DIFFU_CONF_MARGIN: {
-        double a = -1, b = -1; /* top-1 and top-2 of exp values (a duplicate maximum gives margin 0) */
-        for (int v = 0; v < V; v++) {
-            double e = z[v];
-            if (e > a) {
-                b = a;
-                a = e;
-            } else if (e > b) {
-                b = e;
-            }
-        }
+        /* top-1 and top-2 of the exp values (a duplicate maximum gives margin 0) */
+        double a = 1.0, b = vm_max_excl(z, V, arg);
         if (b < 0) b = 0;
         conf = a / Z - b / Z;
         break;
     }
-    case DIFFU_CONF_NEG_ENTROPY: {
-        double h = 0;
-        for (int v = 0; v < V; v++) {
-            if (z[v] <= 0) continue; /* p = 0 adds 0 * log(1e-10) = 0 */
-            double pv = z[v] / Z;
-            h += pv * log(pv + 1e-10);
-        }
-        conf = h;
-        break;
-    }
+    case DIFFU_CONF_NEG_ENTROPY: conf = vm_entropy(z, V, Z); break;
     default: conf = z[tok] / Z; break;
     }
     out->token = tok;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sampler_math.h"
 #include "threadpool.h"
 
 typedef struct {
@@ -175,7 +176,7 @@ static void t_zpre(void *arg, int j, int tid) {
     vrow *rw = &s->rows[r];
     const float *L = row_logits(s, r);
     double Z = 0;
-    for (int i = 0; i < s->nloc; i++) Z += exp(zval(s, L, p, rw, i) - rw->m);
+    for (int i = 0; i < s->nloc; i++) Z += vm_exp1(zval(s, L, p, rw, i) - rw->m);
     s->send[j] = Z;
 }
 
@@ -200,7 +201,7 @@ static void t_cands(void *arg, int j, int tid) {
     } else {
         double bound = rw->sel_target; /* stashed by the caller: the candidate bound in exp(z - m) units */
         for (int i = 0; i < s->nloc; i++) {
-            double z = zval(s, L, p, rw, i), e = exp(z - rw->m);
+            double z = zval(s, L, p, rw, i), e = vm_exp1(z - rw->m);
             if (e >= bound) {
                 rw->cand[n].z = z;
                 rw->cand[n].w = e;
@@ -297,7 +298,7 @@ static void t_sum(void *arg, int r, int tid) {
     const float *L = row_logits(s, r);
     double Z = 0, a = -1, b = -1;
     for (int i = 0; i < s->nloc; i++) {
-        double e = exp(zval(s, L, p, rw, i) - rw->m);
+        double e = vm_exp1(zval(s, L, p, rw, i) - rw->m);
         Z += e;
         if (e > a) {
             b = a;
@@ -329,7 +330,7 @@ static void t_draw(void *arg, int r, int tid) {
         int32_t tok = -1, last = -1;
         double elast = 0, etok = 0;
         for (int i = 0; i < s->nloc; i++) {
-            double e = exp(zval(s, L, p, rw, i) - rw->m);
+            double e = vm_exp1(zval(s, L, p, rw, i) - rw->m);
             if (e <= 0) continue;
             cum += e;
             last = s->v0 + i;
@@ -350,10 +351,10 @@ static void t_draw(void *arg, int r, int tid) {
     if (p->conf == DIFFU_CONF_NEG_ENTROPY) {
         double h = 0;
         for (int i = 0; i < s->nloc; i++) {
-            double e = exp(zval(s, L, p, rw, i) - rw->m);
+            double e = vm_exp1(zval(s, L, p, rw, i) - rw->m);
             if (e <= 0) continue; /* p = 0 adds 0 * log(1e-10) = 0 */
             double pv = e / rw->Z;
-            h += pv * log(pv + 1e-10);
+            h += pv * vm_log1(pv + 1e-10);
         }
         o[2] = h;
     }

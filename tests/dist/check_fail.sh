@@ -12,6 +12,8 @@
 #                      and end the job within 10 s, naming rank R
 #        panel=R:N     rank R runs with DIFFU_ROW_PANEL=N (an MPMD launch: only that rank), as
 #                      if its BLAS were another: the handshake must refuse it
+#        precision=R:P rank R runs with --precision P (MPMD), the others with fp32: the handshake
+#                      must refuse it when rank R shares a stage with another rank
 # FAIL_CMD=generate (environment): run `diffu generate` (3 prompts, 64 new tokens) instead of
 # `diffu logits`; the stalls then happen at microbatch FAIL_AT (default 0), i.e. mid-run when
 # FAIL_AT > 0 (DIFFU_DEBUG_STALL=R:120@FAIL_AT), after the ranks have run FAIL_AT microbatches.
@@ -38,6 +40,10 @@ panel=*) R="${CASE#panel=}"; N="${R#*:}"; R="${R%%:*}"; LAUNCH=()
          [[ $R -gt 0 ]] && LAUNCH+=(-np "$R" "$BIN" "${ARGS[@]}" :)
          LAUNCH+=(-np 1 env "DIFFU_ROW_PANEL=$N" "$BIN" "${ARGS[@]}")
          [[ $((NP - R - 1)) -gt 0 ]] && LAUNCH+=(: -np $((NP - R - 1)) "$BIN" "${ARGS[@]}") ;;
+precision=*) R="${CASE#precision=}"; P="${R#*:}"; R="${R%%:*}"; LAUNCH=()
+         [[ $R -gt 0 ]] && LAUNCH+=(-np "$R" "$BIN" "${ARGS[@]}" --precision fp32 :)
+         LAUNCH+=(-np 1 "$BIN" "${ARGS[@]}" --precision "$P")
+         [[ $((NP - R - 1)) -gt 0 ]] && LAUNCH+=(: -np $((NP - R - 1)) "$BIN" "${ARGS[@]}" --precision fp32) ;;
 esac
 LOG="$W/job.log"
 start=$(date +%s.%N)
