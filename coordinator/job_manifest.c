@@ -15,25 +15,14 @@
 #include "checkpoint.h"
 #include "tensor_names.h"
 #include "json.h"
+#include "hash.h"
 #include "job_util.h"
-
-#define FNV64_OFF 0xcbf29ce484222325ull
-#define FNV64_PRIME 0x100000001b3ull
-
-static uint64_t fnv64(uint64_t h, const void *p, size_t n) {
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= FNV64_PRIME;
-    }
-    return h;
-}
 
 /* a field: its length, then its bytes (so "ab"+"c" differs from "a"+"bc") */
 static uint64_t fnv64_field(uint64_t h, const char *s, size_t n) {
     uint64_t len = s ? (uint64_t)n : UINT64_MAX;
-    h = fnv64(h, &len, sizeof len);
-    return s ? fnv64(h, s, n) : h;
+    h = diffu_fnv64(h, &len, sizeof len);
+    return s ? diffu_fnv64(h, s, n) : h;
 }
 
 uint64_t diffu_jobman_input_fingerprint(const char *path, diffu_err *err) {
@@ -44,9 +33,9 @@ uint64_t diffu_jobman_input_fingerprint(const char *path, diffu_err *err) {
     }
     gzbuffer(f, 1 << 17);
     unsigned char buf[1 << 16];
-    uint64_t h = FNV64_OFF;
+    uint64_t h = DIFFU_FNV64_INIT;
     int n;
-    while ((n = gzread(f, buf, sizeof buf)) > 0) h = fnv64(h, buf, (size_t)n);
+    while ((n = gzread(f, buf, sizeof buf)) > 0) h = diffu_fnv64(h, buf, (size_t)n);
     if (n < 0) {
         int e;
         diffu_err_set(err, "%s: cannot read the input to fingerprint it: %s", path, gzerror(f, &e));
@@ -88,7 +77,7 @@ void diffu_jobman_settings(const diffu_jobin_opts *io, const char *format, int e
 }
 
 void diffu_jobman_run_id(const diffu_jobman_ident *id, char out[17]) {
-    uint64_t h = fnv64(FNV64_OFF, &id->model_fingerprint, sizeof id->model_fingerprint);
+    uint64_t h = diffu_fnv64(DIFFU_FNV64_INIT, &id->model_fingerprint, sizeof id->model_fingerprint);
     const char *s = id->settings_json ? id->settings_json : "";
     h = fnv64_field(h, s, strlen(s));
     snprintf(out, 17, "%016" PRIx64, h);
@@ -419,7 +408,7 @@ static char *dup_or_empty(const char *s) {
 #define SAMPLE_BYTES 4096
 
 uint64_t diffu_jobman_model_fingerprint(const diffu_ckpt *c) {
-    uint64_t h = diffu_ckpt_fingerprint(c), hd = FNV64_OFF;
+    uint64_t h = diffu_ckpt_fingerprint(c), hd = DIFFU_FNV64_INIT;
     const diffu_config *g = diffu_ckpt_config(c);
     int n = diffu_tensor_count(g);
     for (int i = 0; i < n; i++) {
@@ -429,9 +418,9 @@ uint64_t diffu_jobman_model_fingerprint(const diffu_ckpt *c) {
         if (!t) continue;
         uint64_t sz = t->end - t->begin, w = sz < SAMPLE_BYTES ? sz : SAMPLE_BYTES;
         uint64_t at[3] = {0, (sz - w) / 2, sz - w};
-        for (int k = 0; k < 3; k++) hd = fnv64(hd, (const unsigned char *)t->data + at[k], (size_t)w);
+        for (int k = 0; k < 3; k++) hd = diffu_fnv64(hd, (const unsigned char *)t->data + at[k], (size_t)w);
     }
-    h = fnv64(h, &hd, sizeof hd);
+    h = diffu_fnv64(h, &hd, sizeof hd);
     return h;
 }
 
