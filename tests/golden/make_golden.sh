@@ -4,7 +4,8 @@
 # usage: make_golden.sh DIFFU_BIN OUTDIR
 # Writes one file per case into OUTDIR: the generated ids (--emit-ids stdout) and the --out JSON of
 # `diffu generate --prompt-ids`, and the batch job's records (--input/--output, sorted by (id,
-# sample), the wall-clock "seconds" field dropped), for
+# sample), the wall-clock "seconds" field and the run identity "run" (added later by issue #14;
+# it names the diffu build) dropped), for
 #   models:  tiny (2 layers, vocab 1000) and a 4-layer one (ids cases); tiny with the real Dream
 #            tokenizer and the full vocabulary (batch-job cases)
 #   layouts: one process, mpirun -np 2 --pp 2, mpirun -np 2 --tp 2
@@ -83,7 +84,7 @@ for lay in "${LAYOUTS[@]}"; do
   for c in "${JOBS[@]}"; do
     IFS='|' read -r cname copts <<<"$c"
     f="$OUT/job_${lname}_${cname}.jsonl"
-    rm -f "$W/out.jsonl"
+    rm -f "$W/out.jsonl" "$W/out.jsonl.manifest.json"
     # shellcheck disable=SC2086
     run "$launch" generate $lopts --model "$W/text" --threads 1 --input "$W/in.jsonl" --output "$W/out.jsonl" \
         --emit-ids $copts >/dev/null 2>"$W/log" || { echo "FAIL: $f"; cat "$W/log"; exit 1; }
@@ -92,6 +93,7 @@ import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 for r in recs:
     r.pop("seconds", None)
+    r.pop("run", None)  # the run identity (issue #14, after the golden was made): carries the build id
 recs.sort(key=lambda r: (str(r["id"]), r["sample"]))
 with open(sys.argv[2], "w", encoding="utf-8") as f:
     for r in recs:
