@@ -235,10 +235,11 @@ netns_mpirun() {
     local per=$((np / 2))
     printf '%s slots=%d\n%s slots=%d\n' "$NETNS_ADDR1" "$per" "$NETNS_ADDR2" "$per" >"$NETNS_W/hosts"
     # host 2's own environment (the agent starts it from a clean one, as ssh would):
-    # the OPENBLAS_* settings of this machine, as if both hosts had the same profile
-    # (OPENBLAS_CORETYPE changes the BLAS kernels, hence diffu's row panel), plus
+    # the OPENBLAS_* settings and DIFFU_PRECISION of this machine, as if both hosts had the
+    # same profile (OPENBLAS_CORETYPE changes the BLAS kernels, hence diffu's row panel; the
+    # suite pins DIFFU_PRECISION=fp32, tests/common/ctest_env.cmake), plus
     # NETNS_H2_ENV; host 1's ranks inherit mpirun's environment, plus NETNS_H1_ENV
-    { env | grep -E '^OPENBLAS_[A-Z0-9_]*=[^ ]*$' || true; printf '%s\n' ${NETNS_H2_ENV[@]+"${NETNS_H2_ENV[@]}"}; } >"$NETNS_W/$NETNS_H2.env"
+    { env | grep -E '^(OPENBLAS_[A-Z0-9_]*|DIFFU_PRECISION)=[^ ]*$' || true; printf '%s\n' ${NETNS_H2_ENV[@]+"${NETNS_H2_ENV[@]}"}; } >"$NETNS_W/$NETNS_H2.env"
     : >"$NETNS_W/$NETNS_H1.env"
     local pass=() v
     for v in ${DIFFU_NETNS_PASSENV:-}; do pass+=(-x "$v"); done
