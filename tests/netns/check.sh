@@ -142,7 +142,7 @@ mixed_case() {
 
 generate_case() {
     local name="$1" pp="$2" tp="$3" np=$(($2 * $3))
-    if ! "$BIN" generate --help 2>&1 | grep -q -- '--pp'; then
+    if ! grep -q -- "--pp" <<<"$("$BIN" generate --help 2>&1)"; then
         echo "$name: NOT RUN: this diffu's generate has no --pp yet (diffu generate --help)"
         return 0
     fi
