@@ -238,7 +238,7 @@ fi
 # ---- a dry run of the job itself, when it has one: model + input + layout checked before queueing
 jobcmd=("$bin" generate)
 [[ -n ${DIFFU_JOB_CMD:-} ]] && eval "jobcmd=($DIFFU_JOB_CMD)"
-if "${jobcmd[@]}" --help 2>&1 | grep -q -- '--dry-run'; then
+if grep -q -- "--dry-run" <<<"$("${jobcmd[@]}" --help 2>&1)"; then
     echo "submit.sh: checking with ${jobcmd[*]} --dry-run" >&2
     "${jobcmd[@]}" --dry-run --model "$model" --input "$input" --output "$output" --pp "$DIFFU_PP" --tp "$DIFFU_TP" \
         --threads "$DIFFU_CPUS_PER_TASK" "${gen[@]}" >&2 || die "the job's --dry-run failed (above)"

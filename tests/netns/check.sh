@@ -152,7 +152,7 @@ generate_case() {
             { fail "single-process generate"; cat "$W/gen_single.log"; return 1; }
     fi
     local extra=()
-    "$BIN" generate --help 2>&1 | grep -q -- '--comm-timeout' && extra=(--comm-timeout 60)
+    grep -q -- "--comm-timeout" <<<"$("$BIN" generate --help 2>&1)" && extra=(--comm-timeout 60)
     dist "$name" "$np" "$BIN" generate --pp "$pp" --tp "$tp" --model "$W/model" "${GEN_ARGS[@]}" ${extra[@]+"${extra[@]}"} || return 1
     if diff "$W/gen_single.out" "$W/$name.out" >"$W/$name.diff"; then
         echo "$name: $(wc -l <"$W/gen_single.out") generated sequences identical to the single process, token for token"
