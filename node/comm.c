@@ -545,11 +545,16 @@ void diffu_comm_debug_stall(diffu_comm *c, long mb, const char *where) {
     const char *e = getenv("DIFFU_DEBUG_STALL");
     if (!e || !*e) return;
     char *end;
-    long r = strtol(e, &end, 10), at = 0;
+    long r = strtol(e, &end, 10), at = 0, every = 0, count = 1;
     double secs = 60;
     if (*end == ':') secs = strtod(end + 1, &end);
-    if (*end == '@') at = strtol(end + 1, NULL, 10);
-    if (r != c->rank || !(secs > 0) || mb != at) return;
+    if (*end == '@') at = strtol(end + 1, &end, 10);
+    if (*end == '+') {
+        every = strtol(end + 1, &end, 10);
+        count = *end == 'x' ? strtol(end + 1, &end, 10) : 1;
+    }
+    if (r != c->rank || !(secs > 0) || mb < at) return;
+    if (every > 0 ? ((mb - at) % every || (mb - at) / every >= count) : mb != at) return;
     DLOG_WARN("debug: rank %d (pid %d) stalls %.0f s at %s (DIFFU_DEBUG_STALL=%s)", c->rank, (int)getpid(), secs, where, e);
     fflush(stderr);
     double t_end = diffu_now() + secs;

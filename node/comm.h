@@ -171,11 +171,13 @@ const diffu_comm_stats *diffu_comm_get_stats(const diffu_comm *c);
 void diffu_comm_reset_stats(diffu_comm *c);
 
 /* ---------------------------------------------------------- test hooks
- * DIFFU_DEBUG_STALL=RANK[:SECONDS][@MB] (tests only): on that rank,
- * diffu_comm_debug_stall(c, mb, where) with the microbatch index MB (default
- * 0: before its first forward) logs "debug: rank R (pid P) stalls SECONDS s
- * at WHERE" and sleeps (default 60 s, in 100 ms steps), so that a test can
- * kill it (mid-run with @MB > 0) or let its peers time out. No effect when
+ * DIFFU_DEBUG_STALL=RANK[:SECONDS][@MB[+EVERYxCOUNT]] (tests only): on that
+ * rank, diffu_comm_debug_stall(c, mb, where) with the microbatch index MB
+ * (default 0: before its first forward; with +EVERYxCOUNT at MB, MB+EVERY,
+ * ..., COUNT times) logs "debug: rank R (pid P) stalls SECONDS s at WHERE"
+ * and sleeps (default 60 s, in 100 ms steps), so that a test can kill it
+ * (mid-run with @MB > 0), let its peers time out, or make a stage slow but
+ * alive at points that do not depend on the machine's speed. No effect when
  * unset. Local. */
 void diffu_comm_debug_stall(diffu_comm *c, long mb, const char *where);
 
