@@ -481,7 +481,10 @@ static void bpe_word(const diffu_tokenizer *tok, tok_scratch *s, const char *w, 
     }
     size_t before = out->len;
     bpe_compute(tok, s, w, n, out);
-    if (out->len - before <= 0xFFFF) cache_store(s, e, w, n, h, out->data + before, out->len - before);
+    /* A word can encode to no ids at all (a vocabulary without its bytes and
+     * no unk token): nothing to cache, and out->data may still be NULL. */
+    size_t got = out->len - before;
+    if (got > 0 && got <= 0xFFFF) cache_store(s, e, w, n, h, out->data + before, got);
 }
 
 /* ---- pre-tokenizer ------------------------------------------------------- */
