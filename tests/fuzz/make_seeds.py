@@ -18,7 +18,10 @@ own writers and test corpora, so the fuzzer starts deep inside each parser:
       a truncated and a corrupt member, a foreign line;
   proto: this build's own handshakes, reply, Control of every role, StepResult
       and Shutdown (written by fuzz_replay_proto with DIFFU_FUZZ_WRITE_SEEDS);
-  args: option values and generate command lines.
+  args: option values and generate command lines;
+  manifest: this build's own run manifests (fresh, another run, with a history
+      entry, after another diffu build; written by fuzz_replay_manifest with
+      DIFFU_FUZZ_WRITE_SEEDS), each once with allow_change off, one also with it on.
 Existing seed_* files are replaced; other corpus files (fuzzer finds, crash
 regressions) are kept. Regenerate: python3 tests/fuzz/make_seeds.py build
 """
@@ -190,6 +193,13 @@ def main():
                        env=dict(os.environ, DIFFU_FUZZ_WRITE_SEEDS=pdir), stdout=subprocess.DEVNULL)
         for f in sorted(os.listdir(pdir)):
             put("proto", f, rd(pdir, f))
+        # manifest (the harness writes this build's own manifests: byte 0 = allow_change, then the file)
+        mdir = os.path.join(tmp, "manifest")
+        os.makedirs(mdir)
+        subprocess.run([os.path.join(build, "tests", "fuzz", "fuzz_replay_manifest"), trig], check=True,
+                       env=dict(os.environ, DIFFU_FUZZ_WRITE_SEEDS=mdir), stdout=subprocess.DEVNULL)
+        for f in sorted(os.listdir(mdir)):
+            put("manifest", f, rd(mdir, f))
         # args: byte 0 = 0 int, 1 double, 2 size, 3 list, 4 generate command line (words split at '\n')
         for k, (mode, s) in enumerate([(0, "42"), (0, "-0x10"), (1, "1e-3"), (1, "inf"), (2, "512M"), (2, "1.5kB"),
                                        (3, "1,2,30"), (3, "4,,5")]):
