@@ -10,7 +10,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu layout --model DIR [--np N] [--pp P] [--tp T] [--config-only] [--max-tokens N] [--max-seq N]\n"
-            "                    [--threads N] [--f32-weights] [--head-rows F]\n"
+            "                    [--threads N] [--f32-weights] [--head-rows F] [--cache-slots N [--cache-ctx L]]\n"
             "  Prints which rank is which pipeline stage and tensor-parallel rank, its layers, heads, KV heads,\n"
             "  FFN columns, vocabulary rows, memory (weights + activations + pipeline buffers) and the\n"
             "  communication it joins; refuses (exit 1) a layout the model does not allow, with the reason.\n"
@@ -19,14 +19,17 @@ static void usage(FILE *f) {
             "  --max-tokens N  tokens per forward in the memory plan (default 2048); --max-seq N: longest sequence\n"
             "  --threads N     threads per rank in the memory plan (default 1)\n"
             "  --head-rows F   lm_head rows per token in the balance rule (default 1; generation computes only\n"
-            "                  the masked rows, e.g. 0.5)\n");
+            "                  the masked rows, e.g. 0.5)\n"
+            "  --cache-slots N  count a KV cache (--cache prefix|dual|delayed) of N requests per rank;\n"
+            "  --cache-ctx L    of L positions each (default --max-seq)\n");
 }
 
 int cmd_layout(int argc, char **argv) {
     static const struct option opts[] = {{"model", 1, 0, 'm'},      {"np", 1, 0, 'n'},          {"pp", 1, 0, 'p'},
                                          {"tp", 1, 0, 't'},         {"config-only", 0, 0, 'c'}, {"max-tokens", 1, 0, 'k'},
                                          {"max-seq", 1, 0, 's'},    {"threads", 1, 0, 'j'},     {"f32-weights", 0, 0, 'f'},
-                                         {"head-rows", 1, 0, 'r'},  {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+                                         {"head-rows", 1, 0, 'r'},  {"cache-slots", 1, 0, 'S'}, {"cache-ctx", 1, 0, 'L'},
+                                         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     const char *model = NULL;
     long long np = 0, pp = 0, tp = 0, v;
     double d;
@@ -47,6 +50,8 @@ int cmd_layout(int argc, char **argv) {
         case 'j': if (arg_int("layout", "--threads", optarg, 1, 1024, &v)) return 2; lo.threads = (int)v; break;
         case 'f': lo.weight_elem_size = 4; break;
         case 'r': if (arg_double("layout", "--head-rows", optarg, 1e-6, 1.0, &d)) return 2; lo.head_row_frac = d; break;
+        case 'S': if (arg_int("layout", "--cache-slots", optarg, 1, 1 << 20, &v)) return 2; lo.cache_slots = (int)v; break;
+        case 'L': if (arg_int("layout", "--cache-ctx", optarg, 1, 1 << 24, &v)) return 2; lo.cache_ctx = (int)v; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

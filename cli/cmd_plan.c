@@ -75,6 +75,8 @@ static void usage(FILE *f) {
             "  --max-tokens N        tokens per forward in the memory plan (default 2048); --max-seq N\n"
             "  --head-rows F         lm_head rows per token in the balance rule (default 1)\n"
             "  --f32-weights         weights resident in fp32 (twice the memory of BF16)\n"
+            "  --cache-slots N       count a KV cache (--cache prefix|dual|delayed) of N requests in flight per rank\n"
+            "  --cache-ctx L         ... of L positions each (prompt + new tokens; default --max-seq)\n"
             "  --all                 list every layout that fits (default: the first 25 by preference)\n"
             "  --shell               print the chosen layout as shell assignments (for deploy/slurm/submit.sh)\n"
             "  wall-time estimate of a dataset on the recommended layout (with its assumptions):\n"
@@ -124,7 +126,7 @@ static int evaluate(const diffu_config *cfg, const diffu_layout_opts *lo0, doubl
             int rank = node * r->rpn + i;
             if (rank >= r->pp * r->tp) break;
             const diffu_rank_plan *p = diffu_layout_rank(l, rank);
-            double tot = (double)p->weight_bytes + (double)p->act_bytes + (double)p->io_bytes;
+            double tot = diffu_layout_rank_bytes(p);
             sum += tot;
             if (tot > r->rank_max) r->rank_max = tot;
             if (p->cost > worst) worst = p->cost;
@@ -231,7 +233,7 @@ static int estimate(const diffu_config *c, const est_opts *e, const plan_row *b,
 
 int cmd_plan(int argc, char **argv) {
     enum { O_MODEL = 1, O_NODES, O_CORES, O_MEM, O_NUMA, O_FRAC, O_PP, O_TP, O_MAXTOK, O_MAXSEQ, O_HEADROWS, O_F32,
-           O_ALL, O_SHELL, O_CONFIG, O_DATASET, O_NEWTOK, O_STEPS, O_PROMPTTOK, O_RATES, O_PREC };
+           O_ALL, O_SHELL, O_CONFIG, O_DATASET, O_NEWTOK, O_STEPS, O_PROMPTTOK, O_RATES, O_PREC, O_KVSLOTS, O_KVCTX };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},       {"nodes", 1, 0, O_NODES},         {"cores-per-node", 1, 0, O_CORES},
         {"mem-per-node", 1, 0, O_MEM},  {"numa-per-node", 1, 0, O_NUMA},  {"mem-fraction", 1, 0, O_FRAC},
@@ -240,6 +242,7 @@ int cmd_plan(int argc, char **argv) {
         {"all", 0, 0, O_ALL},           {"shell", 0, 0, O_SHELL},         {"config-only", 0, 0, O_CONFIG},
         {"dataset", 1, 0, O_DATASET},   {"new-tokens", 1, 0, O_NEWTOK},   {"steps", 1, 0, O_STEPS},
         {"prompt-tokens", 1, 0, O_PROMPTTOK}, {"rates", 1, 0, O_RATES},   {"precision", 1, 0, O_PREC},
+        {"cache-slots", 1, 0, O_KVSLOTS}, {"cache-ctx", 1, 0, O_KVCTX},
         {"help", 0, 0, 'h'},            {0, 0, 0, 0}};
     const char *model = NULL;
     est_opts eo = {0, 0, 0, 128, NULL, NULL};
@@ -264,6 +267,8 @@ int cmd_plan(int argc, char **argv) {
         case O_MAXSEQ: if (arg_int(CMD, "--max-seq", optarg, 1, 1 << 24, &v)) return 2; lo.max_seq = (int)v; break;
         case O_HEADROWS: if (arg_double(CMD, "--head-rows", optarg, 1e-6, 1.0, &d)) return 2; lo.head_row_frac = d; break;
         case O_F32: lo.weight_elem_size = 4; break;
+        case O_KVSLOTS: if (arg_int(CMD, "--cache-slots", optarg, 1, 1 << 20, &v)) return 2; lo.cache_slots = (int)v; break;
+        case O_KVCTX: if (arg_int(CMD, "--cache-ctx", optarg, 1, 1 << 24, &v)) return 2; lo.cache_ctx = (int)v; break;
         case O_ALL: all = 1; break;
         case O_SHELL: shell = 1; break;
         case O_CONFIG: config_only = 1; break;
@@ -385,8 +390,11 @@ int cmd_plan(int argc, char **argv) {
            cfg.n_kv_heads, cfg.hidden, lo.weight_elem_size);
     printf("cluster: %lld node(s) x %lld core(s), %g GiB per node (usable %.2f GiB = x %g), %lld NUMA domain(s) per node%s\n",
            N, C, G, usable / GIB, frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
-    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers per rank\n",
-           lo.max_tokens);
+    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers", lo.max_tokens);
+    if (lo.cache_slots)
+        printf(" + a KV cache of %d request(s) x %d positions (fp32 K/V of the rank's layers and KV heads)", lo.cache_slots,
+               lo.cache_ctx ? lo.cache_ctx : (lo.max_seq ? lo.max_seq : lo.max_tokens));
+    printf(" per rank\n");
     printf("\n%s (TP ranks of a stage share a node; stages span nodes; * = recommended):\n",
            pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
     printf("  %6s %5s %4s %4s %10s %12s %9s %8s %13s %13s\n", "nodes", "jobs", "pp", "tp", "ranks/node", "threads/rank",

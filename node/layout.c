@@ -8,6 +8,7 @@
 #include "checkpoint.h"
 #include "hash.h"
 #include "forward.h"
+#include "kvcache.h"
 
 struct diffu_layout {
     diffu_config cfg;
@@ -18,6 +19,10 @@ struct diffu_layout {
     diffu_rank_plan *ranks; /* [world] */
     int *kv_copies;         /* [n_kv_heads] TP ranks of a stage holding each KV head */
 };
+
+double diffu_layout_rank_bytes(const diffu_rank_plan *p) {
+    return (double)p->weight_bytes + (double)p->act_bytes + (double)p->io_bytes + (double)p->cache_bytes;
+}
 
 void diffu_layout_opts_default(diffu_layout_opts *o) {
     memset(o, 0, sizeof *o);
@@ -161,6 +166,9 @@ int diffu_layout_init(const diffu_config *c, int world, int pp, int tp, const di
             r->io_bytes = (size_t)(pp > 1 ? 2 : 1) * (size_t)l->o.max_tokens * H * 4;
             if (r->shard.head)
                 r->io_bytes += (size_t)l->o.max_rows * (size_t)(r->shard.vocab_end - r->shard.vocab_begin) * 4;
+            if (l->o.cache_slots > 0)
+                r->cache_bytes = diffu_kvcache_plan_bytes(c, &r->shard, l->o.cache_slots,
+                                                          l->o.cache_ctx > 0 ? l->o.cache_ctx : l->o.max_seq);
             r->cost = (double)(le - lb) + (r->shard.head ? l->head_cost : 0.0);
             if (s == 0)
                 for (int h = r->shard.kv_head_begin; h < r->shard.kv_head_end; h++) l->kv_copies[h]++;
@@ -286,8 +294,13 @@ void diffu_layout_print(const diffu_layout *l, FILE *f) {
     fprintf(f, "memory: %d tokens/forward, %d per sequence, %d lm_head rows, %d thread(s)/rank, weights %zu bytes/element;"
                " the embedding (stage 0) is mmap'd whole, only the rows used become resident\n",
             o->max_tokens, o->max_seq, o->max_rows, o->threads, o->weight_elem_size);
-    fprintf(f, "%5s %5s %3s %9s %9s %7s %13s %17s %11s %11s %11s %11s\n", "rank", "stage", "tp", "layers", "q heads",
-            "kv", "ffn cols", "vocab rows", "weights MiB", "activ. MiB", "io MiB", "total MiB");
+    int kvc = o->cache_slots > 0;
+    if (kvc)
+        fprintf(f, "kv cache: %d request slot(s) x %d positions, fp32 K and V of the rank's layers and kv heads\n",
+                o->cache_slots, o->cache_ctx > 0 ? o->cache_ctx : o->max_seq);
+    fprintf(f, "%5s %5s %3s %9s %9s %7s %13s %17s %11s %11s %11s%s %11s\n", "rank", "stage", "tp", "layers", "q heads",
+            "kv", "ffn cols", "vocab rows", "weights MiB", "activ. MiB", "io MiB", kvc ? "   cache MiB" : "",
+            "total MiB");
     double maxtot = 0;
     for (int r = 0; r < l->world; r++) {
         const diffu_rank_plan *p = &l->ranks[r];
@@ -300,10 +313,12 @@ void diffu_layout_print(const diffu_layout *l, FILE *f) {
         if (s->head) range(voc, sizeof voc, s->vocab_begin, s->vocab_end); else snprintf(voc, sizeof voc, "-");
         if (s->embed) strncat(lay, "+e", sizeof lay - strlen(lay) - 1);
         if (s->head) strncat(lay, "+h", sizeof lay - strlen(lay) - 1);
-        double tot = (double)p->weight_bytes + (double)p->act_bytes + (double)p->io_bytes;
+        double tot = diffu_layout_rank_bytes(p);
         maxtot = tot > maxtot ? tot : maxtot;
-        fprintf(f, "%5d %5d %3d %9s %9s %7s %13s %17s %11.1f %11.1f %11.1f %11.1f\n", r, p->stage, p->tp_rank, lay, qh, kv,
-                ffn, voc, mib((double)p->weight_bytes), mib((double)p->act_bytes), mib((double)p->io_bytes), mib(tot));
+        char cb[24] = "";
+        if (kvc) snprintf(cb, sizeof cb, " %11.1f", mib((double)p->cache_bytes));
+        fprintf(f, "%5d %5d %3d %9s %9s %7s %13s %17s %11.1f %11.1f %11.1f%s %11.1f\n", r, p->stage, p->tp_rank, lay, qh, kv,
+                ffn, voc, mib((double)p->weight_bytes), mib((double)p->act_bytes), mib((double)p->io_bytes), cb, mib(tot));
     }
     fprintf(f, "memory: largest rank %.1f MiB (%.2f GiB)\n", mib(maxtot), maxtot / 1073741824.0);
     fprintf(f, "collectives per forward ([T x %d] fp32 = T x %d bytes each):\n", c->hidden, 4 * c->hidden);

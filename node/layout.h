@@ -48,6 +48,8 @@ typedef struct diffu_layout_opts {
     int threads;            /* per rank; default 1 */
     size_t weight_elem_size;/* bytes per weight element: 2 (BF16/F16) or 4; 0 = from config torch_dtype */
     double head_row_frac;   /* lm_head rows per token in the balance rule; default 1 (every row) */
+    int cache_slots;        /* KV cache (model/kvcache.h): requests that hold a slot at once; 0 = no cache */
+    int cache_ctx;          /* positions per slot (prompt + new tokens); default max_seq */
 } diffu_layout_opts;
 
 void diffu_layout_opts_default(diffu_layout_opts *o);
@@ -80,8 +82,13 @@ typedef struct diffu_rank_plan {
     size_t act_bytes;          /* diffu_plan_activation_bytes */
     size_t io_bytes;           /* pipeline buffers (2 x [max_tokens x hidden] fp32 when P > 1, else 1)
                                   + this rank's logits slice [max_rows x vocab rows] on the last stage */
+    size_t cache_bytes;        /* the KV cache of this rank's layers and KV heads (diffu_kvcache_plan_bytes;
+                                  0 without cache_slots) */
     double cost;               /* stage cost in layer units (balance rule) */
 } diffu_rank_plan;
+
+/* Everything the rank allocates or maps: weights + activations + io + cache. */
+double diffu_layout_rank_bytes(const diffu_rank_plan *p);
 
 /* Refusal checks only (what diffu_layout_init checks before building). */
 int diffu_layout_check(const diffu_config *c, int world, int pp, int tp, diffu_err *err);

@@ -2,7 +2,8 @@
  * reasons, the DiffuCoder-7B shape on 16 ranks (pp 4 x tp 4, pp 16 x tp 1,
  * pp 2 x tp 8 refused, tp 7 / 14 / 28 with replicated KV heads), the balance
  * rule against a brute-force search over every contiguous split, its head cost
- * in closed form, and the weight bytes of the slices adding up to the model.
+ * in closed form, the weight bytes of the slices adding up to the model, and the
+ * KV cache bytes per rank in closed form.
  * Prints one line per failed check and "N passed, M failed"; exit 1 on any failure. */
 #include <math.h>
 #include <stdio.h>
@@ -215,6 +216,37 @@ int main(void) {
         diffu_layout_free(l);
     }
     refuses(&g7, 2, 1, 2, "tp 2 does not divide num_attention_heads 7 (tp must be one of 1, 7)");
+
+    /* KV cache in the plan: DiffuCoder-7B, pp 4 x tp 2, 32 requests x 1024 positions; closed form
+     * 2 (K, V) x slots x ctx x layers x kv heads x head_dim x 4 bytes (fp32), per rank's own layers and
+     * KV heads; the rank total counts it. Stages [0,8) [8,16) [16,23) [23,28) (the balance rule above). */
+    {
+        diffu_layout_opts lo;
+        diffu_layout_opts_default(&lo);
+        lo.max_tokens = 1024;
+        lo.cache_slots = 32;
+        lo.cache_ctx = 1024;
+        diffu_err err;
+        diffu_layout *lc = NULL, *ln = NULL;
+        int rc = diffu_layout_init(&c7, 8, 4, 2, &lo, &lc, &err);
+        lo.cache_slots = 0;
+        rc |= diffu_layout_init(&c7, 8, 4, 2, &lo, &ln, &err);
+        CHECK(rc == 0, "pp 4 x tp 2 with a cache refused: %s", err.msg);
+        if (!rc) {
+            static const int layers[4] = {8, 8, 7, 5};
+            for (int r = 0; r < 8; r++) {
+                const diffu_rank_plan *p = diffu_layout_rank(lc, r);
+                /* + kvcache.c's bookkeeping: one byte per cached position and one per slot */
+                size_t want = (size_t)2 * 32 * 1024 * layers[r / 2] * 2 * 128 * 4 + 32 * 1024 + 32;
+                CHECK(p->cache_bytes == want, "rank %d: cache %zu bytes, closed form %zu", r, p->cache_bytes, want);
+                CHECK(diffu_layout_rank(ln, r)->cache_bytes == 0, "rank %d: a cache without cache_slots", r);
+                CHECK(fabs(diffu_layout_rank_bytes(p) - diffu_layout_rank_bytes(diffu_layout_rank(ln, r)) - (double)want) < 1,
+                      "rank %d: the total does not count the cache", r);
+            }
+        }
+        diffu_layout_free(lc);
+        diffu_layout_free(ln);
+    }
 
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
