@@ -176,7 +176,7 @@ diffu_denoise *diffu_denoise_create(const diffu_denoise_params *p, int vocab, co
         linspace_f32(d->ts, 1.0f, (float)p->eps, p->steps + 1);
     } else if (d->mode == MODE_BLOCKS) {
         d->spb = p->steps / d->n_blocks;
-        d->bcount = diffu_xmalloc((size_t)d->spb * sizeof *d->bcount);
+        d->bcount = diffu_xcalloc((size_t)d->spb, sizeof *d->bcount); /* zeros: a saved state is defined at step 0 */
     }
     return d;
 }
@@ -457,4 +457,136 @@ int diffu_denoise_answer_len(const diffu_denoise *d) {
 
 void diffu_denoise_arness(const diffu_denoise *d, diffu_arness *out) {
     diffu_arness_compute(d->G, d->order, d->n_order, d->scratch, out);
+}
+
+/* ------------------------------------------------------------ in-flight state */
+
+#define STATE_MAGIC 0x31534e44u /* "DNS1" little-endian */
+enum { ST_MAGIC, ST_G, ST_STEP, ST_FWD, ST_NORDER, ST_BLOCK, ST_BSTEP, ST_SPB, ST_DONE, ST_STOPPED, ST_HEAD };
+
+static int state_spb(const diffu_denoise *d) { return d->mode == MODE_BLOCKS ? d->spb : 0; }
+
+size_t diffu_denoise_state_bytes(const diffu_denoise *d) {
+    return 4 * ((size_t)ST_HEAD + 2 * (size_t)d->G + (size_t)d->n_order + (size_t)state_spb(d));
+}
+
+static void put32(uint8_t *b, size_t i, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    b[4 * i] = (uint8_t)u;
+    b[4 * i + 1] = (uint8_t)(u >> 8);
+    b[4 * i + 2] = (uint8_t)(u >> 16);
+    b[4 * i + 3] = (uint8_t)(u >> 24);
+}
+
+static int32_t get32(const uint8_t *b, size_t i) {
+    return (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
+                     (uint32_t)b[4 * i + 3] << 24);
+}
+
+void diffu_denoise_save(const diffu_denoise *d, uint8_t *buf) {
+    DIFFU_ASSERT(!d->prepared);
+    int G = d->G, S = state_spb(d);
+    put32(buf, ST_MAGIC, (int32_t)STATE_MAGIC);
+    put32(buf, ST_G, G);
+    put32(buf, ST_STEP, d->step);
+    put32(buf, ST_FWD, d->n_forward);
+    put32(buf, ST_NORDER, d->n_order);
+    put32(buf, ST_BLOCK, d->block);
+    put32(buf, ST_BSTEP, d->bstep);
+    put32(buf, ST_SPB, S);
+    put32(buf, ST_DONE, d->done);
+    put32(buf, ST_STOPPED, d->stopped_early);
+    size_t w = ST_HEAD;
+    for (int j = 0; j < G; j++) put32(buf, w++, d->canvas[d->L + j]);
+    for (int j = 0; j < G; j++) put32(buf, w++, d->commit_step[j]);
+    for (int k = 0; k < d->n_order; k++) put32(buf, w++, d->order[k]);
+    for (int k = 0; k < S; k++) put32(buf, w++, d->bcount[k]);
+}
+
+int diffu_denoise_restore(diffu_denoise *d, const uint8_t *buf, size_t n, diffu_err *err) {
+    DIFFU_ASSERT(d->step == 0 && !d->prepared && d->n_order == 0);
+    int G = d->G, S = state_spb(d);
+    if (n < 4 * (size_t)ST_HEAD || n % 4) return diffu_err_set(err, "canvas state: %zu bytes, not a state", n);
+    if ((uint32_t)get32(buf, ST_MAGIC) != STATE_MAGIC) return diffu_err_set(err, "canvas state: bad magic");
+    if (get32(buf, ST_G) != G)
+        return diffu_err_set(err, "canvas state: %d generated positions, this request has %d", get32(buf, ST_G), G);
+    if (get32(buf, ST_SPB) != S)
+        return diffu_err_set(err, "canvas state: block schedule of %d steps, this request's is %d", get32(buf, ST_SPB), S);
+    int32_t step = get32(buf, ST_STEP), fwd = get32(buf, ST_FWD), no = get32(buf, ST_NORDER);
+    int32_t block = get32(buf, ST_BLOCK), bstep = get32(buf, ST_BSTEP), done = get32(buf, ST_DONE);
+    int32_t stopped = get32(buf, ST_STOPPED);
+    if (no < 0 || no > G) return diffu_err_set(err, "canvas state: %d commits of %d positions", no, G);
+    if (n != 4 * ((size_t)ST_HEAD + 2 * (size_t)G + (size_t)no + (size_t)S))
+        return diffu_err_set(err, "canvas state: %zu bytes, %d commits need %zu", n, no,
+                             4 * ((size_t)ST_HEAD + 2 * (size_t)G + (size_t)no + (size_t)S));
+    int max_step = d->mode == MODE_THRESHOLD ? G : d->p.steps;
+    if (step < 0 || step > max_step) return diffu_err_set(err, "canvas state: step %d outside [0, %d]", step, max_step);
+    if (fwd < 0 || fwd > step) return diffu_err_set(err, "canvas state: %d forwards in %d steps", fwd, step);
+    if ((done | stopped) & ~1) return diffu_err_set(err, "canvas state: done/stopped flags %d/%d", done, stopped);
+    if (block < 0 || block > d->n_blocks || (!done && block == d->n_blocks))
+        return diffu_err_set(err, "canvas state: block %d of %d", block, d->n_blocks);
+    if (d->mode == MODE_BLOCKS ? bstep < 0 || bstep >= d->spb || step != block * d->spb + bstep : bstep != 0)
+        return diffu_err_set(err, "canvas state: block step %d does not match step %d of block %d", bstep, step, block);
+    if (!done && d->mode == MODE_DREAM && step >= d->p.steps)
+        return diffu_err_set(err, "canvas state: step %d of %d but not done", step, d->p.steps);
+    const size_t tok0 = ST_HEAD, cs0 = tok0 + (size_t)G, ord0 = cs0 + (size_t)G, sch0 = ord0 + (size_t)no;
+    int masked = 0, committed = 0, filled = 0, first_masked = G, first_end = G;
+    for (int j = 0; j < G; j++) {
+        int32_t t = get32(buf, tok0 + (size_t)j), c = get32(buf, cs0 + (size_t)j);
+        if (t < 0 || t >= d->vocab)
+            return diffu_err_set(err, "canvas state: position %d: token %d outside the vocabulary [0, %d)", j, t,
+                                 d->vocab);
+        int m = t == d->p.mask_id;
+        if (m != (c == DIFFU_STEP_MASKED) || (c != DIFFU_STEP_MASKED && c != DIFFU_STEP_FILLED && (c < 0 || c >= step)))
+            return diffu_err_set(err, "canvas state: position %d: token %d with commit step %d (step %d)", j, t, c, step);
+        if (c == DIFFU_STEP_FILLED && !(stopped && d->p.early_stop))
+            return diffu_err_set(err, "canvas state: position %d filled by an early stop that did not happen", j);
+        masked += m;
+        committed += c >= 0;
+        filled += c == DIFFU_STEP_FILLED;
+        if (m && first_masked == G) first_masked = j;
+        if (c >= 0 && d->p.early_stop && first_end == G && is_end(d, t)) first_end = j;
+    }
+    if (committed != no)
+        return diffu_err_set(err, "canvas state: %d committed positions but %d in the commit order", committed, no);
+    if (d->mode == MODE_THRESHOLD && first_masked < (d->p.block_length > 0 ? block * d->p.block_length : 0))
+        return diffu_err_set(err, "canvas state: position %d still masked before block %d", first_masked, block);
+    if (d->mode == MODE_THRESHOLD && committed < step) /* every threshold step commits at least one */
+        return diffu_err_set(err, "canvas state: %d commits in %d threshold steps", committed, step);
+    if (!done && masked == 0) return diffu_err_set(err, "canvas state: nothing masked but not done");
+    if (stopped && (!done || masked || !filled)) return diffu_err_set(err, "canvas state: an inconsistent early stop");
+    uint8_t *seen = d->scratch; /* [G], unused between steps */
+    memset(seen, 0, (size_t)G);
+    for (int k = 0; k < no; k++) {
+        int32_t j = get32(buf, ord0 + (size_t)k);
+        if (j < 0 || j >= G || seen[j] || get32(buf, cs0 + (size_t)j) < 0)
+            return diffu_err_set(err, "canvas state: commit order entry %d (%d) is not a committed position", k, j);
+        if (k > 0 && get32(buf, cs0 + (size_t)j) < get32(buf, cs0 + (size_t)get32(buf, ord0 + (size_t)k - 1)))
+            return diffu_err_set(err, "canvas state: commit order entry %d goes back in steps", k);
+        seen[j] = 1;
+    }
+    for (int k = 0; k < S; k++) {
+        int32_t c = get32(buf, sch0 + (size_t)k);
+        if (c < 0 || c > d->p.block_length)
+            return diffu_err_set(err, "canvas state: block schedule entry %d: %d of %d positions", k, c,
+                                 d->p.block_length);
+    }
+    /* valid: apply */
+    for (int j = 0; j < G; j++) {
+        d->canvas[d->L + j] = get32(buf, tok0 + (size_t)j);
+        d->commit_step[j] = get32(buf, cs0 + (size_t)j);
+    }
+    for (int k = 0; k < no; k++) d->order[k] = get32(buf, ord0 + (size_t)k);
+    for (int k = 0; k < S; k++) d->bcount[k] = get32(buf, sch0 + (size_t)k);
+    d->n_order = no;
+    d->n_masked = masked;
+    d->first_masked = first_masked;
+    d->first_end = first_end;
+    d->step = step;
+    d->n_forward = fwd;
+    d->block = block;
+    d->bstep = bstep;
+    d->done = done;
+    d->stopped_early = stopped;
+    return 0;
 }

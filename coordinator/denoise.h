@@ -46,7 +46,8 @@
  * sample, step, position, purpose): results do not depend on the batch, and
  * the RNG carries no state, so a canvas is fully described by (parameters,
  * canvas, commit steps, step counter, current block) — what a resume has to
- * save (no save/restore API yet).
+ * save: diffu_denoise_save / diffu_denoise_restore below (in-flight
+ * checkpoints, coordinator/job_inflight.h).
  *
  * Step protocol (the driver calls, per active canvas, once per step):
  *   n = diffu_denoise_prepare(d);          positions needing (token, confidence)
@@ -158,5 +159,28 @@ int diffu_denoise_answer_len(const diffu_denoise *d);
 uint32_t diffu_denoise_request(const diffu_denoise *d);
 uint32_t diffu_denoise_sample(const diffu_denoise *d);
 void diffu_denoise_arness(const diffu_denoise *d, diffu_arness *out);
+
+/* ---- in-flight checkpoints ----
+ * The state of a canvas between two steps (not prepared): the generated
+ * positions' tokens and commit steps, the commit order, the step counter, the
+ * current block and the block schedule's counts — everything that is not a
+ * function of (params, vocab, prompt, request, sample), which the caller keeps
+ * and passes to diffu_denoise_create again before restoring. Because the random
+ * draws are addressed, not sequential, a restored canvas continues with exactly
+ * the commits the uninterrupted one would make.
+ * Format (little-endian int32 words): "DNS1", G, steps taken, forwards,
+ * commits, block, block step, schedule length S, done, stopped early;
+ * tokens[G]; commit steps[G]; order[commits]; schedule[S]. */
+size_t diffu_denoise_state_bytes(const diffu_denoise *d);
+/* Writes diffu_denoise_state_bytes(d) bytes into buf. Asserts it is not prepared. */
+void diffu_denoise_save(const diffu_denoise *d, uint8_t *buf);
+/* d: fresh from diffu_denoise_create with the same arguments as the saved
+ * canvas (no step taken). 0, or -1 with one line naming the first field that
+ * does not describe a reachable state of this canvas (sizes, ids outside the
+ * vocabulary, a commit step after the step counter, an order that is not the
+ * committed positions, a schedule that does not match the mode); then d is
+ * unchanged. Everything derived (masked count, first masked, first end token)
+ * is recomputed from the canvas, not read. */
+int diffu_denoise_restore(diffu_denoise *d, const uint8_t *buf, size_t n, diffu_err *err);
 
 #endif
