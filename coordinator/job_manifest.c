@@ -218,10 +218,18 @@ static int64_t int_of(const diffu_json *o, const char *key) {
     return v && v->type == DJ_NUM ? (int64_t)v->u.num.d : -1;
 }
 
+/* Control characters of a manifest's strings (a key or a name may hold any,
+ * escaped in JSON) become '?': the messages quoting them stay one line. */
+static void flatten(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 static void add_diff(diffu_text *d, const char *fmt_a, const char *a, const char *b, const char *what) {
     char line[3000];
     if (d->len) diffu_text_append(d, "; ", 2);
     snprintf(line, sizeof line, fmt_a, what, a, b);
+    flatten(line); /* found by fuzz_manifest: corpus/manifest/crash-newline-in-key */
     diffu_text_append(d, line, strlen(line));
 }
 
@@ -349,9 +357,11 @@ int diffu_jobman_check(const char *output, const diffu_jobman_ident *id, long re
                     snprintf(note, note_cap, "[diffu] %s: continuing %ld record(s) of another run deliberately"
                              " (--allow-run-change): %.*s", output, records, (int)(diffs.len > 1500 ? 1500 : diffs.len),
                              diffs.data);
-                else
+                else {
                     snprintf(note, note_cap, "[diffu] %s: resuming records made by %s with %s", output,
                              str_of(m, "diffu") ? str_of(m, "diffu") : "another diffu build", id->diffu_version);
+                    flatten(note);
+                }
             } else {
                 rc = 0; /* the same run: the manifest stays as it is */
                 goto out;
