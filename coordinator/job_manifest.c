@@ -165,48 +165,6 @@ static void put_ident(diffu_text *t, const diffu_jobman_ident *id, const char *i
     diffu_job_util_put(t, id->settings_json ? id->settings_json : "{}");
 }
 
-/* Replace path with text atomically and durably. */
-static int write_atomic(const char *path, const diffu_text *t, diffu_err *err) {
-    char tmp[4300], dir[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        diffu_err_set(err, "%s: cannot write the run manifest: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < t->len) {
-        ssize_t w = write(fd, t->data + off, t->len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            diffu_err_set(err, "%s: cannot write the run manifest: %s", tmp, w < 0 ? strerror(errno) : "short write");
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        diffu_err_set(err, "%s: cannot write the run manifest: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        diffu_err_set(err, "%s: cannot write the run manifest: rename: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    else snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}
 
 static const char *str_of(const diffu_json *o, const char *key) {
     const diffu_json *v = o ? diffu_json_get(o, key) : NULL;
@@ -389,7 +347,7 @@ int diffu_jobman_check(const char *output, const diffu_jobman_ident *id, long re
     diffu_job_util_put(&out, ",\n  \"history\": [");
     if (hist.len) diffu_text_append(&out, hist.data, hist.len);
     diffu_job_util_put(&out, hist.len ? "\n  ]\n}\n" : "]\n}\n");
-    rc = write_atomic(path, &out, err);
+    rc = diffu_job_util_write_atomic(path, out.data, out.len, "the run manifest", err);
 out:
     diffu_json_free(doc);
     diffu_json_free(gdoc);

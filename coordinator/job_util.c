@@ -4,6 +4,7 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,4 +484,49 @@ void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size
         o += 3;
     }
     buf[o] = 0;
+}
+
+/* ---- durable files ------------------------------------------------------- */
+
+int diffu_job_util_write_atomic(const char *path, const void *data, size_t len, const char *what, diffu_err *err) {
+    const char *bytes = data;
+    char tmp[4300], dir[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, bytes + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, w < 0 ? strerror(errno) : "short write");
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        diffu_err_set(err, "%s: cannot write %s: rename: %s", path, what, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
 }

@@ -116,4 +116,11 @@ int diffu_job_util_edit_distance(const char *a, const char *b);
  * and control bytes as \xHH, "..." if cut) to buf. */
 void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size_t max);
 
+/* ---- durable files ------------------------------------------------------ */
+
+/* Replace path with len bytes atomically and durably: a temporary file beside
+ * it (PATH.tmp.PID), fsync, rename, fsync of the directory. 0, or -1 with one
+ * line "FILE: cannot write WHAT: reason" (the temporary file removed). */
+int diffu_job_util_write_atomic(const char *path, const void *data, size_t len, const char *what, diffu_err *err);
+
 #endif

@@ -21,7 +21,9 @@ own writers and test corpora, so the fuzzer starts deep inside each parser:
   args: option values and generate command lines;
   manifest: this build's own run manifests (fresh, another run, with a history
       entry, after another diffu build; written by fuzz_replay_manifest with
-      DIFFU_FUZZ_WRITE_SEEDS), each once with allow_change off, one also with it on.
+      DIFFU_FUZZ_WRITE_SEEDS), each once with allow_change off, one also with it on;
+  inflight: this build's own in-flight checkpoints (empty, 3 canvases at steps
+      0 / 5 / 17, block decoding; fuzz_replay_inflight with DIFFU_FUZZ_WRITE_SEEDS).
 Existing seed_* files are replaced; other corpus files (fuzzer finds, crash
 regressions) are kept. Regenerate: python3 tests/fuzz/make_seeds.py build
 """
@@ -200,6 +202,13 @@ def main():
                        env=dict(os.environ, DIFFU_FUZZ_WRITE_SEEDS=mdir), stdout=subprocess.DEVNULL)
         for f in sorted(os.listdir(mdir)):
             put("manifest", f, rd(mdir, f))
+        # inflight (the harness writes this build's own in-flight checkpoints)
+        idir = os.path.join(tmp, "inflight")
+        os.makedirs(idir)
+        subprocess.run([os.path.join(build, "tests", "fuzz", "fuzz_replay_inflight"), trig], check=True,
+                       env=dict(os.environ, DIFFU_FUZZ_WRITE_SEEDS=idir), stdout=subprocess.DEVNULL)
+        for f in sorted(os.listdir(idir)):
+            put("inflight", f.replace(".inflight", ""), rd(idir, f))
         # args: byte 0 = 0 int, 1 double, 2 size, 3 list, 4 generate command line (words split at '\n')
         for k, (mode, s) in enumerate([(0, "42"), (0, "-0x10"), (1, "1e-3"), (1, "inf"), (2, "512M"), (2, "1.5kB"),
                                        (3, "1,2,30"), (3, "4,,5")]):

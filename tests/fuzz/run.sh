@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh TARGET SECONDS — run one libFuzzer target for SECONDS and
 # merge the inputs that add coverage into its committed corpus.
 #
-#   TARGET   json safetensors ckpt config tokenizer_load tokenizer_codec jobin jobresume proto args manifest
+#   TARGET   json safetensors ckpt config tokenizer_load tokenizer_codec jobin jobresume proto args manifest inflight
 #   SECONDS  wall time of the run (libFuzzer -max_total_time)
 #
 # Builds build-fuzz/ (clang, -DDIFFU_FUZZ=ON: ASan + UBSan + coverage) when its

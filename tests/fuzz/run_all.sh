@@ -8,7 +8,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SECS="${1:?usage: run_all.sh SECONDS [TARGET...]}"
 shift
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(json safetensors ckpt config tokenizer_load tokenizer_codec jobin jobresume proto args manifest)
+((${#TARGETS[@]})) || TARGETS=(json safetensors ckpt config tokenizer_load tokenizer_codec jobin jobresume proto args manifest inflight)
 rc=0
 summary=()
 for t in "${TARGETS[@]}"; do
