@@ -484,7 +484,9 @@ static int32_t get32(const uint8_t *b, size_t i) {
 }
 
 void diffu_denoise_save(const diffu_denoise *d, uint8_t *buf) {
-    DIFFU_ASSERT(!d->prepared);
+    /* prepared (a step in flight): prepare changed nothing saved but what it redoes itself (the threshold
+     * mode's move past a filled block, the block schedule at a block's first step), so this is the state
+     * before that step */
     int G = d->G, S = state_spb(d);
     put32(buf, ST_MAGIC, (int32_t)STATE_MAGIC);
     put32(buf, ST_G, G);

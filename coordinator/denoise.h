@@ -161,7 +161,7 @@ uint32_t diffu_denoise_sample(const diffu_denoise *d);
 void diffu_denoise_arness(const diffu_denoise *d, diffu_arness *out);
 
 /* ---- in-flight checkpoints ----
- * The state of a canvas between two steps (not prepared): the generated
+ * The state of a canvas between two steps: the generated
  * positions' tokens and commit steps, the commit order, the step counter, the
  * current block and the block schedule's counts — everything that is not a
  * function of (params, vocab, prompt, request, sample), which the caller keeps
@@ -172,7 +172,9 @@ void diffu_denoise_arness(const diffu_denoise *d, diffu_arness *out);
  * commits, block, block step, schedule length S, done, stopped early;
  * tokens[G]; commit steps[G]; order[commits]; schedule[S]. */
 size_t diffu_denoise_state_bytes(const diffu_denoise *d);
-/* Writes diffu_denoise_state_bytes(d) bytes into buf. Asserts it is not prepared. */
+/* Writes diffu_denoise_state_bytes(d) bytes into buf. A prepared canvas (its
+ * step in flight: asked for samples, not yet committed) saves the state
+ * before that step; the restored canvas takes the step again. */
 void diffu_denoise_save(const diffu_denoise *d, uint8_t *buf);
 /* d: fresh from diffu_denoise_create with the same arguments as the saved
  * canvas (no step taken). 0, or -1 with one line naming the first field that

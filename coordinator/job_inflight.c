@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "hash.h"
+#include "denoise.h"
 #include "job_util.h"
 
 #define MAGIC "DIFFUINF"
@@ -254,4 +255,109 @@ int diffu_jobinf_remove(const char *output, diffu_err *err) {
     diffu_jobinf_path(output, path, sizeof path);
     if (unlink(path) && errno != ENOENT) return diffu_err_set(err, "%s: cannot remove: %s", path, strerror(errno));
     return 0;
+}
+
+/* ------------------------------------------------------------ live set */
+
+typedef struct {
+    const diffu_denoise *d;
+    char *key;
+    size_t key_len;
+    uint32_t prompt_hash;
+} live_entry;
+
+struct diffu_jobinf_live {
+    char output[4096];
+    int cap, n;
+    live_entry *e;
+    diffu_jobinf *resume;
+    diffu_jobinf_writer *w;
+    uint8_t *state;
+    size_t state_cap;
+    int restored;
+    long restored_steps;
+};
+
+diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id, int max_active, diffu_jobinf *resume) {
+    DIFFU_ASSERT(max_active >= 1);
+    diffu_jobinf_live *l = diffu_xcalloc(1, sizeof *l);
+    snprintf(l->output, sizeof l->output, "%s", output);
+    l->cap = max_active;
+    l->e = diffu_xcalloc((size_t)max_active, sizeof *l->e);
+    l->resume = resume;
+    l->w = diffu_jobinf_writer_new(run_id);
+    return l;
+}
+
+int diffu_jobinf_live_enter(diffu_jobinf_live *l, diffu_denoise *d, const char *key, size_t key_len, const int32_t *prompt,
+                            int prompt_len, diffu_err *err) {
+    DIFFU_ASSERTF(l->n < l->cap, "more than %d samples in flight", l->cap);
+    live_entry *e = &l->e[l->n++];
+    e->d = d;
+    e->key = diffu_xmalloc(key_len ? key_len : 1);
+    memcpy(e->key, key, key_len);
+    e->key_len = key_len;
+    e->prompt_hash = diffu_jobinf_prompt_hash(prompt, prompt_len);
+    int i = diffu_jobinf_find(l->resume, key, key_len);
+    if (i < 0) return 0;
+    const char *k;
+    size_t kl, sn;
+    uint32_t ph;
+    const uint8_t *s;
+    diffu_jobinf_entry(l->resume, i, &k, &kl, &ph, &s, &sn);
+    if (ph != e->prompt_hash)
+        return diffu_err_set(err, "in-flight checkpoint: sample %.*s had another prompt: it starts over", (int)strnlen(key, key_len),
+                             key);
+    diffu_err rerr;
+    if (diffu_denoise_restore(d, s, sn, &rerr))
+        return diffu_err_set(err, "in-flight checkpoint: sample %.*s: %s: it starts over", (int)strnlen(key, key_len), key,
+                             rerr.msg);
+    l->restored++;
+    l->restored_steps += diffu_denoise_steps_taken(d);
+    return 1;
+}
+
+void diffu_jobinf_live_leave(diffu_jobinf_live *l, const diffu_denoise *d) {
+    for (int i = 0; i < l->n; i++)
+        if (l->e[i].d == d) {
+            free(l->e[i].key);
+            l->e[i] = l->e[--l->n];
+            return;
+        }
+    DIFFU_ASSERTF(0, "a sample left that never entered");
+}
+
+int diffu_jobinf_live_count(const diffu_jobinf_live *l) { return l->n; }
+
+int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *err) {
+    diffu_jobinf_writer_reset(l->w, records);
+    for (int i = 0; i < l->n; i++) {
+        const live_entry *e = &l->e[i];
+        size_t n = diffu_denoise_state_bytes(e->d);
+        if (n > l->state_cap) {
+            free(l->state);
+            l->state_cap = 2 * n;
+            l->state = diffu_xmalloc(l->state_cap);
+        }
+        diffu_denoise_save(e->d, l->state);
+        diffu_jobinf_writer_add(l->w, e->key, e->key_len, e->prompt_hash, l->state, n);
+    }
+    return diffu_jobinf_writer_commit(l->w, l->output, err);
+}
+
+int diffu_jobinf_live_restored(const diffu_jobinf_live *l, long *steps) {
+    if (steps) *steps = l->restored_steps;
+    return l->restored;
+}
+
+void diffu_jobinf_live_free(diffu_jobinf_live **lp) {
+    if (!lp || !*lp) return;
+    diffu_jobinf_live *l = *lp;
+    for (int i = 0; i < l->n; i++) free(l->e[i].key);
+    free(l->e);
+    free(l->state);
+    diffu_jobinf_free(&l->resume);
+    diffu_jobinf_writer_free(&l->w);
+    free(l);
+    *lp = NULL;
 }

@@ -72,4 +72,30 @@ void diffu_jobinf_free(diffu_jobinf **f);
 /* Remove OUTPUT.inflight (the job finished); a missing file is fine. */
 int diffu_jobinf_remove(const char *output, diffu_err *err);
 
+/* ---- the samples in flight of a running job ----
+ * The job registers each sample when it is made (enter: restored from the
+ * resume checkpoint when it has the sample's entry) and when it is finished
+ * (leave); checkpoint writes every registered sample's state. The canvases are
+ * borrowed (the job owns them) and must stay valid between enter and leave.
+ * Memory: at most max_active samples at once (asserted); the writer's buffer
+ * grows to the largest checkpoint. One thread. */
+typedef struct diffu_denoise diffu_denoise;
+typedef struct diffu_jobinf_live diffu_jobinf_live;
+/* resume: the loaded checkpoint (taken over; NULL: start every sample fresh). */
+diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id, int max_active, diffu_jobinf *resume);
+/* 1: d was restored from its entry; 0: no entry (d fresh); -1 with err: the
+ * entry does not fit this sample (another prompt, a state that does not
+ * restore) — d is fresh and the caller prints the line. Either way d is now
+ * registered. */
+int diffu_jobinf_live_enter(diffu_jobinf_live *l, diffu_denoise *d, const char *key, size_t key_len, const int32_t *prompt,
+                            int prompt_len, diffu_err *err);
+void diffu_jobinf_live_leave(diffu_jobinf_live *l, const diffu_denoise *d);
+int diffu_jobinf_live_count(const diffu_jobinf_live *l);
+/* Write OUTPUT.inflight with every registered sample (records: the complete
+ * records of the output now). 0, or -1 with one line. */
+int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *err);
+/* Samples restored so far, and the steps they had taken (work not redone). */
+int diffu_jobinf_live_restored(const diffu_jobinf_live *l, long *steps);
+void diffu_jobinf_live_free(diffu_jobinf_live **l);
+
 #endif

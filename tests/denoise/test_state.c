@@ -9,7 +9,8 @@
  * k of the run: run k steps, save, create a fresh canvas from the same
  * arguments, restore, run to the end; the final canvas, commit steps, commit
  * order, steps taken, forwards and early-stop flag equal the reference exactly,
- * and the state saved after restoring equals the state that was restored.
+ * and the state saved after restoring equals the state that was restored; the
+ * same from a state saved with step k+1 in flight (prepared, not committed).
  * Robustness: every single-byte change of every saved state is either refused
  * with a one-line message (the canvas left untouched: it then still runs to the
  * reference's result) or accepted and the canvas runs to completion without an
@@ -108,6 +109,29 @@ static void check_mode(const char *name, const diffu_denoise_params *p, const fa
             }
         }
         diffu_denoise_free(&b);
+        /* saved with its next step in flight (prepared, not committed): the resumed canvas redoes that step */
+        if (!diffu_denoise_done(a)) {
+            diffu_denoise *pa = make(p);
+            run_steps(pa, f, k);
+            diffu_denoise_prepare(pa);
+            size_t pn = diffu_denoise_state_bytes(pa);
+            uint8_t *pbuf = malloc(pn);
+            diffu_denoise_save(pa, pbuf);
+            diffu_denoise *pb = make(p);
+            if (diffu_denoise_restore(pb, pbuf, pn, &err)) {
+                CHECK(0, "%s: the state saved in flight after %d steps is refused: %s", name, k, err.msg);
+                resumed_ok = 0;
+            } else {
+                run_steps(pb, f, -1);
+                if (!same_result(ref, pb)) {
+                    CHECK(0, "%s: resumed from a step in flight after %d steps, the result differs", name, k);
+                    resumed_ok = 0;
+                }
+            }
+            free(pbuf);
+            diffu_denoise_free(&pa);
+            diffu_denoise_free(&pb);
+        }
         if (corrupt && (k == 0 || k == total / 2 || k == total - 1)) {
             for (size_t i = 0; i < n; i++)
                 for (int bit = 0; bit < 8; bit += 3) {

@@ -7,6 +7,9 @@
  *    reset replaces the file (the old entries are gone).
  *  - A canvas restored from the file runs to the same result as the
  *    uninterrupted one (the reference), for each of the 5.
+ *  - The live set of a resumed job: the 5 samples enter restored at their
+ *    steps, an entry of another prompt is refused (the canvas stays fresh), a
+ *    checkpoint holds exactly the samples still registered, at their steps.
  *  - Every truncation of the file, every single-byte change (bit 0 and bit 5 of
  *    each byte), an appended byte: refused with one line naming the file
  *    (CRC-32 and structure checks), never accepted with other content.
@@ -127,6 +130,59 @@ int main(int argc, char **argv) {
         }
         CHECK(diffu_jobinf_find(f, "nope", 4) == -1, "an unknown key found");
         diffu_jobinf_free(&f);
+    }
+
+    /* the live set: a resumed job's samples enter (restored from the file), run, leave; checkpoints of it */
+    {
+        diffu_jobinf *rf = NULL;
+        CHECK(diffu_jobinf_load(out, run, &rf, &err) == 0 && rf, "load for the live set: %s", err.msg);
+        diffu_jobinf_live *lv = diffu_jobinf_live_new(out, run, 8, rf);
+        diffu_denoise *e[6];
+        long want_steps = 0;
+        for (int i = 0; i < 5; i++) {
+            e[i] = make(i, prompts[i], 6);
+            int rc = diffu_jobinf_live_enter(lv, e[i], key[i], kl[i], prompts[i], 6, &err);
+            CHECK(rc == 1, "sample %d: enter gave %d (%s), restored expected", i, rc, rc < 0 ? err.msg : "");
+            CHECK(diffu_denoise_steps_taken(e[i]) == 3 * i, "sample %d restored at step %d", i,
+                  diffu_denoise_steps_taken(e[i]));
+            want_steps += 3 * i;
+        }
+        int32_t other[6] = {1, 2, 3, 4, 5, 6};
+        e[5] = make(9, other, 6);
+        CHECK(diffu_jobinf_live_enter(lv, e[5], key[3], kl[3], other, 6, &err) == -1 && strstr(err.msg, "another prompt") &&
+                  diffu_denoise_steps_taken(e[5]) == 0,
+              "an entry of another prompt was used: %s", err.msg);
+        long steps = 0;
+        CHECK(diffu_jobinf_live_restored(lv, &steps) == 5 && steps == want_steps, "restored %d, %ld steps",
+              diffu_jobinf_live_restored(lv, NULL), steps);
+        run_steps(e[2], 2);
+        diffu_jobinf_live_leave(lv, e[5]);
+        diffu_jobinf_live_leave(lv, e[0]);
+        CHECK(diffu_jobinf_live_count(lv) == 4, "live %d", diffu_jobinf_live_count(lv));
+        CHECK(diffu_jobinf_live_checkpoint(lv, 7, &err) == 0, "live checkpoint: %s", err.msg);
+        diffu_jobinf *cf = NULL;
+        CHECK(diffu_jobinf_load(out, run, &cf, &err) == 0 && cf && diffu_jobinf_count(cf) == 4 &&
+                  diffu_jobinf_find(cf, key[0], kl[0]) == -1 && diffu_jobinf_records(cf) == 7,
+              "the live checkpoint holds the wrong samples");
+        if (cf && diffu_jobinf_find(cf, key[2], kl[2]) >= 0) {
+            const char *k;
+            size_t klen, sn;
+            uint32_t ph;
+            const uint8_t *sst;
+            diffu_jobinf_entry(cf, diffu_jobinf_find(cf, key[2], kl[2]), &k, &klen, &ph, &sst, &sn);
+            diffu_denoise *r = make(2, prompts[2], 6);
+            CHECK(diffu_denoise_restore(r, sst, sn, &err) == 0 && diffu_denoise_steps_taken(r) == 8,
+                  "sample 2 checkpointed at step %d, 8 expected", diffu_denoise_steps_taken(r));
+            diffu_denoise_free(&r);
+        }
+        diffu_jobinf_free(&cf);
+        diffu_jobinf_live_free(&lv);
+        for (int i = 0; i < 6; i++) diffu_denoise_free(&e[i]);
+        /* the first file again, for the corruption checks below */
+        diffu_jobinf_writer_reset(w, 42);
+        for (int i = 0; i < 5; i++)
+            diffu_jobinf_writer_add(w, key[i], kl[i], diffu_jobinf_prompt_hash(prompts[i], 6), st[i], stn[i]);
+        CHECK(diffu_jobinf_writer_commit(w, out, &err) == 0, "rewrite: %s", err.msg);
     }
 
     /* corruption: every truncation, bit flips, an appended byte */
