@@ -12,8 +12,8 @@
  * Every request of the list decodes in ONE ragged microbatch per step (with
  * --stagger request i is admitted at step i, so requests at a block start,
  * doing a full pass, share microbatches with requests computing a few rows).
- * Which rows a step computes per mode is tests/ref/dream_cache_ref.py's rule
- * (its header and docs/kvcache.md): none = all; prefix = [s-1, N) and dual =
+ * Which rows a step computes per mode is coordinator/kvpolicy.h (the library's
+ * rule; tests/ref/dream_cache_ref.py's, its header and docs/kvcache.md): none = all; prefix = [s-1, N) and dual =
  * [s-1, e) after the block's first forward (a full pass), a full pass also
  * every --refresh forwards inside a block when given; delayed = full pass
  * every --refresh forwards, else the rows dKV-Cache-Decode has not cached.
@@ -57,6 +57,7 @@
 #include "denoise.h"
 #include "forward.h"
 #include "kvcache.h"
+#include "kvpolicy.h"
 #include "mkmodel.h"
 #include "sampler.h"
 
@@ -97,9 +98,8 @@ static void *tp_run(void *arg) {
 typedef struct {
     diffu_denoise *d;
     int slot, L, N, admitted;
-    int forwards, rows_total, last_block, block_fw;
-    int32_t *before_prev; /* canvas before the previous forward (delayed) */
-    int before_prev_initial, have_prev;
+    int forwards, rows_total;
+    diffu_kvpolicy *kp; /* the rows each forward computes (coordinator/kvpolicy.h) */
     /* this step */
     int n_rows, n_want, row0, want0, full;
     int32_t *rows, *tmp_canvas;
@@ -135,34 +135,14 @@ static int parse_prompts(const char *s, int32_t **ids, int *lens, int max) {
     return n;
 }
 
-/* Rows to compute for a request about to forward (see the header). */
-static void choose_rows(req *r, int mode, int refresh, int B, const int32_t *canvas, int32_t mask_id) {
-    const int32_t *pos = diffu_denoise_positions(r->d);
-    int block = (pos[0] - r->L) / B, s = r->L + block * B, e = s + B;
-    if (block != r->last_block) {
-        r->last_block = block;
-        r->block_fw = 0;
-    }
-    int full = mode == NONE;
-    if (mode == PREFIX || mode == DUAL) full = r->block_fw == 0 || (refresh > 0 && r->block_fw % refresh == 0);
-    if (mode == DELAYED) full = r->forwards % refresh == 0 || !r->have_prev;
-    r->n_rows = 0;
-    if (full) {
-        for (int p = 0; p < r->N; p++) r->rows[r->n_rows++] = p;
-    } else if (mode == PREFIX || mode == DUAL) {
-        int end = mode == PREFIX ? r->N : e;
-        for (int p = s - 1; p < end; p++) r->rows[r->n_rows++] = p;
-    } else { /* delayed: S = C(canvas before the previous forward); compute the rest */
-        const int32_t *x = r->before_prev;
-        for (int p = 0; p < r->N; p++) {
-            int cached = p < r->N - 1 ? x[p + 1] != mask_id : (r->before_prev_initial ? x[p] != mask_id : x[0] != mask_id);
-            if (!cached) r->rows[r->n_rows++] = p;
-        }
-    }
-    r->full = r->n_rows == r->N;
+/* Rows to compute for a request about to forward: the library's rule (coordinator/kvpolicy.h). */
+static void choose_rows(req *r, int32_t mask_id) {
+    int full;
+    r->n_rows = diffu_kvpolicy_rows(r->kp, mask_id, diffu_denoise_positions(r->d), r->n_want, r->rows,
+                                    &full);
+    r->full = full;
     for (int p = 0; p < r->N; p++) r->where[p] = -1;
     for (int k = 0; k < r->n_rows; k++) r->where[r->rows[k]] = k;
-    (void)canvas;
 }
 
 int main(int argc, char **argv) {
@@ -315,10 +295,10 @@ int main(int argc, char **argv) {
         CHECK(R[i].slot >= 0, "no slot for request %d", i);
         for (int k = 0; k < 2 && kvst[k]; k++) CHECK(diffu_kvcache_acquire(kvst[k]) == R[i].slot, "stage slot");
         for (int k = 0; k < 2 && tpm[k]; k++) CHECK(diffu_kvcache_acquire(tpr[k].kv) == R[i].slot, "tp slot");
-        R[i].last_block = -1;
+        R[i].kp = diffu_kvpolicy_create(mode, refresh, B, R[i].L, R[i].N, &err);
+        if (!R[i].kp) { fprintf(stderr, "%s\n", err.msg); return 2; }
         R[i].rows = malloc(R[i].N * sizeof(int32_t));
         R[i].where = malloc(R[i].N * sizeof(int32_t));
-        R[i].before_prev = malloc(R[i].N * sizeof(int32_t));
         R[i].tmp_canvas = malloc(R[i].N * sizeof(int32_t));
         if (mode != NONE && lens[i] < 1) { fprintf(stderr, "cache modes need a prompt\n"); return 2; }
     }
@@ -359,7 +339,7 @@ int main(int argc, char **argv) {
             r->n_want = n;
             if (!n) continue;
             const int32_t *canvas = diffu_denoise_canvas(r->d, NULL);
-            choose_rows(r, mode, refresh, B, canvas, p.mask_id);
+            choose_rows(r, p.mask_id);
             const int32_t *want = diffu_denoise_positions(r->d);
             const diffu_sample_job *jb = diffu_denoise_jobs(r->d);
             r->row0 = n_tok;
@@ -446,13 +426,13 @@ int main(int argc, char **argv) {
                 if (idx[k] == i) q = k;
             if (q >= 0) {
                 memcpy(r->tmp_canvas, diffu_denoise_canvas(r->d, NULL), r->N * sizeof(int32_t));
-                r->before_prev_initial = r->forwards == 0;
                 diffu_denoise_commit(r->d, smp + r->want0);
-                memcpy(r->before_prev, r->tmp_canvas, r->N * sizeof(int32_t));
-                r->have_prev = 1;
+                diffu_kvpolicy_done(r->kp, r->tmp_canvas);
                 r->forwards++;
-                r->block_fw++;
                 r->rows_total += r->n_rows;
+                CHECK(diffu_kvpolicy_forwards(r->kp) == r->forwards && diffu_kvpolicy_rows_total(r->kp) == r->rows_total,
+                      "request %d: the policy counts %d forwards / %ld rows", i, diffu_kvpolicy_forwards(r->kp),
+                      diffu_kvpolicy_rows_total(r->kp));
             } else {
                 diffu_denoise_commit(r->d, NULL);
             }
@@ -492,7 +472,7 @@ int main(int argc, char **argv) {
         diffu_denoise_free(&R[i].d);
         free(R[i].rows);
         free(R[i].where);
-        free(R[i].before_prev);
+        diffu_kvpolicy_free(&R[i].kp);
         free(R[i].tmp_canvas);
     }
     free(R);
