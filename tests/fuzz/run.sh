@@ -12,7 +12,7 @@
 # oracle failure stops the run: the input is in build-fuzz/fuzz/crashes/TARGET/
 # (fix the parser, then copy it into the corpus as crash-NAME: the replay test
 # keeps it fixed). The last line is a summary:
-#   fuzz TARGET: RAN s (of SECONDS), EXECS execs, cov COV, ft FT, corpus N files / BYTES bytes, crashes K
+#   fuzz TARGET: RAN s (of SECONDS), EXECS execs, cov COV, ft FT, corpus N files / BYTES bytes, crashes K, slow units S
 # Environment: DIFFU_FUZZ_BUILD (default ./build-fuzz), DIFFU_FUZZ_NICE (15),
 # DIFFU_FUZZ_ARGS (extra libFuzzer flags, e.g. -jobs=1). One target at a time:
 # it uses one core.
@@ -35,7 +35,12 @@ LOG="$B/fuzz/logs/$T.log"
 mkdir -p "$CORPUS" "$WORK" "$CRASH" "$(dirname "$LOG")"
 DICT=()
 [[ -f "$HERE/dict/$T.dict" ]] && DICT=(-dict="$HERE/dict/$T.dict")
-before=$(ls "$CRASH" | wc -l)
+# crashes: crash-*, leak-*, timeout-*, oom-* (libFuzzer's artifacts); slow-unit-* are inputs that took
+# over 10 s once (-report_slow_units) — counted apart, replay them to see whether they are slow at all
+count() { find "$CRASH" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
+slow() { find "$CRASH" -maxdepth 1 -type f -name 'slow-unit-*' | wc -l; }
+before=$(count)
+slow_before=$(slow)
 export DIFFU_FUZZ_DATA="$HERE/data"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -46,7 +51,8 @@ nice -n "$NICE" "$BIN" "${DICT[@]}" -max_total_time="$SECS" -print_final_stats=1
 rc=$?
 ran=$(($(date +%s) - t0))
 set -e
-after=$(ls "$CRASH" | wc -l)
+after=$(count)
+slow_after=$(slow)
 # merge what adds coverage into the committed corpus (minimized: -set_cover_merge=1, a greedy minimum set of the inputs with new features)
 nice -n "$NICE" "$BIN" -set_cover_merge=1 -timeout=20 -rss_limit_mb=2560 -max_len=65536 -close_fd_mask=1 "$CORPUS" "$WORK" \
     >"$LOG.merge" 2>&1 || echo "fuzz $T: merge failed (see $LOG.merge)" >&2
@@ -60,5 +66,5 @@ if ((rc != 0)); then
     echo "fuzz $T: libFuzzer exited $rc; the report:" >&2
     grep -E 'ERROR|SUMMARY|fuzz oracle|Test unit written|DIFFU|assert' "$LOG" | head -20 >&2 || true
 fi
-echo "fuzz $T: $ran s (of $SECS), ${execs:-?} execs, cov ${cov:-?}, ft ${ft:-?}, corpus $nfiles files / $bytes bytes, crashes $((after - before))"
+echo "fuzz $T: $ran s (of $SECS), ${execs:-?} execs, cov ${cov:-?}, ft ${ft:-?}, corpus $nfiles files / $bytes bytes, crashes $((after - before)), slow units $((slow_after - slow_before))"
 exit $rc
