@@ -5,8 +5,8 @@
 #   TARGET   json safetensors ckpt config tokenizer_load tokenizer_codec jobin jobresume proto args manifest inflight
 #   SECONDS  wall time of the run (libFuzzer -max_total_time)
 #
-# Builds build-fuzz/ (clang, -DDIFFU_FUZZ=ON: ASan + UBSan + coverage) when its
-# binary is missing. The run explores in build-fuzz/fuzz/work/TARGET (seeded
+# Builds build-fuzz/ (clang, -DDIFFU_FUZZ=ON: ASan + UBSan + coverage), incrementally
+# before every run. The run explores in build-fuzz/fuzz/work/TARGET (seeded
 # from tests/fuzz/corpus/TARGET); then `-set_cover_merge=1` adds to the committed corpus
 # only the inputs that reach new coverage (a greedy minimum set). A crash or an
 # oracle failure stops the run: the input is in build-fuzz/fuzz/crashes/TARGET/
@@ -24,10 +24,11 @@ SECS="${2:?usage: run.sh TARGET SECONDS}"
 B="${DIFFU_FUZZ_BUILD:-$ROOT/build-fuzz}"
 NICE="${DIFFU_FUZZ_NICE:-15}"
 BIN="$B/fuzz/fuzz_$T"
-if [[ ! -x "$BIN" ]]; then
+# configure once, build every time (incremental: a fuzzer binary older than a fix would replay the
+# fixed crash from the corpus and stop at once)
+[[ -f "$B/CMakeCache.txt" ]] ||
     cmake -S "$ROOT" -B "$B" -DCMAKE_C_COMPILER=clang -DDIFFU_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    nice -n "$NICE" cmake --build "$B" --target "fuzz_$T" -j "${DIFFU_JOBS:-2}" >/dev/null
-fi
+nice -n "$NICE" cmake --build "$B" --target "fuzz_$T" -j "${DIFFU_JOBS:-2}" >/dev/null
 CORPUS="$HERE/corpus/$T"
 WORK="$B/fuzz/work/$T"
 CRASH="$B/fuzz/crashes/$T"
