@@ -19,6 +19,9 @@ Modes (all with steps = --max-new, i.e. one token per step, unless a threshold i
              the figure (matplotlib) goes to --figure.
   blocks8    as default, in semi-autoregressive blocks of 8 (--block-length 8).
   threshold_blocks8  the threshold series inside blocks of 8 (as Fast-dLLM runs it).
+  precision  default decoding with --precision fp32 / bf16 / int8 (the GEMM paths of model/gemm.h):
+             share of completions identical to fp32's, token agreement position by position,
+             parse rate (a precision the CPU lacks is recorded as unsupported).
   threshold  Fast-dLLM confidence threshold tau 0.7/0.8/0.9/0.95 and 1.0 (= one token per
              step under the same confidence), temperature 0: forwards per generated token,
              parse rate, and agreement with tau = 1.0 (share of identical completions, and share
@@ -85,6 +88,35 @@ def run(diffu, model, prompts, args, threads=2):
         sys.exit("eval_generate.py: parsed %d stat lines for %d prompts:\n%s" % (len(stats), len(prompts),
                                                                                 r.stderr[-3000:]))
     return comps, [stats[i] for i in range(len(prompts))], wall, " ".join(cmd[:7] + args) + " --prompt ..."
+
+
+def run_ids(diffu, model, prompts, args, threads=2):
+    """As run(), with --emit-ids in args: the generated ids of each prompt; None if diffu refuses
+    the arguments (a precision this CPU lacks)."""
+    cmd = [diffu, "generate", "--model", model, "--chat", "--threads", str(threads)] + args
+    for p in prompts:
+        cmd += ["--prompt", p["prompt"]]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - t0
+    if r.returncode != 0:
+        return None
+    # --emit-ids: one line of comma-separated ids per prompt (one sample each), in prompt order
+    lines = [l for l in r.stdout.split("\n") if l.strip()]
+    ids = {i: [int(x) for x in l.replace(",", " ").split()] for i, l in enumerate(lines)}
+    if len(ids) != len(prompts):
+        sys.exit("eval_generate.py: parsed ids of %d of %d prompts" % (len(ids), len(prompts)))
+    return [ids[i] for i in range(len(prompts))], wall, " ".join(cmd[:7] + args) + " --prompt ..."
+
+
+def decode_replies(diffu, model, ids):
+    """The reply text of each id list (diffu tokenize --decode --reply: cut at the end tokens)."""
+    inp = "".join(json.dumps({"ids": x}) + "\n" for x in ids)
+    r = subprocess.run([diffu, "tokenize", "--model", model, "--jsonl", "--decode", "--reply"], input=inp,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("eval_generate.py: diffu tokenize --decode failed: %s" % r.stderr[-1000:])
+    return [json.loads(l)["text"] for l in r.stdout.strip().split("\n")]
 
 
 def parses(prompt, comp):
@@ -202,6 +234,33 @@ def main():
             print("%s tau=%.2f forwards/token %.3f parse %.3f non-empty %.3f identical-to-1.0 %.3f (%.0f s)" % (
                 tmode, tau, fw / tk, pr, ne, same, wall))
         res[tmode] = rows
+    if "precision" in modes:
+        rows = []
+        ref = None
+        for prec in ("fp32", "bf16", "int8"):
+            args = ["--max-new-tokens", L, "--steps", L, "--alg", "entropy", "--temperature", "0",
+                    "--precision", prec, "--emit-ids"]
+            got = run_ids(a.diffu, a.model, prompts, args, a.threads)
+            if got is None:
+                rows.append({"precision": prec, "supported": False})
+                print("precision %s: not supported by this CPU (diffu refused it)" % prec)
+                continue
+            ids, wall, cmd = got
+            comps = decode_replies(a.diffu, a.model, ids)
+            pr, fl = quality(prompts, comps)
+            ne, pne = nonempty(prompts, comps)
+            if ref is None:
+                ref = ids
+            same = sum(x == y for x, y in zip(ids, ref)) / len(ids)
+            pos = sum(sum(u == v for u, v in zip(x, y)) for x, y in zip(ids, ref))
+            tot = sum(len(y) for y in ref)
+            rows.append({"precision": prec, "supported": True, "identical_to_fp32": same,
+                         "token_agreement_fp32": pos / tot, "parse_rate": pr, "first_line_match": fl,
+                         "nonempty": ne, "parse_rate_nonempty": pne, "command": cmd, "wall_s": round(wall, 1),
+                         "completions": comps})
+            print("precision %s: identical-to-fp32 %.3f token agreement %.3f parse %.3f (%.0f s)" % (
+                prec, same, pos / tot, pr, wall))
+        res["precision"] = rows
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
 

@@ -54,3 +54,14 @@ print("\nWall time of each diffu run (%d prompts in one process, shared machine)
       "temperatures %s s, thresholds %s s." % (g["n_prompts"], de["wall_s"],
                                                "/".join("%.0f" % r["wall_s"] for r in g["arness"]),
                                                "/".join("%.0f" % r["wall_s"] for r in g["threshold"])))
+if "precision" in g:
+    print("\n**GEMM precision** (model/gemm.h `--precision`; Dream's defaults as above, temperature 0, %d tokens; "
+          "fp32 is the exact mode and the reference):\n" % g["max_new_tokens"])
+    print("| precision | completions identical to fp32 | tokens equal to fp32's (by position) | parses | non-empty |")
+    print("|---|---|---|---|---|")
+    for r in g["precision"]:
+        if not r["supported"]:
+            print("| %s | (this CPU lacks it) | | | |" % r["precision"])
+            continue
+        print("| %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% |" % (r["precision"], 100 * r["identical_to_fp32"],
+              100 * r["token_agreement_fp32"], 100 * r["parse_rate"], 100 * r["nonempty"]))

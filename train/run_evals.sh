@@ -12,6 +12,6 @@ t0=$(date +%s)
 /usr/bin/python3 "$ROOT/train/eval_masked.py" "$MODEL" "$ENC" --rows 64 --ratios 0.1,0.5,0.9 --json "$OUT/masked.json"
 t1=$(date +%s)
 /usr/bin/python3 "$ROOT/train/eval_generate.py" "$MODEL" "$DATA" "$ENC" --diffu "$DIFFU" --out "$OUT/generate.json" \
-    --n 32 --max-new 48 --modes default,blocks8,arness,threshold,threshold_blocks8 --figure "$ROOT/docs/toy_model_arness.png" --threads "${EVAL_THREADS:-2}"
+    --n 32 --max-new 48 --modes default,blocks8,arness,threshold,threshold_blocks8,precision --figure "$ROOT/docs/toy_model_arness.png" --threads "${EVAL_THREADS:-2}"
 t2=$(date +%s)
 echo "[evals] masked-token $((t1 - t0)) s, generation $((t2 - t1)) s" >&2
