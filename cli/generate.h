@@ -44,6 +44,9 @@ typedef struct gen_opts {
     const char *input, *output, *format;
     int strict;
     int allow_run_change;     /* --allow-run-change (coordinator/job_manifest.h) */
+    double checkpoint_every;  /* --checkpoint-every S: in-flight checkpoints (job_inflight.h); 0: default 300;
+                                 < 0: on signals only */
+    int ckpt_given;
 } gen_opts;
 
 typedef struct gen_job {

@@ -55,7 +55,10 @@ static void usage(FILE *f) {
             "  --allow-run-change     continue an output made with another model, input or settings (refused\n"
             "                         otherwise: OUTPUT.manifest.json holds the run's identity)\n"
             "  --max-active N         (one process) samples in flight at once (default 8)\n"
-            "  SIGTERM/SIGINT/SIGUSR1 finish the samples in flight, exit 1; rerun the same command to resume\n"
+            "  --checkpoint-every S   write the samples in flight to OUTPUT.inflight every S seconds (default 300;\n"
+            "                         0: only on a signal); a rerun continues them mid-sample\n"
+            "  SIGTERM/SIGINT/SIGUSR1 stop after the current step, checkpoint the samples in flight, exit 1;\n"
+            "                         rerun the same command to resume (a second signal: stop at once)\n"
             "  --threads N            threads per rank (default: CPUs in the affinity mask)\n"
             "  --f32-weights          widen weights to fp32 at load\n"
             "  --precision P          GEMM precision fp32|bf16|int8|auto (default auto: $DIFFU_PRECISION, else bf16 where the CPU has BF16 units)\n"
@@ -143,7 +146,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         O_PROMPT_IDS = 1, O_PROMPT, O_MAXNEW, O_STEPS, O_ALG, O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_EPS, O_SEED, O_N,
         O_THRESH, O_FACTOR, O_BLOCK, O_EARLY, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
         O_CHAT, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_PP, O_TP, O_MB, O_MAXACT, O_SPREAD, O_HEADROWS, O_TIMEOUT,
-        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT, O_ALLOWCHANGE
+        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT, O_ALLOWCHANGE, O_CKPT
     };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},         {"prompt-ids", 1, 0, O_PROMPT_IDS}, {"prompt", 1, 0, O_PROMPT},
@@ -160,7 +163,7 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         {"head-rows", 1, 0, O_HEADROWS},  {"comm-timeout", 1, 0, O_TIMEOUT}, {"verbose", 0, 0, O_VERBOSE},
         {"input", 1, 0, O_INPUT},         {"output", 1, 0, O_OUTPUT},       {"format", 1, 0, O_FORMAT},
         {"strict", 0, 0, O_STRICT},       {"allow-run-change", 0, 0, O_ALLOWCHANGE},
-        {"precision", 1, 0, 'P'},
+        {"precision", 1, 0, 'P'},        {"checkpoint-every", 1, 0, O_CKPT},
         {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->n_samples = 1;
@@ -256,6 +259,11 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         case O_FORMAT: o->format = optarg; break;
         case O_STRICT: o->strict = 1; break;
         case O_ALLOWCHANGE: o->allow_run_change = 1; break;
+        case O_CKPT:
+            if (arg_double(CMD, "--checkpoint-every", optarg, 0, 1e9, &o->checkpoint_every)) rc = 2;
+            else if (o->checkpoint_every == 0) o->checkpoint_every = -1; /* 0 given: on signals only */
+            o->ckpt_given = 1;
+            break;
         case 'h': rc = -1; break;
         default: usage(stderr); rc = 2;
         }
@@ -276,8 +284,9 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
             fprintf(stderr, "diffu " CMD ": --format: '%s' is not diffu, humaneval or evalplus\n", o->format);
             rc = 2;
         }
-    } else if (!rc && (o->format || o->strict || o->allow_run_change)) {
-        fprintf(stderr, "diffu " CMD ": --format, --strict and --allow-run-change go with --input / --output\n");
+    } else if (!rc && (o->format || o->strict || o->allow_run_change || o->ckpt_given)) {
+        fprintf(stderr, "diffu " CMD ": --format, --strict, --allow-run-change and --checkpoint-every go with --input /"
+                " --output\n");
         rc = 2;
     }
     if (!rc && !o->input && !o->chat && (o->system || o->prefill)) {

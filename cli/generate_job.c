@@ -5,9 +5,14 @@
  * as a record (coordinator/job_output.h). A sample's random draws are
  * addressed by (request rng_key, sample), and the forward is batch-invariant,
  * so a resumed job writes what an uninterrupted one would have.
- * SIGTERM / SIGINT / SIGUSR1: admit nothing more, finish the canvases in
- * flight (a second signal: abandon them), close the output, exit 1 with a
- * resume hint. */
+ * In-flight checkpoints (coordinator/job_inflight.h): every sample made is
+ * registered (restored from OUTPUT.inflight when the rerun finds its state
+ * there), every --checkpoint-every seconds and when the job stops unfinished
+ * the states of the samples in flight are written to OUTPUT.inflight; a
+ * finished job removes it.
+ * SIGTERM / SIGINT / SIGUSR1: admit nothing more, stop after the current
+ * step, checkpoint the samples in flight, close the output, exit 1 with a
+ * resume hint (the rerun continues those samples mid-sample). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +22,9 @@
 #include "forward.h"
 #include "generate.h"
 #include "handshake.h"
+#include "job_inflight.h"
 #include "job_input.h"
+#include "job_util.h"
 #include "job_manifest.h"
 #include "job_output.h"
 #include "signals.h"
@@ -40,6 +47,8 @@ struct gen_jobrun {
     diffu_jobin *in;
     diffu_jobout *out;
     diffu_jobman *man; /* the run's identity (job_manifest.h) */
+    diffu_jobinf_live *live; /* the samples in flight (job_inflight.h) */
+    double t_ckpt;           /* the last in-flight checkpoint */
     int *todo_req, *todo_s, *left;
     long s_total, s_todo, s_done, req_total, req_done, tokens;
     int max_seq, max_new;
@@ -102,7 +111,24 @@ static void progress_maybe(gen_jobrun *r) {
     progress(r, 0);
 }
 
+/* Write the states of the samples in flight (job_inflight.h). */
+static void checkpoint(gen_jobrun *r, int final) {
+    diffu_err err;
+    r->t_ckpt = diffu_now();
+    if (!r->live || (!final && !diffu_jobinf_live_count(r->live))) return;
+    if (diffu_jobinf_live_checkpoint(r->live, r->s_done, &err)) {
+        gen_job_note(r);
+        fprintf(stderr, "[diffu] warning: %s (the samples in flight would start over)\n", err.msg);
+    } else if (final) {
+        gen_job_note(r);
+        fprintf(stderr, "[diffu] %s.inflight: the %d sample(s) in flight saved; the rerun continues them\n",
+                r->o->output, diffu_jobinf_live_count(r->live));
+    }
+}
+
 void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
+    double every = r->o->checkpoint_every == 0 ? 300.0 : r->o->checkpoint_every;
+    if (every > 0 && diffu_now() - r->t_ckpt >= every) checkpoint(r, 0);
     r->forwards = forwards;
     r->committed = committed;
     progress_maybe(r);
@@ -215,6 +241,20 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         diffu_jobout_close(&r->out, &err); /* nothing written: no resume hint */
         return 1;
     }
+    /* the in-flight checkpoint of an earlier run of this one (job_inflight.h) */
+    {
+        char run_id[17];
+        diffu_jobman_run_id(diffu_jobman_get_ident(r->man), run_id);
+        diffu_jobinf *inf = NULL;
+        if (diffu_jobinf_load(o->output, run_id, &inf, &err))
+            fprintf(stderr, "[diffu] %s (not used: its samples start over)\n", err.msg);
+        else if (inf)
+            fprintf(stderr, "[diffu] %s: an in-flight checkpoint of %d sample(s): they continue where they were\n",
+                    o->output, diffu_jobinf_count(inf));
+        long cap = 0;
+        for (int i = 0; i < nreq; i++) cap += diffu_jobin_get(r->in, i)->n;
+        r->live = diffu_jobinf_live_new(o->output, run_id, (int)(cap > 0 && cap < (1L << 30) ? cap : 1), inf);
+    }
     /* what is left to do, in file order */
     r->left = diffu_xcalloc((size_t)nreq, sizeof *r->left);
     for (int i = 0; i < nreq; i++) r->s_total += diffu_jobin_get(r->in, i)->n;
@@ -248,13 +288,15 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         fprintf(stderr, "[diffu] %s: resuming: %ld of %ld samples already done\n", o->output, r->s_done, r->s_total);
     if (!r->s_todo) {
         fprintf(stderr, "[diffu] %s: all %ld samples of %ld requests are done\n", o->output, r->s_total, r->req_total);
+        if (diffu_jobinf_remove(o->output, &err)) fprintf(stderr, "[diffu] %s\n", err.msg);
         return -1;
     }
     const char *term = getenv("TERM");
     r->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
-    r->t_start = r->t_last = diffu_now();
+    r->t_start = r->t_last = r->t_ckpt = diffu_now();
     return 0;
 }
+
 
 diffu_denoise *gen_job_make(gen_jobrun *r, long k) {
     diffu_err err;
@@ -266,12 +308,20 @@ diffu_denoise *gen_job_make(gen_jobrun *r, long k) {
                                    (uint32_t)r->todo_s[k], &err))) {
         gen_job_note(r);
         fprintf(stderr, "diffu " CMD ": error: request %s sample %d: %s\n", q->id, r->todo_s[k], err.msg);
+        return d;
+    }
+    char key[4200];
+    size_t kl = diffu_job_util_sample_key(key, sizeof key, q->id, q->id_len, r->todo_s[k]);
+    if (diffu_jobinf_live_enter(r->live, d, key, kl, r->ids.data, (int)r->ids.len, &err) < 0) {
+        gen_job_note(r);
+        fprintf(stderr, "[diffu] %s\n", err.msg);
     }
     return d;
 }
 
 int gen_job_finish(gen_jobrun *r, long k, const diffu_denoise *d, double t0) {
     diffu_err err;
+    diffu_jobinf_live_leave(r->live, d);
     const diffu_jobin_req *q = diffu_jobin_get(r->in, r->todo_req[k]);
     const diffu_denoise_params *p = &q->params;
     int len, L = diffu_denoise_prompt_len(d);
@@ -307,6 +357,18 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     if (!r) return rc;
     diffu_err err;
     if (r->out && r->s_todo && r->begun) progress(r, 1);
+    long rsteps = 0;
+    int nres = r->live ? diffu_jobinf_live_restored(r->live, &rsteps) : 0;
+    if (nres)
+        fprintf(stderr, "[diffu] %d sample(s) continued from the in-flight checkpoint: %ld step(s) not redone\n", nres,
+                rsteps);
+    if (r->live && r->begun) {
+        if (!rc && r->s_done == r->s_total) { /* complete: no sample in flight any more */
+            if (diffu_jobinf_remove(r->o->output, &err)) fprintf(stderr, "[diffu] %s\n", err.msg);
+        } else if (diffu_jobinf_live_count(r->live)) {
+            checkpoint(r, 1);
+        }
+    }
     if (!r->begun && (!r->out || !diffu_jobout_written(r->out))) {
         /* failed before the run (loading, a refused layout): nothing to resume, no hint */
     } else if (r->out && diffu_signals_stop_requested())
@@ -321,6 +383,7 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     }
     diffu_jobin_free(&r->in);
     diffu_jobman_free(&r->man);
+    diffu_jobinf_live_free(&r->live);
     free(r->todo_req);
     free(r->todo_s);
     free(r->left);
@@ -388,7 +451,7 @@ int gen_run_job(gen_opts *o) {
             }
             sl->t0 = diffu_now();
         }
-        if (!n_slots || diffu_signals_stop_requested() > 1) break;
+        if (!n_slots || diffu_signals_stop_requested()) break; /* a signal: the canvases in flight are checkpointed */
         if (diffu_driver_step(dr, &err)) {
             gen_job_note(r);
             fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -413,11 +476,11 @@ int gen_run_job(gen_opts *o) {
     }
     rc = diffu_signals_stop_requested() ? 1 : 0;
 out:
+    rc = gen_job_close(&r, rc); /* first: it checkpoints the canvases still in flight */
     for (int k = 0; k < n_slots; k++) diffu_denoise_free(&slots[k].d);
     free(slots);
     diffu_driver_free(&dr);
     diffu_model_free(m);
-    rc = gen_job_close(&r, rc);
     gen_free(NULL, &j);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* job_inflight.c — see job_inflight.h. */
 #include "job_inflight.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,10 +203,32 @@ fail:
     return NULL;
 }
 
+/* Temporary files of checkpoints that a kill cut short (OUTPUT.inflight.tmp.PID, diffu_job_util_write_atomic). */
+static void remove_stale_tmp(const char *path) {
+    char dir[4200], pre[4300];
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else snprintf(dir, sizeof dir, ".");
+    if (!dir[0]) snprintf(dir, sizeof dir, "/");
+    snprintf(pre, sizeof pre, "%s.tmp.", slash ? slash + 1 : path);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t pl = strlen(pre);
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, pre, pl)) {
+            char p[8400];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+}
+
 int diffu_jobinf_load(const char *output, const char *run_id, diffu_jobinf **out, diffu_err *err) {
     *out = NULL;
     char path[4200];
     diffu_jobinf_path(output, path, sizeof path);
+    remove_stale_tmp(path);
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         if (errno == ENOENT) return 0;

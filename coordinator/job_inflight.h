@@ -57,7 +57,8 @@ typedef struct diffu_jobinf diffu_jobinf;
 /* Parse the bytes of an in-flight file (name: for messages). NULL with one
  * line in err when they are not one, or are another run's (run_id != NULL). */
 diffu_jobinf *diffu_jobinf_parse(const uint8_t *data, size_t n, const char *name, const char *run_id, diffu_err *err);
-/* The file of output: 0 with *out NULL when there is none; 0 with *out when it
+/* The file of output (temporary files of checkpoints a kill cut short,
+ * OUTPUT.inflight.tmp.*, are removed first): 0 with *out NULL when there is none; 0 with *out when it
  * is this run's; -1 with err (one line: why it is not used) otherwise. */
 int diffu_jobinf_load(const char *output, const char *run_id, diffu_jobinf **out, diffu_err *err);
 int diffu_jobinf_count(const diffu_jobinf *f);

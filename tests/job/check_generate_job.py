@@ -15,8 +15,18 @@ N x S records (tests/job/crash_resume_long.sh: 50 x 2 under mpirun, 5 kills).
    every completion / generated id / finish reason equal to run 1's (the
    denoiser's draws are keyed by the request id and the forward is
    batch-invariant; the crash runs use other window sizes on purpose).
-3. SIGTERM: exit non-zero with the resume hint; the rerun completes.
+3. SIGTERM: exit non-zero with the resume hint; the rerun completes (with
+   in-flight checkpoints: the sample in flight is saved and continued).
 With --mpi, every run is `mpirun -np NP diffu generate --pp P ...`.
+With --checkpoint-every S (coordinator/job_inflight.h), the crash runs write
+their samples in flight to OUT.inflight every S seconds (S tiny: every step, so a
+kill loses at most the step in flight of each sample); after each kill the
+checkpoint is read (an independent parser of its documented format: header,
+CRC-32, entries, the canvas states' step counters) and printed; a checkpoint
+holding a sample part-way (step > 0) must be continued by the next run (its
+stderr says so, and the final records are still identical to run 1's); at least
+one kill must have left one (asserted: the kills are spread so that some land
+mid-sample); the finished job leaves no OUT.inflight behind.
 """
 import argparse
 import gzip
@@ -38,6 +48,7 @@ ap.add_argument("--pp", type=int, default=0)
 ap.add_argument("--seed", type=int, default=int(time.time()))
 ap.add_argument("--prompts", type=int, default=16)
 ap.add_argument("--n", type=int, default=0)
+ap.add_argument("--checkpoint-every", type=float, default=None)
 a = ap.parse_args()
 rng = random.Random(a.seed)
 print(f"seed {a.seed}")
@@ -173,10 +184,39 @@ def kill_all(pr):
             time.sleep(0.01)
 
 
+def read_inflight(path):
+    """OUT.inflight by its documented format (job_inflight.h, denoise.h): [((id, sample), step)]; the key is
+    the id's bytes, a 0 byte and the sample index as 4 bytes (job_util.h, little-endian here)."""
+    import struct
+    import zlib
+    b = open(path, "rb").read()
+    assert b[:8] == b"DIFFUINF", "no magic"
+    assert struct.unpack("<I", b[-4:])[0] == zlib.crc32(b[:-4]), "CRC-32 mismatch"
+    ver, n = struct.unpack("<II", b[8:16])
+    assert ver == 1
+    off, out = 40, []
+    for _ in range(n):
+        (kl,) = struct.unpack("<I", b[off:off + 4])
+        key = b[off + 4:off + 4 + kl]
+        off += 4 + kl
+        _ph, sl = struct.unpack("<II", b[off:off + 8])
+        st = b[off + 8:off + 8 + sl]
+        off += 8 + sl
+        assert st[:4] == b"DNS1", "state magic"
+        step = struct.unpack("<i", st[8:12])[0]
+        out.append(((key[:-5].decode(), struct.unpack("<I", key[-4:])[0]), step))
+    assert off == len(b) - 4, "trailing bytes"
+    return out
+
+
 # 2. kill -9 at random moments, resume each time
 out = os.path.join(W, "crash.jsonl.gz")
+ckpt = ["--checkpoint-every", str(a.checkpoint_every)] if a.checkpoint_every is not None else []
+mid_sample, continued = 0, 0
+pending_mid = False
 for i in range(a.kills):
-    pr = subprocess.Popen(cmd(out, ["--max-active", "1"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    errf = open(os.path.join(W, f"crash{i}.err"), "w+")
+    pr = subprocess.Popen(cmd(out, ["--max-active", "1"] + ckpt), stdout=subprocess.DEVNULL, stderr=errf,
                           env=env())
     # a random moment within (about) half the time the work left would take, so that later kills
     # still land mid-job
@@ -186,12 +226,44 @@ for i in range(a.kills):
         kill_all(pr)
     pr.wait()
     n = len(read(out)) if os.path.exists(out) else 0
-    print(f"kill {i + 1}: {n} records")
-p = subprocess.run(cmd(out, ["--max-active", "2"]), capture_output=True, text=True, env=env())
+    errf.seek(0)
+    err_text = errf.read()
+    errf.close()
+    if pending_mid:  # the previous kill left a sample part-way: this run must have picked it up
+        if "in-flight checkpoint of" in err_text:
+            continued += 1
+            pending_mid = False
+        elif any(l.startswith("[diffu") for l in err_text.splitlines()):
+            fail(f"run {i + 1} did not continue the sample(s) in the checkpoint: {err_text[-1500:]}")
+        # else: killed before it opened the output (it printed nothing); the next run must
+    note = ""
+    if ckpt and os.path.exists(out + ".inflight"):
+        st = read_inflight(out + ".inflight")
+        note = "; in-flight checkpoint: " + ", ".join(f"{k[0]}#{k[1]} at step {s}" for k, s in st)
+        done = set(read(out)) if os.path.exists(out) else set()
+        # an entry whose sample has its record (it finished after the last checkpoint) is not continued
+        if any(s > 0 and k not in done for k, s in st):
+            mid_sample += 1
+            pending_mid = True
+        else:
+            pending_mid = False
+    print(f"kill {i + 1}: {n} records{note}")
+p = subprocess.run(cmd(out, ["--max-active", "2"] + ckpt), capture_output=True, text=True, env=env())
 if p.returncode:
     fail(f"final resume exit {p.returncode}: {p.stderr}")
 final = read(out)
 same(final, "crash/resume")
+if pending_mid:
+    if "continued from the in-flight checkpoint" not in p.stderr:
+        fail(f"the final run did not continue the checkpointed sample(s): {p.stderr}")
+    continued += 1
+if ckpt:
+    if mid_sample == 0:
+        fail(f"none of the {a.kills} kills left a sample part-way in the checkpoint (nothing shown)")
+    if os.path.exists(out + ".inflight"):
+        fail("the finished job left its in-flight checkpoint behind")
+    print(f"in-flight checkpoints: {mid_sample} of {a.kills} kills left a sample part-way, each continued by the"
+          f" next run ({continued}); the finished job removed the checkpoint")
 print(f"crash/resume: {len(final)} records after {a.kills} kills, every (id, sample) once, identical to the"
       " uninterrupted run")
 

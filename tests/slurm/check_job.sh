@@ -12,8 +12,10 @@
 #   C. Slurm's own timer: --time=1 with the warning 50 s before the limit, on a
 #      dataset no machine finishes in one run; whenever slurmctld's 30 s cycle
 #      sends USR1 (10-40 s into the run), the script requeues the job, also
-#      when the run had not finished a sample yet (DIFFU_MAX_IDLE_RESTARTS),
-#      and the rerun resumes what the first run wrote; then the test cancels it.
+#      when the run had not finished a sample yet: its samples in flight were
+#      checkpointed (OUTPUT.inflight) and the rerun continues them mid-sample
+#      (or, warned before the model loaded, DIFFU_MAX_IDLE_RESTARTS), and the
+#      rerun resumes what the first run wrote; then the test cancels it.
 # Nothing here depends on the machine's speed or on the timer's phase: B's
 # signal waits for a record (any speed), C asserts only what holds at any
 # phase (issue 14: on a loaded machine the first sample can outlast the time
@@ -117,7 +119,7 @@ jc=$(DIFFU_STANDIN_DELAY=${DIFFU_STANDIN_DELAY_C:-1.0} submit "${common[@]}" --i
 clog() { cat "$W"/c.out.jsonl.slurm/slurm-*.log 2>/dev/null; }
 # the first run is cut by Slurm's warning and requeued (also with nothing written), the rerun starts
 # and reads the output: at most 40 s to the warning + 50 s to the limit + the requeue (~30 s) + start
-until grep -q 'run 2 (restart 1)' <<<"$(clog)" && grep -Eq 'resuming: [0-9]+ of|generate: [0-9]+ sequence' <<<"$(clog | sed -n '/run 2 (restart 1)/,$p')"; do
+until grep -q 'run 2 (restart 1)' <<<"$(clog)" && grep -Eq 'resuming: [0-9]+ of|generate: [0-9]+ sequence|an in-flight checkpoint of' <<<"$(clog | sed -n '/run 2 (restart 1)/,$p')"; do
     ((SECONDS - t0 < 400)) || fail "C: no rerun of job $jc started and read its output within 400 s"
     st=$(slurm_job_field "$jc" JobState)
     [[ $st == FAILED || $st == COMPLETED || $st == CANCELLED ]] && fail "C: job $jc ended ($st) without a rerun"
@@ -136,9 +138,17 @@ if ((at > 0)); then
     k=$(sed -n 's/.*resuming: \([0-9]*\) of [0-9]* samples already done.*/\1/p' <<<"$second" | head -n 1)
     [[ -n $k ]] && ((k >= 1)) || fail "C: the first run wrote $at bytes, the rerun did not resume them"
     echo "   C: the first run wrote $k record(s) before Slurm's warning; the rerun resumed them"
-else
+elif ! grep -q 'sample(s) in flight saved' <<<"$first"; then
     grep -q 'added nothing to the output .* requeueing anyway' <<<"$first" || fail "C: an idle first run was not requeued"
-    echo "   C: Slurm's warning came before the first sample ended; requeued anyway (DIFFU_MAX_IDLE_RESTARTS)"
+    echo "   C: Slurm's warning came before the model had loaded; requeued anyway (DIFFU_MAX_IDLE_RESTARTS)"
+fi
+# in-flight checkpoints (issue 14): the samples the first run had in flight at the warning were saved, and the
+# rerun continues them mid-sample (so a run shorter than one sample still makes progress)
+if grep -q 'sample(s) in flight saved' <<<"$first"; then
+    grep -q 'an in-flight checkpoint of [0-9]* sample' <<<"$second" ||
+        fail "C: the first run saved its samples in flight, the rerun did not continue them"
+    echo "   C: the first run's samples in flight were checkpointed at the warning; the rerun continues them mid-sample:"
+    grep -E 'in flight saved|an in-flight checkpoint of' <<<"$log" | head -n 2 | sed 's/^/     /'
 fi
 grep '\[diffu-sbatch' <<<"$first" | grep -E 'USR1|requeue|exited|added' | sed 's/^/   /'
 scancel "$jc"
