@@ -525,6 +525,7 @@ int diffu_denoise_restore(diffu_denoise *d, const uint8_t *buf, size_t n, diffu_
     if (step < 0 || step > max_step) return diffu_err_set(err, "canvas state: step %d outside [0, %d]", step, max_step);
     if (fwd < 0 || fwd > step) return diffu_err_set(err, "canvas state: %d forwards in %d steps", fwd, step);
     if ((done | stopped) & ~1) return diffu_err_set(err, "canvas state: done/stopped flags %d/%d", done, stopped);
+    if (done) return diffu_err_set(err, "canvas state: a finished canvas (nothing to continue)");
     if (block < 0 || block > d->n_blocks || (!done && block == d->n_blocks))
         return diffu_err_set(err, "canvas state: block %d of %d", block, d->n_blocks);
     if (d->mode == MODE_BLOCKS ? bstep < 0 || bstep >= d->spb || step != block * d->spb + bstep : bstep != 0)

@@ -178,7 +178,8 @@ size_t diffu_denoise_state_bytes(const diffu_denoise *d);
 void diffu_denoise_save(const diffu_denoise *d, uint8_t *buf);
 /* d: fresh from diffu_denoise_create with the same arguments as the saved
  * canvas (no step taken). 0, or -1 with one line naming the first field that
- * does not describe a reachable state of this canvas (sizes, ids outside the
+ * does not describe a reachable state of this canvas in flight (a finished
+ * canvas is refused: there is nothing to continue) (sizes, ids outside the
  * vocabulary, a commit step after the step counter, an order that is not the
  * committed positions, a schedule that does not match the mode); then d is
  * unchanged. Everything derived (masked count, first masked, first end token)

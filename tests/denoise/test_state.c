@@ -6,10 +6,11 @@
  * Reference: the uninterrupted run of the same canvas. For every decoding mode
  * (Dream's schedule with entropy / maskgit_plus / origin, alg_temp > 0, blocks,
  * threshold, factor, early stop, committed <|mask|> tokens) and for EVERY step
- * k of the run: run k steps, save, create a fresh canvas from the same
+ * k of the run before its end: run k steps, save, create a fresh canvas from the same
  * arguments, restore, run to the end; the final canvas, commit steps, commit
  * order, steps taken, forwards and early-stop flag equal the reference exactly,
- * and the state saved after restoring equals the state that was restored; the
+ * and the state saved after restoring equals the state that was restored (the
+ * finished canvas's state is refused); the
  * same from a state saved with step k+1 in flight (prepared, not committed).
  * Robustness: every single-byte change of every saved state is either refused
  * with a one-line message (the canvas left untouched: it then still runs to the
@@ -93,7 +94,10 @@ static void check_mode(const char *name, const diffu_denoise_params *p, const fa
         diffu_denoise_save(a, buf);
         diffu_denoise *b = make(p);
         diffu_err err;
-        if (diffu_denoise_restore(b, buf, n, &err)) {
+        if (k == total) { /* finished: nothing to continue, refused */
+            CHECK(diffu_denoise_done(a) && diffu_denoise_restore(b, buf, n, &err) == -1 && strstr(err.msg, "finished"),
+                  "%s: the state of the finished canvas was accepted", name);
+        } else if (diffu_denoise_restore(b, buf, n, &err)) {
             CHECK(0, "%s: the state after %d steps is refused: %s", name, k, err.msg);
             resumed_ok = 0;
         } else {
