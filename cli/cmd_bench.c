@@ -288,6 +288,11 @@ static int bench_forward(int argc, char **argv) {
             fprintf(stderr, "diffu bench forward: error: %s\n", err.msg);
             return 1;
         }
+    double conv[MAX_MODES] = {0};
+    for (int k = 0; k < n_models; k++) { /* the warm-up's out */
+        diffu_model_phases(models[k], NULL, NULL, 1);
+        diffu_gemm_convert_seconds(diffu_model_gemm(models[k]), 1);
+    }
     /* alternate the modes rep by rep so machine noise hits all alike */
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < n_models; k++) {
@@ -320,6 +325,14 @@ static int bench_forward(int argc, char **argv) {
                modes[k].label, 1e3 * med, reps, flops / 1e9, flops / med / 1e9,
                100.0 * gsec[k] / (median(t[k], (int)reps) * reps), gfl[k] / gsec[k] / 1e9,
                (double)(wt->bytes_mapped + wt->bytes_owned + diffu_gemm_weight_bytes(diffu_model_gemm(models[k]))) / 1048576.0);
+        const char *pn[DIFFU_PHASES];
+        double ps[DIFFU_PHASES], psum = 0;
+        int np = diffu_model_phases(models[k], pn, ps, 0);
+        for (int i = 0; i < np; i++) psum += ps[i];
+        printf("phases: %s mean ms per forward:", modes[k].label);
+        for (int i = 0; i < np; i++) printf("%s %s %.1f (%.1f%%)", i ? "," : "", pn[i], 1e3 * ps[i] / reps, 100.0 * ps[i] / psum);
+        conv[k] = diffu_gemm_convert_seconds(diffu_model_gemm(models[k]), 0);
+        printf("; GEMM activation conversion %.1f ms\n", 1e3 * conv[k] / reps);
         if (peak && pk[modes[k].prec] > 0)
             printf("forward: %s peak %.1f G%s/s (%s, %d threads): forward %.1f%%, GEMMs %.1f%% of peak\n", modes[k].label,
                    pk[modes[k].prec], modes[k].prec == DIFFU_PREC_INT8 ? "OP" : "FLOP", diffu_cpu_peak_insn(modes[k].prec),

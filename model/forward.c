@@ -108,7 +108,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     diffu_rope_table(m->rope_cos, m->rope_sin, o->max_seq, hd, c->rope_theta);
     int max_k = H > m->nffn ? H : m->nffn;
     if (m->nq * hd > max_k) max_k = m->nq * hd;
-    diffu_kscratch_init(&m->ks, o->threads, max_k, o->max_seq);
+    diffu_kscratch_init(&m->ks, o->threads, max_k, o->max_seq, hd);
     m->plan_bytes += diffu_kscratch_bytes(&m->ks);
     openblas_set_num_threads(1); /* the pool owns the parallelism */
     m->pool = o->pool ? o->pool : diffu_pool_create(o->threads);
@@ -259,6 +259,29 @@ int diffu_batch_check(const diffu_model *m, const diffu_batch *b, diffu_err *err
 
 /* ------------------------------------------------------------- the passes */
 
+/* Phases of diffu_model_phases, in forward order. */
+enum { PH_EMBED, PH_NORM, PH_QKV, PH_ROPE, PH_ATTN, PH_O, PH_ADDNORM, PH_GATEUP, PH_SWIGLU, PH_DOWN, PH_ADD, PH_HEAD };
+static const char *const phase_names[DIFFU_PHASES] = {"embed", "rmsnorm", "gemm qkv", "rope", "attention", "gemm o",
+                                                      "add+rmsnorm", "gemm gate/up", "silu*up", "gemm down",
+                                                      "residual add", "head (norm+gemm+copy)"};
+
+/* Close the running phase: add the time since *t to phase ph, restart *t. */
+static inline void phase(diffu_model *m, int ph, double *t) {
+    double now = diffu_now();
+    m->phase_sec[ph] += now - *t;
+    *t = now;
+}
+
+int diffu_model_phases(diffu_model *m, const char **names, double *seconds, int reset) {
+    for (int i = 0; i < DIFFU_PHASES; i++) {
+        if (names) names[i] = phase_names[i];
+        if (seconds) seconds[i] = m->phase_sec[i];
+    }
+    if (reset) memset(m->phase_sec, 0, sizeof m->phase_sec);
+    return DIFFU_PHASES;
+}
+
+
 /* The padded row layout of a batch: seq_start, row_tok, pos. Returns the rows. */
 static int prepare_layout(diffu_model *m, const diffu_batch *b) {
     int row = 0, tok = 0;
@@ -294,10 +317,12 @@ static void embed_task(void *arg, int i, int tid) {
 
 void diffu_forward_embed(diffu_model *m, const diffu_batch *b, float *x) {
     DIFFU_ASSERT(m->w->shard.embed);
+    double t = diffu_now();
     int n = prepare_layout(m, b);
     embed_ctx c = {m, b->tokens, x, (n + 4 * m->o.threads - 1) / (4 * m->o.threads), n};
     if (c.per < 1) c.per = 1;
     diffu_pool_run(m->pool, embed_task, &c, (n + c.per - 1) / c.per);
+    phase(m, PH_EMBED, &t);
 }
 
 void diffu_forward_layers(diffu_model *m, const diffu_batch *b, float *x) { diffu_model_layers(m, b, x, NULL); }
@@ -313,35 +338,46 @@ void diffu_model_layers(diffu_model *m, const diffu_batch *b, float *x, diffu_kv
     int T = prepare_layout(m, b); /* padded rows */
     DIFFU_ASSERT(T <= m->act_rows);
     int nl = s->layer_end - s->layer_begin;
+    double t = diffu_now();
     for (int l = 0; l < nl; l++) {
         const diffu_layer_weights *lw = &m->w->layers[l];
         diffu_rmsnorm(m->pool, m->xn, x, lw->attn_norm, T, H, eps);
+        phase(m, PH_NORM, &t);
         diffu_matmul_job qkv[3] = {
             {m->q, ldq, m->xn, H, T, &lw->q, lw->q_bias},
             {m->k, ldkv, m->xn, H, T, &lw->k, lw->k_bias},
             {m->v, ldkv, m->xn, H, T, &lw->v, lw->v_bias},
         };
         diffu_gemm_run(m->gemm, m->pool, &m->ks, qkv, 3);
+        phase(m, PH_QKV, &t);
         diffu_rope(m->pool, m->q, ldq, T, m->nq, hd, m->pos, m->rope_cos, m->rope_sin);
         diffu_rope(m->pool, m->k, ldkv, T, m->nkv, hd, m->pos, m->rope_cos, m->rope_sin);
+        phase(m, PH_ROPE, &t);
         if (kv) diffu_kv_attend(m, kv, l);
         else diffu_attention(m->pool, &m->ks, m->att, m->q, ldq, m->k, m->v, ldkv, b->n_seq, m->seq_start, b->seq_len, m->nq,
                         s->q_head_begin, s->kv_head_begin, c->n_heads / c->n_kv_heads, hd);
+        phase(m, PH_ATTN, &t);
         diffu_matmul_job o = {m->xn, H, m->att, ldq, T, &lw->o, NULL};
         diffu_gemm_run(m->gemm, m->pool, &m->ks, &o, 1);
         if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
+        phase(m, PH_O, &t);
         /* x += o; xn = rmsnorm(x) */
         diffu_add_rmsnorm(m->pool, x, m->xn, m->xn, lw->ffn_norm, T, H, eps);
+        phase(m, PH_ADDNORM, &t);
         diffu_matmul_job gu[2] = {
             {m->g, m->nffn, m->xn, H, T, &lw->gate, NULL},
             {m->u, m->nffn, m->xn, H, T, &lw->up, NULL},
         };
         diffu_gemm_run(m->gemm, m->pool, &m->ks, gu, 2);
+        phase(m, PH_GATEUP, &t);
         diffu_swiglu(m->pool, m->g, m->u, T, m->nffn);
+        phase(m, PH_SWIGLU, &t);
         diffu_matmul_job d = {m->xn, H, m->g, m->nffn, T, &lw->down, NULL};
         diffu_gemm_run(m->gemm, m->pool, &m->ks, &d, 1);
         if (m->allreduce) m->allreduce(m->xn, (size_t)T * H, m->allreduce_user);
+        phase(m, PH_DOWN, &t);
         diffu_add(m->pool, x, m->xn, (size_t)T * H);
+        phase(m, PH_ADD, &t);
     }
 }
 
@@ -350,6 +386,7 @@ void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, fl
     int H = m->cfg.hidden, R = b->n_rows, V = m->nvocab;
     if (R == 0) return;
     DIFFU_ASSERT(R <= m->o.max_rows);
+    double t = diffu_now();
     prepare_layout(m, b);
     /* each sequence's asked rows start on a row panel in hx (batch invariance) */
     int slots = head_slots(m, b, m->hslot);
@@ -366,6 +403,7 @@ void diffu_forward_head(diffu_model *m, const diffu_batch *b, const float *x, fl
     /* compact to [R x V]: slots only ever move down */
     for (int r = 0; r < R; r++)
         if (m->hslot[r] != r) memmove(logits + (size_t)r * V, logits + (size_t)m->hslot[r] * V, (size_t)V * 4);
+    phase(m, PH_HEAD, &t);
 }
 
 int diffu_forward(diffu_model *m, const diffu_batch *b, float *logits, diffu_err *err) {
@@ -405,7 +443,7 @@ size_t diffu_plan_activation_bytes(const diffu_config *c, const diffu_shard *s, 
     if (nq * hd > max_k) max_k = nq * hd;
     size_t tile_k = max_k < 4096 ? max_k : 4096;
     size_t threads = (size_t)(o->threads > 0 ? o->threads : 1);
-    floats += threads * (256 * tile_k + 128 * S);
+    floats += threads * (256 * tile_k + 128 * S + 64 * hd);
     return floats * 4 + T * 4 + (T + 1) * sizeof(int);
 }
 

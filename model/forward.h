@@ -119,6 +119,13 @@ int diffu_forward(diffu_model *m, const diffu_batch *b, float *logits, diffu_err
 size_t diffu_plan_activation_bytes(const diffu_config *c, const diffu_shard *s, const diffu_model_opts *o);
 uint64_t diffu_plan_weight_bytes(const diffu_config *c, const diffu_shard *s, size_t elem_size);
 
+/* Where a forward's time goes (benchmarks, profiling): wall seconds in each
+ * phase since the model's load or the last reset, summed over forwards. The
+ * GEMM phases include the GEMM layer's own activation conversion and
+ * copy-out (gemm.h). Writes up to DIFFU_PHASES entries; returns the count. */
+enum { DIFFU_PHASES = 12 };
+int diffu_model_phases(diffu_model *m, const char **names, double *seconds, int reset);
+
 /* Floating-point operations of one forward of this batch on this shard. */
 double diffu_forward_flops(const diffu_model *m, const diffu_batch *b);
 

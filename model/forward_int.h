@@ -33,6 +33,7 @@ struct diffu_model {
     int *tok_start; /* [max_seqs + 1] first token index of each sequence */
     int32_t *hslot; /* [max_rows] lm_head slot of each asked row */
     size_t plan_bytes;
+    double phase_sec[DIFFU_PHASES]; /* diffu_model_phases */
     diffu_allreduce_fn allreduce;
     void *allreduce_user;
 };

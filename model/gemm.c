@@ -193,6 +193,8 @@ void diffu_gemm_stats(diffu_gemm *g, double *seconds, double *flops, int reset) 
     if (reset) g->seconds = g->flops = 0;
 }
 
+double diffu_gemm_convert_seconds(diffu_gemm *g, int reset) { return g->dn ? diffu_dnnl_convert_seconds(g->dn, reset) : 0.0; }
+
 const char *diffu_gemm_describe(const diffu_gemm *g) { return g->desc; }
 size_t diffu_gemm_weight_bytes(const diffu_gemm *g) { return g->dn ? diffu_dnnl_weight_bytes(g->dn) : 0; }
 size_t diffu_gemm_scratch_bytes(const diffu_gemm *g) { return g->dn ? diffu_dnnl_scratch_bytes(g->dn) : 0; }

@@ -87,6 +87,8 @@ void diffu_gemm_run(diffu_gemm *g, diffu_pool *pool, diffu_kscratch *ks, const d
 /* Time spent in diffu_gemm_run and the FLOPs it did (2 t N K per job, the
  * padding rows not counted), since creation or the last reset (benchmarks). */
 void diffu_gemm_stats(diffu_gemm *g, double *seconds, double *flops, int reset);
+/* Of those seconds, the time converting the activations (bf16 / int8 engines; 0 for fp32). */
+double diffu_gemm_convert_seconds(diffu_gemm *g, int reset);
 
 /* One line: "bf16 oneDNN brg:avx512_core_bf16 (cpu avx512_bf16, M tile 128 by 16, N block 128)". */
 const char *diffu_gemm_describe(const diffu_gemm *g);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "simd.h"
 
 #define MAX_MSTEPS 64
 
@@ -65,6 +66,7 @@ struct diffu_dnnl {
     size_t scr_bytes;
     float **tile;  /* [nthr][MT x NB] fp32 or s32 results */
     size_t wbytes;
+    double conv_sec; /* time in the activation conversion (diffu_dnnl_convert_seconds) */
     char impl[64];
     char desc[160];
 };
@@ -227,21 +229,14 @@ static int reorder_block(diffu_dnnl *d, const wlayout *L, const void *src, size_
     return 0;
 }
 
-/* Row-major [rows x K] activations -> the engine's input type, rows padded with zeros. */
+/* Row-major [rows x K] activations -> the engine's input type (simd.h's conversions:
+ * the same bits in every table). */
 static void quant_rows(const diffu_dnnl *d, const float *x, int ldx, int K, int r0, int r1, uint8_t *xq, float *xs) {
+    const diffu_simd *v = diffu_simd_get();
     for (int r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * ldx;
-        if (d->prec == DIFFU_PREC_BF16) {
-            uint16_t *o = (uint16_t *)xq + (size_t)r * K;
-            for (int k = 0; k < K; k++) o[k] = diffu_f32_to_bf16(xr[k]);
-        } else {
-            int8_t *o = (int8_t *)xq + (size_t)r * K;
-            float amax = 0.0f;
-            for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(xr[k]));
-            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            for (int k = 0; k < K; k++) o[k] = (int8_t)lrintf(xr[k] * inv);
-            xs[r] = amax / 127.0f;
-        }
+        if (d->prec == DIFFU_PREC_BF16) v->to_bf16((uint16_t *)xq + (size_t)r * K, xr, (size_t)K);
+        else xs[r] = v->to_s8((int8_t *)xq + (size_t)r * K, xr, K);
     }
 }
 
@@ -527,7 +522,9 @@ void diffu_dnnl_run(diffu_dnnl *d, diffu_pool *pool, const diffu_matmul_job *job
             int tasks = diffu_pool_size(pool) * 4;
             c.per = (rp + tasks - 1) / tasks;
             if (c.per < 1) c.per = 1;
+            double t0 = diffu_now();
             diffu_pool_run(pool, quant_task, &c, (rp + c.per - 1) / c.per);
+            d->conv_sec += diffu_now() - t0;
             c.first[0] = 0;
             for (int k = 0; k < c.n_jobs; k++) {
                 const packed *pk = c.jobs[k].w->packed;
@@ -538,6 +535,12 @@ void diffu_dnnl_run(diffu_dnnl *d, diffu_pool *pool, const diffu_matmul_job *job
         }
         g0 = g1;
     }
+}
+
+double diffu_dnnl_convert_seconds(diffu_dnnl *d, int reset) {
+    double s = d->conv_sec;
+    if (reset) d->conv_sec = 0;
+    return s;
 }
 
 const char *diffu_dnnl_describe(const diffu_dnnl *d) { return d->desc; }

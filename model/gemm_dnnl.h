@@ -11,6 +11,7 @@ int diffu_dnnl_create(diffu_precision p, int n_threads, int max_rows, int max_k,
 void diffu_dnnl_free(diffu_dnnl *d);
 int diffu_dnnl_pack(diffu_dnnl *d, diffu_mat *w, diffu_err *err);
 void diffu_dnnl_run(diffu_dnnl *d, diffu_pool *pool, const diffu_matmul_job *jobs, int n_jobs);
+double diffu_dnnl_convert_seconds(diffu_dnnl *d, int reset);
 const char *diffu_dnnl_describe(const diffu_dnnl *d);
 size_t diffu_dnnl_weight_bytes(const diffu_dnnl *d);
 size_t diffu_dnnl_scratch_bytes(const diffu_dnnl *d);

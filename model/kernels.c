@@ -9,6 +9,7 @@
 
 #include "dtype.h"
 #include "log.h"
+#include "simd.h"
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -19,7 +20,7 @@ static size_t env_size(const char *name, size_t dflt) {
     return x > 0 ? (size_t)x : dflt;
 }
 
-void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq) {
+void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq, int max_hd) {
     memset(s, 0, sizeof *s);
     s->n_threads = n_threads;
     /* Widened tile: tile_n output rows x up to tile_k inputs. Larger tile_n
@@ -31,13 +32,18 @@ void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_se
     s->tile_floats = (size_t)s->tile_n * tile_k;
     s->att_qblock = 128;
     s->att_floats = (size_t)s->att_qblock * (size_t)max_seq;
+    s->kt_floats = (size_t)DIFFU_SIMD_KBLOCK * (size_t)(max_hd > 0 ? max_hd : 1);
+    s->max_hd = max_hd;
+    s->simd = diffu_simd_get();
     s->tile = diffu_xcalloc((size_t)n_threads, sizeof *s->tile);
+    s->kt = diffu_xcalloc((size_t)n_threads, sizeof *s->kt);
     s->att = diffu_xcalloc((size_t)n_threads, sizeof *s->att);
     s->rowpad = diffu_xcalloc((size_t)n_threads, sizeof *s->rowpad);
     s->panel = diffu_row_panel();
     for (int t = 0; t < n_threads; t++) {
         s->tile[t] = diffu_xaligned(s->tile_floats * 4);
         s->att[t] = diffu_xaligned(s->att_floats * 4);
+        s->kt[t] = diffu_xaligned(s->kt_floats * 4);
         s->rowpad[t] = diffu_xaligned((size_t)s->panel * s->tile_n * 4);
     }
 }
@@ -46,41 +52,18 @@ void diffu_kscratch_free(diffu_kscratch *s) {
     for (int t = 0; t < s->n_threads; t++) {
         free(s->tile[t]);
         free(s->att[t]);
+        free(s->kt[t]);
         free(s->rowpad[t]);
     }
     free(s->tile);
     free(s->att);
+    free(s->kt);
     free(s->rowpad);
     memset(s, 0, sizeof *s);
 }
 
 size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
-    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + (size_t)s->panel * s->tile_n) * 4;
-}
-
-/* ---------------------------------------------------------------- exp */
-
-/* expf to ~2 ulp (Cephes-style range reduction + degree-6 polynomial), written
- * branch-free so loops over it vectorize. */
-static inline float exp_approx(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.7f ? 88.7f : x;
-    /* n = round(x / ln 2) by the 1.5 * 2^23 trick (no libm call, vectorizes) */
-    float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - fx * 0.693359375f;
-    r = r + fx * 2.12194440e-4f;
-    float r2 = r * r;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * r2 + r + 1.0f;
-    int32_t e = ((int32_t)fx + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, 4);
-    return y * scale;
+    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + s->kt_floats + (size_t)s->panel * s->tile_n) * 4;
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -240,16 +223,6 @@ void diffu_matmul(diffu_pool *pool, diffu_kscratch *s, const diffu_matmul_job *j
 
 /* ---------------------------------------------------------------- norms */
 
-static float sumsq(const float *x, int h) {
-    float a[8] = {0};
-    int i = 0;
-    for (; i + 8 <= h; i += 8)
-        for (int k = 0; k < 8; k++) a[k] += x[i + k] * x[i + k];
-    float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-    for (; i < h; i++) s += x[i] * x[i];
-    return s;
-}
-
 typedef struct {
     float *x, *y;
     const float *d, *w;
@@ -260,14 +233,11 @@ typedef struct {
 static void norm_task(void *arg, int i, int tid) {
     norm_ctx *c = arg;
     int r0 = i * c->per, r1 = r0 + c->per < c->n ? r0 + c->per : c->n;
+    const diffu_simd *v = diffu_simd_get();
     for (int r = r0; r < r1; r++) {
         float *x = c->x + (size_t)r * c->h, *y = c->y + (size_t)r * c->h;
-        if (c->d) {
-            const float *d = c->d + (size_t)r * c->h;
-            for (int k = 0; k < c->h; k++) x[k] += d[k];
-        }
-        float inv = 1.0f / sqrtf(sumsq(x, c->h) / (float)c->h + c->eps);
-        for (int k = 0; k < c->h; k++) y[k] = (x[k] * inv) * c->w[k];
+        if (c->d) v->add_rmsnorm(x, c->d + (size_t)r * c->h, y, c->w, c->h, c->eps);
+        else v->rmsnorm(y, x, c->w, c->h, c->eps);
     }
 }
 
@@ -278,8 +248,7 @@ static int rows_per_task(diffu_pool *pool, int n) {
 }
 
 void diffu_rmsnorm(diffu_pool *pool, float *y, const float *x, const float *w, int n, int h, float eps) {
-    if (x != y) memcpy(y, x, (size_t)n * (size_t)h * 4);
-    norm_ctx c = {y, y, NULL, w, n, h, rows_per_task(pool, n), eps};
+    norm_ctx c = {(float *)x, y, NULL, w, n, h, rows_per_task(pool, n), eps};
     diffu_pool_run(pool, norm_task, &c, (n + c.per - 1) / c.per);
 }
 
@@ -292,7 +261,7 @@ typedef struct { float *x; const float *d; size_t n, per; } add_ctx;
 static void add_task(void *arg, int i, int tid) {
     add_ctx *c = arg;
     size_t a = (size_t)i * c->per, b = a + c->per < c->n ? a + c->per : c->n;
-    for (size_t k = a; k < b; k++) c->x[k] += c->d[k];
+    diffu_simd_get()->add(c->x + a, c->d + a, b - a);
 }
 void diffu_add(diffu_pool *pool, float *x, const float *d, size_t n) {
     size_t tasks = (size_t)diffu_pool_size(pool) * 4, per = (n + tasks - 1) / tasks;
@@ -327,16 +296,10 @@ static void rope_task(void *arg, int i, int tid) {
     rope_ctx *c = arg;
     int half = c->hd / 2;
     int r0 = i * c->per, r1 = r0 + c->per < c->T ? r0 + c->per : c->T;
+    const diffu_simd *v = diffu_simd_get();
     for (int t = r0; t < r1; t++) {
         const float *cs = c->cosb + (size_t)c->pos[t] * half, *sn = c->sinb + (size_t)c->pos[t] * half;
-        for (int h = 0; h < c->n_heads; h++) {
-            float *x = c->x + (size_t)t * c->ld + (size_t)h * c->hd;
-            for (int j = 0; j < half; j++) {
-                float a = x[j], b = x[j + half];
-                x[j] = a * cs[j] - b * sn[j];
-                x[j + half] = b * cs[j] + a * sn[j];
-            }
-        }
+        for (int h = 0; h < c->n_heads; h++) v->rope(c->x + (size_t)t * c->ld + (size_t)h * c->hd, cs, sn, half);
     }
 }
 
@@ -360,24 +323,6 @@ typedef struct {
     const float *const *kb, *const *vb;
 } att_ctx;
 
-/* In place, each of rn rows of L scores -> softmax. */
-static void softmax_rows(float *S, int rn, int L) {
-    for (int r = 0; r < rn; r++) {
-        float *row = S + (size_t)r * L;
-        float m = row[0];
-        for (int j = 1; j < L; j++) m = row[j] > m ? row[j] : m;
-        for (int j = 0; j < L; j++) row[j] = exp_approx(row[j] - m);
-        float a[8] = {0}, sum;
-        int j = 0;
-        for (; j + 8 <= L; j += 8)
-            for (int k = 0; k < 8; k++) a[k] += row[j + k];
-        sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        for (; j < L; j++) sum += row[j];
-        float inv = 1.0f / sum;
-        for (j = 0; j < L; j++) row[j] *= inv;
-    }
-}
-
 static void att_task(void *arg, int i, int tid) {
     att_ctx *c = arg;
     int qb = c->s->att_qblock;
@@ -398,16 +343,20 @@ static void att_task(void *arg, int i, int tid) {
     const float *V = (c->vb ? c->vb[seq] : c->v + (size_t)s0 * c->ldkv) + (size_t)g * c->hd;
     float *S = c->s->att[tid]; /* [rn x L] */
     float scale = 1.0f / sqrtf((float)c->hd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, c->hd, scale, Q, c->ldq, K, c->ldkv, 0.0f, S, L);
-    softmax_rows(S, rn, L);
+    const diffu_simd *v = c->s->simd;
+    /* each output row depends on its own query row and the sequence's K/V only
+     * (simd.h): not on rn, the block, the other sequences or the thread */
+    v->qk(S, L, Q, c->ldq, K, c->ldkv, rn, L, c->hd, scale, c->s->kt[tid]);
+    for (int r = 0; r < rn; r++) v->softmax(S + (size_t)r * L, L);
     float *O = c->out + (size_t)(s0 + r0) * c->ldq + (size_t)h * c->hd;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, c->hd, L, 1.0f, S, L, V, c->ldkv, 0.0f, O, c->ldq);
+    v->pv(O, c->ldq, S, L, V, c->ldkv, rn, L, c->hd);
 }
 
 static void att_run(diffu_pool *pool, diffu_kscratch *s, att_ctx *c) {
     int tasks = 0;
     for (int i = 0; i < c->n_seq; i++) {
         DIFFU_ASSERT((size_t)c->kv_len[i] * (size_t)s->att_qblock <= s->att_floats);
+        DIFFU_ASSERT(c->hd <= s->max_hd);
         tasks += c->nq * ((c->q_len[i] + s->att_qblock - 1) / s->att_qblock);
     }
     diffu_pool_run(pool, att_task, c, tasks);
@@ -435,9 +384,7 @@ typedef struct { float *g; const float *u; size_t n, per; } glu_ctx;
 static void glu_task(void *arg, int i, int tid) {
     glu_ctx *c = arg;
     size_t a = (size_t)i * c->per, b = a + c->per < c->n ? a + c->per : c->n;
-    float *g = c->g;
-    const float *u = c->u;
-    for (size_t k = a; k < b; k++) g[k] = g[k] / (1.0f + exp_approx(-g[k])) * u[k];
+    diffu_simd_get()->swiglu(c->g + a, c->u + a, b - a);
 }
 
 void diffu_swiglu(diffu_pool *pool, float *g, const float *u, int rows, int cols) {

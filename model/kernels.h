@@ -1,8 +1,10 @@
 /* kernels.h — the compute kernels of the forward pass, all fp32, threaded on
- * a diffu_pool. Matrix products go to OpenBLAS sgemm (single-threaded inside
- * each pool thread: the pool owns the parallelism). Weights in BF16/F16 are
- * widened to fp32 tile by tile into per-thread scratch just before their
- * sgemm, so they stay resident in the checkpoint dtype.
+ * a diffu_pool. The fp32 weight products go to OpenBLAS sgemm (single-threaded
+ * inside each pool thread: the pool owns the parallelism). Weights in BF16/F16
+ * are widened to fp32 tile by tile into per-thread scratch just before their
+ * sgemm, so they stay resident in the checkpoint dtype. Norms, RoPE, SwiGLU,
+ * residual adds and attention (QK^T, softmax, PV) run on the vector kernels of
+ * simd.h (AVX-512 / AVX2 / scalar, chosen at start-up), not on the BLAS.
  * None of these allocate; scratch comes from diffu_kscratch, sized at load.
  * Not collective. */
 #ifndef DIFFU_KERNELS_H
@@ -35,13 +37,17 @@ typedef struct diffu_kscratch {
     size_t att_floats;    /* attention scores per thread: att_qblock x max_seq */
     float **att;          /* [n_threads][att_floats] */
     int att_qblock;
+    size_t kt_floats;     /* transposed key block per thread: DIFFU_SIMD_KBLOCK x max_hd */
+    float **kt;           /* [n_threads][kt_floats] */
+    int max_hd;
+    const struct diffu_simd *simd; /* simd.h: the element-wise and attention kernels, chosen at init */
     int tile_n;           /* output rows per widened tile: the matmul work unit */
     int tile_k;           /* inputs per widened tile (fixed K split) */
     int panel;            /* diffu_row_panel() */
     float **rowpad;       /* [n_threads][panel x tile_n] last partial row panel */
 } diffu_kscratch;
 
-void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq);
+void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq, int max_hd);
 void diffu_kscratch_free(diffu_kscratch *s);
 size_t diffu_kscratch_bytes(const diffu_kscratch *s);
 
@@ -75,7 +81,10 @@ void diffu_rope_table(float *cosb, float *sinb, int n_pos, int hd, double theta)
 void diffu_rope(diffu_pool *pool, float *x, int ld, int T, int n_heads, int hd, const int32_t *pos,
                 const float *cosb, const float *sinb);
 
-/* Bidirectional grouped-query attention over ragged sequences.
+/* Bidirectional grouped-query attention over ragged sequences. One task per
+ * (sequence, query head, block of att_qblock query rows): S = QK^T / sqrt(hd),
+ * softmax by rows, O = SV, on simd.h's kernels, so a row's result depends on
+ * its query row and its sequence's keys/values only.
  * q [T x ldq] (nq heads), k, v [T x ldkv] (nkv heads), out [T x ldq].
  * Query head h reads KV head (h + q_head0) / group - kv_head0, where q_head0 /
  * kv_head0 are the shard's first global heads. Sequence i is rows
