@@ -173,6 +173,7 @@ static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, d
             if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
             coord += diffu_now() - tr;
         }
+        if (x->jr) gen_job_checkpoint_maybe(x->jr); /* --checkpoint-every may ask for more than 4 a second */
         double now = diffu_now();
         if (now >= next_live) { /* ~4 times a second */
             util = diffu_runtime_live_poll(lu, x->w);

@@ -100,6 +100,9 @@ void gen_job_begin(gen_jobrun *jr);
  * this run (tokens/s and the ETA before samples finish); redraws the progress
  * when it is time. */
 void gen_job_tick(gen_jobrun *jr, long forwards, long committed);
+/* The in-flight checkpoint when --checkpoint-every seconds have passed (also done by gen_job_tick);
+ * call it as often as a checkpoint may be wanted. */
+void gen_job_checkpoint_maybe(gen_jobrun *jr);
 /* Per-stage utilization (busy / elapsed, < 0 unknown) shown by the progress. */
 void gen_job_set_util(gen_jobrun *jr, int n_stages, const double *util);
 /* Before printing another message on stderr: erase the in-place bar (NULL ok). */

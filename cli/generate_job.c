@@ -126,9 +126,13 @@ static void checkpoint(gen_jobrun *r, int final) {
     }
 }
 
-void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
+void gen_job_checkpoint_maybe(gen_jobrun *r) {
     double every = r->o->checkpoint_every == 0 ? 300.0 : r->o->checkpoint_every;
     if (every > 0 && diffu_now() - r->t_ckpt >= every) checkpoint(r, 0);
+}
+
+void gen_job_tick(gen_jobrun *r, long forwards, long committed) {
+    gen_job_checkpoint_maybe(r);
     r->forwards = forwards;
     r->committed = committed;
     progress_maybe(r);
