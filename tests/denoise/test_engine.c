@@ -19,7 +19,7 @@
  * With the real forward (a tiny model written by diffu_mkmodel_write: hidden
  * 64, 2 layers, vocab 1000, bf16) the batch runs to the end and no
  * allocation happens in the step loop: malloc/calloc/realloc are wrapped at
- * link time (-Wl,--wrap) and counted across all driver steps (must be 0).
+ * link time (-Wl,--wrap) and counted across the whole diffu_engine_run (must be 0).
  * The real fp32 forward is not bitwise batch-invariant (OpenBLAS blocking
  * depends on the batch's row count: ~1e-6 differences), so with it the
  * tokens of a canvas may differ between batch and solo runs at near-ties;
