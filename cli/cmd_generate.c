@@ -1,6 +1,6 @@
-/* cmd_generate.c — `diffu generate` in one process: the denoising loop of
- * coordinator/driver.h (forward -> sampler -> policy) over every (prompt,
- * sample) at once. The options, prompts and results are the front end's
+/* cmd_generate.c — `diffu generate` in one process: every (prompt, sample)
+ * through coordinator/engine.h with the local backend (forward -> sampler ->
+ * policy in this process), all admitted at once. The options, prompts and results are the front end's
  * (cli/generate.h); under mpirun with --pp / --tp, or more than one rank, the
  * distributed back end runs instead (cli/cmd_generate_dist.c).
  * stdout: the generated ids (--emit-ids, or when the checkpoint has no
@@ -15,7 +15,7 @@
 
 #include "commands.h"
 #include "denoise.h"
-#include "driver.h"
+#include "engine.h"
 #include "forward.h"
 #include "generate.h"
 #include "tokenizer.h"
@@ -74,6 +74,81 @@ static void watch_draw(watch_ctx *w, diffu_denoise **ds, int n_d, int n_samples,
     fflush(stderr);
 }
 
+/* ------------------------------------------------------------ hooks */
+
+/* --watch: a redraw after every step (the engine's microbatch). */
+typedef struct {
+    watch_ctx w;
+    diffu_denoise **ds;
+    int n_d, n_samples;
+    long steps;
+} watch_hook;
+
+static void watch_stepped(void *user, const diffu_engine *e) {
+    watch_hook *h = user;
+    watch_draw(&h->w, h->ds, h->n_d, h->n_samples, ++h->steps);
+}
+
+/* --dump-origin-uniforms: each canvas's uniforms, step by step (the engine's
+ * stepping hook), written at the end step-major (step 0 of every canvas,
+ * then step 1, ...: the order of the reference's torch.rand over the batch). */
+typedef struct {
+    int n_d, G, failed;
+    float *buf;               /* [G] */
+    float **u;                /* [n_d] growing: each canvas's uniforms */
+    int **cnt;                /* [n_d] per step: how many */
+    int *n_u, *cap_u, *n_steps, *cap_steps;
+} dump_hook;
+
+static void dump_stepping(void *user, int i, const diffu_denoise *d) {
+    dump_hook *h = user;
+    int nu = diffu_denoise_origin_uniforms(d, h->buf);
+    int t = diffu_denoise_steps_taken(d);
+    while (h->n_steps[i] <= t) {
+        if (h->n_steps[i] == h->cap_steps[i]) {
+            h->cap_steps[i] = h->cap_steps[i] ? 2 * h->cap_steps[i] : 16;
+            h->cnt[i] = diffu_xrealloc(h->cnt[i], (size_t)h->cap_steps[i] * sizeof **h->cnt);
+        }
+        h->cnt[i][h->n_steps[i]++] = 0;
+    }
+    if (h->n_u[i] + nu > h->cap_u[i]) {
+        h->cap_u[i] = 2 * (h->n_u[i] + nu);
+        h->u[i] = diffu_xrealloc(h->u[i], (size_t)h->cap_u[i] * sizeof **h->u);
+    }
+    memcpy(h->u[i] + h->n_u[i], h->buf, (size_t)nu * sizeof *h->buf);
+    h->n_u[i] += nu;
+    h->cnt[i][t] += nu;
+}
+
+static int dump_write(const dump_hook *h, FILE *f) {
+    int max_steps = 0;
+    for (int k = 0; k < h->n_d; k++) max_steps = h->n_steps[k] > max_steps ? h->n_steps[k] : max_steps;
+    size_t *at = diffu_xcalloc((size_t)h->n_d, sizeof *at);
+    int rc = 0;
+    for (int t = 0; t < max_steps && !rc; t++)
+        for (int k = 0; k < h->n_d && !rc; k++) {
+            int c = t < h->n_steps[k] ? h->cnt[k][t] : 0;
+            if (c && fwrite(h->u[k] + at[k], sizeof(float), (size_t)c, f) != (size_t)c) rc = -1;
+            at[k] += (size_t)c;
+        }
+    free(at);
+    return rc;
+}
+
+static void dump_free(dump_hook *h) {
+    for (int k = 0; k < h->n_d && h->u; k++) {
+        free(h->u[k]);
+        free(h->cnt[k]);
+    }
+    free(h->u);
+    free(h->cnt);
+    free(h->n_u);
+    free(h->cap_u);
+    free(h->n_steps);
+    free(h->cap_steps);
+    free(h->buf);
+}
+
 /* ------------------------------------------------------------ main */
 
 int cmd_generate(int argc, char **argv) {
@@ -99,91 +174,78 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 1;
     diffu_model *m = NULL;
-    diffu_driver *dr = NULL;
+    diffu_engine *e = NULL;
     FILE *dump = NULL;
-    float *ubuf = NULL;
-    watch_ctx wc = {NULL, {0}, 0};
+    dump_hook dh;
+    watch_hook wh;
+    memset(&dh, 0, sizeof dh);
+    memset(&wh, 0, sizeof wh);
     diffu_err err;
     if (gen_prepare(&o, &j)) goto out;
     const diffu_denoise_params *p = &o.p;
     int n_d = j.n_d;
-    diffu_denoise **ds = j.ds;
 
-    /* the model with a plan that fits every canvas at once */
-    diffu_driver_plan plan = {n_d, j.sum_tokens, j.max_seq, j.sum_rows};
+    /* the model with a plan that fits every canvas in one microbatch */
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);
     mo.quiet = 1;
     mo.threads = o.threads;
     mo.f32_weights = o.f32;
-    mo.max_tokens = plan.max_tokens;
-    mo.max_seq = plan.max_seq;
-    mo.max_rows = plan.max_rows;
-    mo.max_seqs = plan.max_canvases;
+    mo.max_tokens = (int)j.sum_tokens;
+    mo.max_seq = j.max_seq;
+    mo.max_rows = (int)j.sum_rows;
+    mo.max_seqs = n_d;
     double t_load = diffu_now();
     if (diffu_model_load(o.model, &mo, &m, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
     }
     t_load = diffu_now() - t_load;
-    dr = diffu_driver_create(m, &plan, &err);
-    if (!dr) {
-        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-        goto out;
-    }
-    for (int k = 0; k < n_d; k++)
-        if (diffu_driver_add(dr, ds[k], &err)) {
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            goto out;
-        }
+    diffu_engine_opts eo = {.sched = {1, n_d, 1, n_d, (int)j.sum_tokens, (int)j.sum_rows, j.max_seq}, .model = m};
     if (o.dump_path) {
         dump = fopen(o.dump_path, "wb");
         if (!dump) {
             fprintf(stderr, "diffu " CMD ": error: %s: cannot create: %s\n", o.dump_path, strerror(errno));
             goto out;
         }
-        ubuf = diffu_xmalloc((size_t)p->max_new_tokens * sizeof *ubuf);
+        dh.n_d = n_d;
+        dh.buf = diffu_xmalloc((size_t)p->max_new_tokens * sizeof *dh.buf);
+        dh.u = diffu_xcalloc((size_t)n_d, sizeof *dh.u);
+        dh.cnt = diffu_xcalloc((size_t)n_d, sizeof *dh.cnt);
+        dh.n_u = diffu_xcalloc((size_t)n_d, sizeof *dh.n_u);
+        dh.cap_u = diffu_xcalloc((size_t)n_d, sizeof *dh.cap_u);
+        dh.n_steps = diffu_xcalloc((size_t)n_d, sizeof *dh.n_steps);
+        dh.cap_steps = diffu_xcalloc((size_t)n_d, sizeof *dh.cap_steps);
+        eo.sched.stepping = dump_stepping;
+        eo.sched.stepping_user = &dh;
     }
-    int watch = o.watch;
-    if (watch && !isatty(2)) {
+    if (o.watch && !isatty(2)) {
         DLOG_WARN("--watch: stderr is not a terminal; no live view");
-        watch = 0;
+    } else if (o.watch) {
+        wh.w.tok = j.tok;
+        wh.w.mask_id = p->mask_id;
+        wh.ds = j.ds;
+        wh.n_d = n_d;
+        wh.n_samples = (int)o.n_samples;
+        eo.stepped = watch_stepped;
+        eo.user = &wh;
     }
-    wc.tok = j.tok;
-    wc.mask_id = p->mask_id;
-
-    double t0 = diffu_now();
-    while (diffu_driver_active(dr)) {
-        if (dump)
-            for (int k = 0; k < n_d; k++) {
-                int nu = diffu_denoise_origin_uniforms(ds[k], ubuf);
-                if (nu && fwrite(ubuf, sizeof *ubuf, (size_t)nu, dump) != (size_t)nu) {
-                    fprintf(stderr, "diffu " CMD ": error: %s: write failed\n", o.dump_path);
-                    goto out;
-                }
-            }
-        if (diffu_driver_step(dr, &err)) {
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            goto out;
-        }
-        if (watch) watch_draw(&wc, ds, n_d, (int)o.n_samples, diffu_driver_get_stats(dr)->steps);
+    if (!(e = diffu_engine_create(&eo, j.ds, n_d, &err)) || diffu_engine_run(e, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
     }
-    double t_gen = diffu_now() - t0;
-
+    if (dump && dump_write(&dh, dump)) {
+        fprintf(stderr, "diffu " CMD ": error: %s: write failed\n", o.dump_path);
+        goto out;
+    }
     if (gen_report(&o, &j)) goto out;
-    long gen_tokens = (long)n_d * p->max_new_tokens;
-    const diffu_driver_stats *st = diffu_driver_get_stats(dr);
-    fprintf(stderr,
-            "[timing] load %.2f s; generate %.3f s: %ld steps, %ld forwards (%.1f ms each), %ld lm_head rows, "
-            "sampler %.1f ms, policy %.1f ms; %.1f generated tokens/s\n",
-            t_load, t_gen, st->steps, st->forwards, st->forwards ? 1e3 * st->t_forward / st->forwards : 0.0, st->rows,
-            1e3 * st->t_sample, 1e3 * st->t_policy, t_gen > 0 ? gen_tokens / t_gen : 0.0);
+    gen_timing(t_load, diffu_engine_get_stats(e), (long)n_d * p->max_new_tokens);
     rc = 0;
 out:
     if (dump) fclose(dump);
-    free(ubuf);
-    diffu_text_free(&wc.text);
-    diffu_driver_free(&dr);
+    dump_free(&dh);
+    diffu_text_free(&wh.w.text);
+    diffu_engine_free(&e);
     diffu_model_free(m);
     gen_free(&o, &j);
     return rc;

@@ -8,11 +8,10 @@
  *      the handshake refuses mismatched ranks BEFORE anything loads;
  *   3. every rank loads only its slices (node/stage.h) and starts a worker
  *      (node/worker.h);
- *   4. rank 0 runs the coordinator (coordinator/scheduler.h) next to its own
- *      stage-0 work: it forms microbatches from the ready sequences, sends
- *      every rank its Control, runs its own part, and commits the StepResults
- *      that come back from the last stage; the other ranks execute Controls
- *      until the Shutdown;
+ *   4. rank 0 runs the coordinator's loop (coordinator/engine.h) over the
+ *      pipeline backend (node/pipeline.h: every rank its Control, rank 0's own
+ *      stage-0 work, the StepResults from the last stage); the other ranks
+ *      execute Controls until the Shutdown;
  *   5. every rank reports where its time and bytes went (RankStats); rank 0
  *      prints the per-stage summary and the results (as the single process).
  * MPI_THREAD_FUNNELED: MPI from the main thread only; the model's pool threads
@@ -30,8 +29,9 @@
 #include "forward.h"
 #include "generate.h"
 #include "layout.h"
+#include "pipeline.h"
 #include "runtime.h"
-#include "scheduler.h"
+#include "engine.h"
 #include "signals.h"
 #include "stage.h"
 #include "threadpool.h"
@@ -49,27 +49,15 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
  * costs about as much as 390 more hidden dimensions of lm_head (measured on
  * the Qwen2.5-0.5B shape, one thread: 1.06 ms vs 2.45 ms per row at hidden
  * 896, i.e. 0.43 of lm_head; at DiffuCoder's hidden 3584 it is ~0.1). */
-static double head_rows_estimate(const gen_opts *o, const gen_job *j, int hidden) {
+static double head_rows_estimate(const gen_opts *o, const gen_job *j, int n_seq, int hidden) {
     const diffu_denoise_params *p = &o->p;
     double G = p->max_new_tokens, rows;
     if (p->block_length > 0) rows = p->block_length / 2.0;
     else if (p->alg == DIFFU_ALG_ORIGIN && p->threshold <= 0 && p->factor <= 0) rows = G / (p->steps > 0 ? p->steps : 1);
     else rows = G / 2.0;
-    double tokens = (double)j->sum_tokens / (j->n_d > 0 ? j->n_d : 1);
+    double tokens = (double)j->sum_tokens / (n_seq > 0 ? n_seq : 1);
     double f = rows / tokens * (1.0 + 390.0 / (hidden > 0 ? hidden : 896));
     return f > 1.0 ? 1.0 : f < 1e-3 ? 1e-3 : f;
-}
-
-typedef struct {
-    diffu_sched *sc;
-    diffu_err err;
-    int failed;
-} local_sink;
-
-/* Rank 0 is the last stage's tp-0 rank (one stage): results arrive here. */
-static void local_result(void *user, const uint8_t *msg, size_t len) {
-    local_sink *ls = user;
-    if (diffu_sched_result(ls->sc, msg, len, &ls->err)) ls->failed = 1;
 }
 
 typedef struct {
@@ -79,153 +67,26 @@ typedef struct {
     diffu_layout *l;
     diffu_stage *st;
     diffu_worker *w;
-    diffu_sched *sc;
+    diffu_pipeline *pl;
+    diffu_engine *e;
+    int n_seq;        /* sequences: the prompts' (j.n_d) or the job's samples to do */
     /* the batch job (--input / --output; rank 0) */
     gen_jobrun *jr;
-    double *t0;       /* [n_d] admission time of each sample */
-    int job_failed;  /* writing a record failed: write nothing more */
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
 #define JOB_ACTIVE 32 /* a batch job's default --max-active (at least 2 x microbatches) */
 
-/* The batch job: sample i has finished (diffu_sched_opts.finished): its
- * record, then the policy is freed. After a failed write nothing more is
- * written (the policies left are freed with the job). */
-static void job_finished(void *user, int i, diffu_denoise *d) {
-    dctx *x = user;
-    if (x->job_failed) return;
-    if (gen_job_finish(x->jr, i, d, x->t0[i])) {
-        x->job_failed = 1;
-        return;
-    }
-    diffu_denoise_free(&x->j.ds[i]);
-}
-
 static int finish(dctx *x, int rc) {
+    diffu_engine_free(&x->e);
     if (x->jr) rc = gen_job_close(&x->jr, rc);
-    free(x->t0);
-    diffu_sched_free(&x->sc);
+    diffu_pipeline_free(&x->pl);
     diffu_worker_free(x->w);
     diffu_stage_free(x->st);
     diffu_layout_free(x->l);
     if (x->c) diffu_comm_finalize(x->c);
     gen_free(&x->o, &x->j);
     return rc;
-}
-
-/* The coordinator loop of rank 0 (next to its own stage-0 work). Returns the
- * generate wall time. */
-static double coordinate(dctx *x, const Diffu__JobPlan *plan, double *coord_s, double *wait_s) {
-    diffu_comm *c = x->c;
-    int world = diffu_comm_size(c), P = diffu_layout_pp(x->l), T = diffu_layout_tp(x->l);
-    int last_tp0 = (P - 1) * T, M = (int)plan->microbatches;
-    int n_ring = M + 1;
-    diffu_xfer **tx = diffu_xcalloc((size_t)n_ring * (size_t)world, sizeof *tx);
-    for (int i = 0; i < n_ring * world; i++) tx[i] = diffu_xfer_new();
-    int *role = diffu_xcalloc((size_t)world, sizeof *role);
-    for (int r = 0; r < world; r++) {
-        const diffu_rank_plan *rp = diffu_layout_rank(x->l, r);
-        role[r] = (rp->shard.embed ? DIFFU_ROLE_EMBED : 0) | (rp->shard.head ? DIFFU_ROLE_HEAD : 0);
-    }
-    local_sink ls = {x->sc, {""}, 0};
-    if (last_tp0 == 0) diffu_worker_set_local_result(x->w, local_result, &ls);
-    diffu_bytes inbox = {0};
-    diffu_err err;
-    double t0 = diffu_now(), next_log = t0 + 10.0, coord = 0, waited = 0;
-    if (x->jr) gen_job_begin(x->jr); /* rates and ETA from here: loading excluded */
-    int n_seq_total = x->j.n_d;
-    diffu_runtime_live *lu = diffu_runtime_live_start(c, x->l);
-    const double *util = NULL;
-    double next_live = t0;
-    while (!diffu_sched_done(x->sc)) {
-        double ta = diffu_now();
-        if (last_tp0 != 0)
-            while (diffu_comm_try_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox))
-                if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
-        int stopping = x->jr && (gen_job_stopping() || x->job_failed || diffu_sched_failed(x->sc));
-        long id = stopping ? -1 : diffu_sched_next(x->sc);
-        stopping = stopping || diffu_sched_failed(x->sc); /* (diffu_sched_next may have just failed to make one) */
-        coord += diffu_now() - ta;
-        if (id >= 0) {
-            int k = (int)(id % n_ring);
-            for (int r = 1; r < world; r++) {
-                size_t len;
-                const uint8_t *msg = diffu_sched_control(x->sc, role[r], &len);
-                diffu_comm_wait(c, tx[k * world + r], NULL, NULL); /* microbatch id - M - 1 reached that rank */
-                diffu_comm_send_bytes(c, tx[k * world + r], r, msg, len, DIFFU_TAG_CONTROL);
-            }
-            size_t len;
-            const uint8_t *msg = diffu_sched_control(x->sc, role[0], &len);
-            int code;
-            diffu_worker_exec(x->w, msg, len, &code);
-            if (ls.failed) diffu_comm_abort(c, 5, "%s", ls.err.msg);
-        } else if (stopping && diffu_sched_inflight(x->sc) == 0) {
-            break; /* a signal or a failed write: admit nothing more, drain, shut down */
-        } else if (!diffu_sched_done(x->sc)) { /* (the results just taken may have been the last) */
-            DIFFU_ASSERTF(diffu_sched_inflight(x->sc) > 0 && last_tp0 != 0, "the coordinator has nothing in flight and"
-                          " nothing to send, but %d of %d sequences are not finished",
-                          n_seq_total - (int)diffu_sched_get_stats(x->sc)->finished, n_seq_total);
-            double tw = diffu_now();
-            diffu_comm_recv_bytes(c, last_tp0, DIFFU_TAG_RESULT, &inbox, "a step result from");
-            double tr = diffu_now();
-            waited += tr - tw;
-            if (diffu_sched_result(x->sc, inbox.data, inbox.len, &err)) diffu_comm_abort(c, 5, "%s", err.msg);
-            coord += diffu_now() - tr;
-        }
-        if (x->jr) gen_job_checkpoint_maybe(x->jr); /* --checkpoint-every may ask for more than 4 a second */
-        double now = diffu_now();
-        if (now >= next_live) { /* ~4 times a second */
-            util = diffu_runtime_live_poll(lu, x->w);
-            next_live = now + 0.25;
-            if (x->jr) {
-                gen_job_set_util(x->jr, P, util);
-                const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
-                gen_job_tick(x->jr, ss->seq_steps, ss->committed);
-            }
-        }
-        if (!x->jr && now >= next_log) {
-            const diffu_sched_stats *ss = diffu_sched_get_stats(x->sc);
-            long gen = (long)n_seq_total * x->o.p.max_new_tokens;
-            char ubuf[256] = "";
-            size_t n = 0;
-            for (int s = 0; s < P && n < sizeof ubuf; s++)
-                n += (size_t)snprintf(ubuf + n, sizeof ubuf - n, !util || util[s] < 0 ? " ?" : " %.0f%%", 100.0 * util[s]);
-            DLOG_INFO("progress: %ld/%d sequences done, %ld microbatches, %ld/%ld positions committed, %.1f tokens/s;"
-                      " %d microbatch(es) in flight, %d sequence(s) active; stages busy%s", ss->finished, n_seq_total,
-                      ss->microbatches, ss->committed, gen, (double)ss->committed / (now - t0),
-                      diffu_sched_inflight(x->sc), diffu_sched_active(x->sc), ubuf);
-            next_log = now + 10.0;
-        }
-    }
-    double wall = diffu_now() - t0;
-    /* the Shutdown, after every microbatch (same tag: it cannot overtake them) */
-    size_t len;
-    const uint8_t *sd = diffu_sched_shutdown(x->sc, "done", 0, &len);
-    diffu_xfer **sx = diffu_xcalloc((size_t)world, sizeof *sx);
-    for (int r = 1; r < world; r++) {
-        sx[r] = diffu_xfer_new();
-        diffu_comm_send_bytes(c, sx[r], r, sd, len, DIFFU_TAG_CONTROL);
-    }
-    int code;
-    diffu_worker_exec(x->w, sd, len, &code);
-    diffu_worker_drain(x->w);
-    for (int r = 1; r < world; r++) {
-        diffu_comm_wait(c, sx[r], NULL, NULL);
-        diffu_xfer_free(sx[r]);
-    }
-    diffu_runtime_live_stop(&lu);
-    for (int i = 0; i < n_ring * world; i++) {
-        diffu_comm_wait(c, tx[i], NULL, NULL);
-        diffu_xfer_free(tx[i]);
-    }
-    free(sx);
-    free(tx);
-    free(role);
-    diffu_bytes_free(&inbox);
-    *coord_s = coord;
-    *wait_s = waited;
-    return wall;
 }
 
 /* Rank 0 of a batch job: the samples left to do as sequences, created when
@@ -236,25 +97,13 @@ static int job_prepare(dctx *x) {
     int st = gen_job_open(&x->o, &x->j, &x->jr);
     if (st) return st;
     gen_job *j = &x->j;
-    long n = gen_job_todo(x->jr);
     int max_seq, max_new;
     gen_job_plan(x->jr, &max_seq, &max_new);
     gen_job_sums(x->jr, &j->sum_tokens, &j->sum_rows);
-    j->n_d = (int)n;
-    j->ds = diffu_xcalloc((size_t)n, sizeof *j->ds);
-    x->t0 = diffu_xcalloc((size_t)n, sizeof *x->t0);
+    x->n_seq = (int)gen_job_todo(x->jr);
     j->max_seq = max_seq;
     x->o.p.max_new_tokens = max_new; /* the plan's rows per sequence */
     return 0;
-}
-
-/* The scheduler admits sample i of the job (diffu_sched_opts.make). */
-static diffu_denoise *job_make(void *user, int i) {
-    dctx *x = user;
-    x->j.ds[i] = gen_job_make(x->jr, i);
-    x->t0[i] = diffu_now();
-    /* NULL (reported): the scheduler admits nothing more (diffu_sched_failed); the coordinator drains, writes, stops */
-    return x->j.ds[i];
 }
 
 /* Rank 0: prompts (or the job's samples) -> sequences, and the packed
@@ -262,6 +111,7 @@ static diffu_denoise *job_make(void *user, int i) {
 static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t *plen, char *msg, size_t cap) {
     /* gen_prepare prints its error to stderr: rank 0 is the one that reports */
     int st = x->o.input ? job_prepare(x) : gen_prepare(&x->o, &x->j);
+    if (!x->o.input) x->n_seq = x->j.n_d;
     if (st) {
         snprintf(msg, cap, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
         return 1;
@@ -275,8 +125,8 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     int M = x->o.microbatches ? x->o.microbatches : (pp == 1 ? 1 : 2 * pp);
     /* a job: a bounded window however long the dataset (memory and microbatch size do not grow
        with it); prompts on the command line: all at once */
-    int active = x->o.max_active ? x->o.max_active : x->o.input ? (2 * M > JOB_ACTIVE ? 2 * M : JOB_ACTIVE) : x->j.n_d;
-    if (active > x->j.n_d) active = x->j.n_d;
+    int active = x->o.max_active ? x->o.max_active : x->o.input ? (2 * M > JOB_ACTIVE ? 2 * M : JOB_ACTIVE) : x->n_seq;
+    if (active > x->n_seq) active = x->n_seq;
     int per = ceil_div(active, M);
     jp.max_seq = (uint32_t)x->j.max_seq;
     jp.mb_max_seqs = (uint32_t)per;
@@ -284,7 +134,7 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     jp.mb_max_rows = (uint32_t)(per * x->o.p.max_new_tokens);
     jp.max_active = (uint32_t)active;
     jp.microbatches = (uint32_t)M;
-    jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->j.cfg.hidden);
+    jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->n_seq, x->j.cfg.hidden);
     jp.vocab = (uint32_t)x->j.cfg.vocab;
     *plen = diffu__job_plan__get_packed_size(&jp);
     *pbuf = diffu_xmalloc(*plen + 1);
@@ -392,7 +242,7 @@ int cmd_generate_dist(int argc, char **argv) {
         }
         DLOG_INFO("generate: %d sequence(s) on %d stage(s) x %d tp rank(s), stage layers %s (+head on the last; balance"
                   " input %.3f lm_head rows/token); %u microbatch(es) in flight of up to %u sequence(s), %u active at"
-                  " once, phase spread %d", x.j.n_d, P, T, stages, plan->head_row_frac, plan->microbatches,
+                  " once, phase spread %d", x.n_seq, P, T, stages, plan->head_row_frac, plan->microbatches,
                   plan->mb_max_seqs, plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1));
     }
 
@@ -414,39 +264,40 @@ int cmd_generate_dist(int argc, char **argv) {
     diffu_stage_log_memory(x.st);
     diffu_comm_reset_stats(c);
 
-    /* 4. the run */
-    double wall = 0, coord = 0, rwait = 0;
+    /* 4. the run: rank 0 the engine over the pipeline, the others their worker */
     int code = 0;
     if (rank == 0) {
-        diffu_sched_opts so = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
-                               (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows,
-                               (int)plan->max_seq, x.jr ? job_make : NULL, &x, x.jr ? job_finished : NULL, &x};
-        x.sc = diffu_sched_create(&so, x.jr ? NULL : x.j.ds, x.j.n_d, &err);
-        DIFFU_ASSERTF(x.sc, "%s", err.msg); /* the plan was made for these sequences */
-        wall = coordinate(&x, plan, &coord, &rwait);
+        x.pl = diffu_pipeline_create(c, x.l, x.w, (int)plan->microbatches);
+        diffu_engine_opts eo = {
+            .sched = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
+                      (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows, (int)plan->max_seq},
+            .wire = diffu_pipeline_backend(x.pl)};
+        if (x.jr) {
+            gen_job_engine(x.jr, &eo);
+        } else {
+            eo.log_seconds = 10.0;
+        }
+        x.e = diffu_engine_create(&eo, x.jr ? NULL : x.j.ds, x.n_seq, &err);
+        DIFFU_ASSERTF(x.e, "%s", err.msg); /* the plan was made for these sequences */
+        if (x.jr) gen_job_begin(x.jr); /* rates and ETA from here: loading excluded */
+        DIFFU_ASSERTF(!diffu_engine_run(x.e, &err), "%s", err.msg); /* (a pipeline's failures end the job) */
         gen_job_note(x.jr); /* the summary below starts on a clean line */
     } else {
         code = diffu_worker_loop(x.w);
     }
 
     /* 5. where the time and bytes went */
-    diffu_runtime_run run = {wall, coord, rwait, 0, 0};
+    diffu_runtime_run run = {0, 0, 0, 0, 0};
     if (rank == 0) {
-        run.microbatches = diffu_sched_get_stats(x.sc)->microbatches;
-        run.seq_steps = diffu_sched_get_stats(x.sc)->seq_steps;
+        const diffu_engine_stats *es = diffu_engine_get_stats(x.e);
+        run = (diffu_runtime_run){es->wall, es->coord, es->wait, es->sched.microbatches, es->sched.seq_steps};
     }
     diffu_runtime_report(c, x.l, x.w, &run);
     rc = code;
     if (rank == 0) {
-        const diffu_sched_stats *ss = diffu_sched_get_stats(x.sc);
         /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
-        rc = x.jr ? (x.job_failed || diffu_sched_failed(x.sc) || gen_job_stopping() ? 1 : 0) : gen_report(&x.o, &x.j);
-        long gen_tokens = (long)x.j.n_d * x.o.p.max_new_tokens;
-        fprintf(stderr,
-                "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"
-                " forward), %ld lm_head rows, coordinator %.1f ms; %.1f generated tokens/s\n",
-                t_load, wall, ss->microbatches, ss->seq_steps, ss->skipped_steps, ss->rows, 1e3 * coord,
-                wall > 0 ? gen_tokens / wall : 0.0);
+        rc = x.jr ? gen_job_rc(x.jr, x.e) : gen_report(&x.o, &x.j);
+        gen_timing(t_load, diffu_engine_get_stats(x.e), (long)x.n_seq * x.o.p.max_new_tokens);
     }
     diffu__job_plan__free_unpacked(plan, NULL);
     if (diffu_comm_agree(c, rc, "writing the results failed", &err)) rc = 1;

@@ -1,7 +1,8 @@
-/* generate.h — `diffu generate`'s front end, shared by its two back ends:
- * the single process (cli/cmd_generate.c: coordinator/driver.h) and the
- * distributed run under mpirun (cli/cmd_generate_dist.c: pipeline stages x
- * tensor-parallel ranks, coordinator/scheduler.h + node/worker.h).
+/* generate.h — `diffu generate`'s front end, shared by its two back ends of
+ * the one loop (coordinator/engine.h): the single process (cli/cmd_generate.c,
+ * the local backend) and the distributed run under mpirun
+ * (cli/cmd_generate_dist.c: pipeline stages x tensor-parallel ranks, the
+ * pipeline backend node/pipeline.h).
  *
  *   gen_parse    the command line (every option of both back ends)
  *   gen_prepare  config, tokenizer, prompts -> one denoising policy per
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "denoise.h"
+#include "engine.h"
 #include "tokenizer.h"
 
 typedef struct gen_opts {
@@ -109,9 +111,19 @@ void gen_job_set_util(gen_jobrun *jr, int n_stages, const double *util);
 void gen_job_note(gen_jobrun *jr);
 /* A signal asked the job to stop (installed by gen_job_open). */
 int gen_job_stopping(void);
+/* The job's samples as the engine's sequences: eo's make / finished (the
+ * record, then the policy freed) / stop (signals) / tick (progress) hooks;
+ * create the engine with n = gen_job_todo and no sequences. */
+void gen_job_engine(gen_jobrun *jr, diffu_engine_opts *eo);
+/* After the run: 1 when a signal, a failed write or a failed make stopped it
+ * before every sample was written, else 0. */
+int gen_job_rc(const gen_jobrun *jr, const diffu_engine *e);
 /* Final progress line, the resume hint when rc != 0, close; returns rc (1 if
  * closing the output failed). */
 int gen_job_close(gen_jobrun **jr, int rc);
+
+/* The [timing] line on stderr (both back ends). */
+void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens);
 
 /* Does this command line ask for the distributed back end? (--pp / --tp, or
  * launched by mpirun with more than one rank.) */

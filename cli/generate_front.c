@@ -497,6 +497,19 @@ int gen_report(const gen_opts *o, const gen_job *j) {
     return 0;
 }
 
+void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens) {
+    const diffu_sched_stats *ss = &st->sched;
+    char fwd[96] = "";
+    if (st->forward > 0) /* the local backend: where its time went */
+        snprintf(fwd, sizeof fwd, ", forward %.1f ms each, sampler %.1f ms",
+                 ss->microbatches ? 1e3 * st->forward / (double)ss->microbatches : 0.0, 1e3 * st->sample);
+    fprintf(stderr,
+            "[timing] load %.2f s; generate %.3f s: %ld microbatches (%ld sequence-steps, %ld skipped without a"
+            " forward), %ld lm_head rows%s, coordinator %.1f ms; %.1f generated tokens/s\n",
+            t_load, st->wall, ss->microbatches, ss->seq_steps, ss->skipped_steps, ss->rows, fwd, 1e3 * st->coord,
+            st->wall > 0 ? (double)gen_tokens / st->wall : 0.0);
+}
+
 void gen_free(gen_opts *o, gen_job *j) {
     if (j) {
         for (int k = 0; k < j->n_d; k++) diffu_denoise_free(&j->ds[k]);

@@ -1,24 +1,28 @@
-/* generate_job.c — `diffu generate --input IN --output OUT` in one process
- * (docs/jobs.md): the requests of coordinator/job_input.h, each (id, sample)
- * not yet in OUT denoised by coordinator/driver.h in a window of canvases (a
- * new one is admitted as one finishes), every finished sample written at once
- * as a record (coordinator/job_output.h). A sample's random draws are
- * addressed by (request rng_key, sample), and the forward is batch-invariant,
- * so a resumed job writes what an uninterrupted one would have.
+/* generate_job.c — `diffu generate --input IN --output OUT` (docs/jobs.md):
+ * the requests of coordinator/job_input.h, each (id, sample) not yet in OUT a
+ * sequence of coordinator/engine.h, created when the scheduler admits it (at
+ * most --max-active at once: a new one enters as one finishes) and written as
+ * a record the moment it finishes (coordinator/job_output.h). The same for
+ * one process (the local backend: gen_run_job) and under mpirun
+ * (cli/cmd_generate_dist.c, the pipeline backend). A sample's random draws
+ * are addressed by (request rng_key, sample), and the forward is
+ * batch-invariant, so a resumed job writes what an uninterrupted one would
+ * have.
  * In-flight checkpoints (coordinator/job_inflight.h): every sample made is
  * registered (restored from OUTPUT.inflight when the rerun finds its state
  * there), every --checkpoint-every seconds and when the job stops unfinished
  * the states of the samples in flight are written to OUTPUT.inflight; a
  * finished job removes it.
  * SIGTERM / SIGINT / SIGUSR1: admit nothing more, stop after the current
- * step, checkpoint the samples in flight, close the output, exit 1 with a
- * resume hint (the rerun continues those samples mid-sample). */
+ * step (one process) or once the microbatches in flight are back (mpirun),
+ * checkpoint the samples in flight, close the output, exit 1 with a resume
+ * hint (the rerun continues those samples mid-sample). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "driver.h"
+#include "engine.h"
 #include "forward.h"
 #include "generate.h"
 #include "handshake.h"
@@ -34,12 +38,6 @@
 #define PROGRESS_SECONDS 10.0 /* plain lines (stderr not a terminal) */
 #define REDRAW_SECONDS 0.5    /* the in-place bar on a terminal */
 #define MAX_STAGES_SHOWN 16
-
-typedef struct {
-    long k;
-    diffu_denoise *d;
-    double t0;
-} slot;
 
 struct gen_jobrun {
     gen_opts *o;
@@ -63,6 +61,10 @@ struct gen_jobrun {
     double t_start, t_last;
     diffu_ids ids;
     diffu_text text;
+    /* the samples as the engine's sequences (gen_job_engine) */
+    diffu_denoise **ds;  /* [s_todo] created at admission, freed once written */
+    double *t0;          /* [s_todo] admission time */
+    int write_failed;    /* writing a record failed: write nothing more, stop */
 };
 
 int gen_job_stopping(void) { return diffu_signals_stop_requested() > 0; }
@@ -295,6 +297,8 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         if (diffu_jobinf_remove(o->output, &err)) fprintf(stderr, "[diffu] %s\n", err.msg);
         return -1;
     }
+    r->ds = diffu_xcalloc((size_t)r->s_todo, sizeof *r->ds);
+    r->t0 = diffu_xcalloc((size_t)r->s_todo, sizeof *r->t0);
     const char *term = getenv("TERM");
     r->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     r->t_start = r->t_last = r->t_ckpt = diffu_now();
@@ -388,6 +392,9 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     diffu_jobin_free(&r->in);
     diffu_jobman_free(&r->man);
     diffu_jobinf_live_free(&r->live);
+    for (long k = 0; r->ds && k < r->s_todo; k++) diffu_denoise_free(&r->ds[k]); /* unfinished: checkpointed above */
+    free(r->ds);
+    free(r->t0);
     free(r->todo_req);
     free(r->todo_s);
     free(r->left);
@@ -398,6 +405,58 @@ int gen_job_close(gen_jobrun **rp, int rc) {
     return rc;
 }
 
+/* ------------------------------------------------------------ the engine's sequences */
+
+/* The scheduler admits sample k (diffu_sched_opts.make). NULL (reported):
+ * nothing more is admitted; the engine drains and returns. */
+static diffu_denoise *job_make(void *user, int k) {
+    gen_jobrun *r = user;
+    r->ds[k] = gen_job_make(r, k);
+    r->t0[k] = diffu_now();
+    return r->ds[k];
+}
+
+/* Sample k has finished (diffu_sched_opts.finished): its record, then the
+ * policy is freed. After a failed write nothing more is written. */
+static void job_finished(void *user, int k, diffu_denoise *d) {
+    gen_jobrun *r = user;
+    if (r->write_failed) return;
+    if (gen_job_finish(r, k, d, r->t0[k])) {
+        r->write_failed = 1;
+        return;
+    }
+    diffu_denoise_free(&r->ds[k]);
+}
+
+/* A signal or a failed write: send nothing more, take what is in flight
+ * (one process: the current step), return; gen_job_close checkpoints the
+ * samples still in flight (job_inflight.h). */
+static int job_stop(void *user) {
+    gen_jobrun *r = user;
+    return r->write_failed || diffu_signals_stop_requested() ? 2 : 0;
+}
+
+static void job_tick(void *user, const diffu_engine *e, int n_util, const double *util) {
+    gen_jobrun *r = user;
+    if (util) gen_job_set_util(r, n_util, util);
+    const diffu_engine_stats *st = diffu_engine_get_stats(e);
+    gen_job_tick(r, st->sched.seq_steps, st->sched.committed);
+}
+
+void gen_job_engine(gen_jobrun *r, diffu_engine_opts *eo) {
+    eo->sched.make = job_make;
+    eo->sched.make_user = r;
+    eo->sched.finished = job_finished;
+    eo->sched.finished_user = r;
+    eo->stop = job_stop;
+    eo->tick = job_tick;
+    eo->user = r;
+}
+
+int gen_job_rc(const gen_jobrun *r, const diffu_engine *e) {
+    return r->write_failed || diffu_engine_failed(e) || gen_job_stopping() ? 1 : 0;
+}
+
 /* ------------------------------------------------------------ one process */
 
 int gen_run_job(gen_opts *o) {
@@ -405,85 +464,49 @@ int gen_run_job(gen_opts *o) {
     gen_jobrun *r = NULL;
     diffu_err err;
     diffu_model *m = NULL;
-    diffu_driver *dr = NULL;
-    slot *slots = NULL;
-    int rc = 1, n_slots = 0;
+    diffu_engine *e = NULL;
+    int rc = 1;
     memset(&j, 0, sizeof j);
     int st = gen_job_open(o, &j, &r);
     if (st) {
         rc = st < 0 ? 0 : 1;
         goto out;
     }
-    /* the model and the driver, planned for a window of canvases */
+    /* the model and the engine's local backend, planned for a window of samples */
     int max_seq, max_new;
     gen_job_plan(r, &max_seq, &max_new);
     long todo = gen_job_todo(r);
     int W = o->max_active > 0 ? o->max_active : DEFAULT_WINDOW;
     if (W > todo) W = (int)todo;
-    diffu_driver_plan plan = {W, W * max_seq, max_seq, W * max_new};
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);
     mo.quiet = 1;
     mo.threads = o->threads;
     mo.f32_weights = o->f32;
-    mo.max_tokens = plan.max_tokens;
-    mo.max_seq = plan.max_seq;
-    mo.max_rows = plan.max_rows;
-    mo.max_seqs = plan.max_canvases;
+    mo.max_tokens = W * max_seq;
+    mo.max_seq = max_seq;
+    mo.max_rows = W * max_new;
+    mo.max_seqs = W;
     if (diffu_model_load(o->model, &mo, &m, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
     }
-    dr = diffu_driver_create(m, &plan, &err);
-    if (!dr) {
+    diffu_engine_opts eo = {.sched = {1, W, 1, W, W * max_seq, W * max_new, max_seq}, .model = m};
+    gen_job_engine(r, &eo);
+    if (!(e = diffu_engine_create(&eo, NULL, (int)todo, &err))) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
     }
-    slots = diffu_xcalloc((size_t)W, sizeof *slots);
-    long next = 0, forwards = 0;
     gen_job_begin(r); /* rates and ETA from here: loading excluded */
-    for (;;) {
-        while (!diffu_signals_stop_requested() && next < todo && n_slots < W) { /* admit */
-            slot *sl = &slots[n_slots];
-            sl->k = next++;
-            if (!(sl->d = gen_job_make(r, sl->k))) goto out;
-            n_slots++;
-            if (diffu_driver_add(dr, sl->d, &err)) {
-                gen_job_note(r);
-                fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-                goto out;
-            }
-            sl->t0 = diffu_now();
-        }
-        if (!n_slots || diffu_signals_stop_requested()) break; /* a signal: the canvases in flight are checkpointed */
-        if (diffu_driver_step(dr, &err)) {
-            gen_job_note(r);
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            goto out;
-        }
-        forwards += n_slots;
-        long committed = r->tokens; /* finished samples + the positions unmasked in the window */
-        for (int k = 0; k < n_slots; k++)
-            committed += diffu_denoise_get_params(slots[k].d)->max_new_tokens - diffu_denoise_masked(slots[k].d);
-        for (int k = 0; k < n_slots;) { /* write what finished */
-            slot *sl = &slots[k];
-            if (!diffu_denoise_done(sl->d)) {
-                k++;
-                continue;
-            }
-            if (gen_job_finish(r, sl->k, sl->d, sl->t0)) goto out;
-            diffu_denoise_free(&sl->d);
-            slots[k] = slots[--n_slots];
-            memset(&slots[n_slots], 0, sizeof *slots);
-        }
-        gen_job_tick(r, forwards, committed);
+    if (diffu_engine_run(e, &err)) {
+        gen_job_note(r);
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        goto out;
     }
-    rc = diffu_signals_stop_requested() ? 1 : 0;
+    rc = gen_job_rc(r, e);
 out:
-    rc = gen_job_close(&r, rc); /* first: it checkpoints the canvases still in flight */
-    for (int k = 0; k < n_slots; k++) diffu_denoise_free(&slots[k].d);
-    free(slots);
-    diffu_driver_free(&dr);
+    rc = gen_job_close(&r, rc); /* first: it checkpoints the samples still in flight */
+    diffu_engine_free(&e);
     diffu_model_free(m);
     gen_free(NULL, &j);
     return rc;

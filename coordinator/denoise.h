@@ -4,8 +4,8 @@
  * counter, the request's parameters and the step at which every position was
  * committed. Each step it says which masked positions need a (token,
  * confidence) pair, and from those pairs decides which positions to commit.
- * It never sees logits and never touches the model: the driver (driver.h, or
- * the distributed runtime) runs the forward and the sampler (sampler.h).
+ * It never sees logits and never touches the model: the engine (engine.h: its local
+ * backend, or the pipeline) runs the forward and the sampler (sampler.h).
  *
  * Algorithms (default: exact Dream `_sample`, generation_utils.py):
  *   timesteps = linspace(1, eps, steps + 1) in float32 (torch's formula);
@@ -49,7 +49,7 @@
  * save: diffu_denoise_save / diffu_denoise_restore below (in-flight
  * checkpoints, coordinator/job_inflight.h).
  *
- * Step protocol (the driver calls, per active canvas, once per step):
+ * Step protocol (the engine's scheduler calls, per active canvas, once per step):
  *   n = diffu_denoise_prepare(d);          positions needing (token, confidence)
  *   diffu_denoise_positions(d) -> [n] canvas positions, ascending; the row
  *       that predicts position p is row p - 1 of the canvas (row 0 for p = 0:

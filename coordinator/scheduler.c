@@ -26,6 +26,7 @@ typedef struct {
     int n;                    /* sequences */
     int *seq;                 /* [mb_max_seqs] their indices */
     int *n_want;              /* [mb_max_seqs] */
+    diffu_denoise **d;        /* [mb_max_seqs] the sequences (diffu_sched_members) */
     int n_rows;
     diffu_wire_packbuf pk[4];      /* the Control variants by role */
 } mbrec;
@@ -38,7 +39,7 @@ struct diffu_sched {
     int r_head, r_len;
     int *free_slots, n_free;  /* [max_active] */
     int32_t *shadows;         /* [max_active x max_seq] canvas shadows by slot */
-    int max_seq, failed;
+    int max_seq, failed, closed;
     uint32_t *release;        /* [max_active] slots freed since the last microbatch */
     int n_release;
     mbrec *ring;              /* [M + 1] */
@@ -107,6 +108,7 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
     for (int k = 0; k < s->n_ring; k++) {
         s->ring[k].seq = diffu_xmalloc((size_t)o->mb_max_seqs * sizeof(int));
         s->ring[k].n_want = diffu_xmalloc((size_t)o->mb_max_seqs * sizeof(int));
+        s->ring[k].d = diffu_xcalloc((size_t)o->mb_max_seqs, sizeof *s->ring[k].d);
         s->ring[k].id = -1;
     }
     size_t M = (size_t)o->mb_max_seqs;
@@ -134,6 +136,7 @@ void diffu_sched_free(diffu_sched **sp) {
     for (int k = 0; k < s->n_ring; k++) {
         free(s->ring[k].seq);
         free(s->ring[k].n_want);
+        free(s->ring[k].d);
         for (int r = 0; r < 4; r++) diffu_wire_packbuf_free(&s->ring[k].pk[r]);
     }
     free(s->ring);
@@ -153,7 +156,10 @@ void diffu_sched_free(diffu_sched **sp) {
 }
 
 int diffu_sched_failed(const diffu_sched *s) { return s->failed; }
-int diffu_sched_done(const diffu_sched *s) { return s->st.finished == s->n && s->next_id == s->oldest; }
+int diffu_sched_done(const diffu_sched *s) {
+    return s->st.finished == (s->closed ? s->next_admit : s->n) && s->next_id == s->oldest;
+}
+void diffu_sched_close(diffu_sched *s) { s->closed = 1; }
 int diffu_sched_inflight(const diffu_sched *s) { return (int)(s->next_id - s->oldest); }
 int diffu_sched_active(const diffu_sched *s) { return s->n_active; }
 const diffu_sched_stats *diffu_sched_get_stats(const diffu_sched *s) { return &s->st; }
@@ -193,7 +199,7 @@ static void finish(diffu_sched *s, int i) {
 }
 
 static void admit(diffu_sched *s) {
-    while (!s->failed && s->next_admit < s->n && s->n_active < s->o.max_active) {
+    while (!s->failed && !s->closed && s->next_admit < s->n && s->n_active < s->o.max_active) {
         if (s->o.spread > 1 && s->n_young >= s->n_young_limit) break;
         int i = s->next_admit++;
         sseq *q = &s->seqs[i];
@@ -232,6 +238,7 @@ static int prepare(diffu_sched *s, int i) {
     sseq *q = &s->seqs[i];
     if (q->prepared) return 1;
     for (;;) {
+        if (s->o.stepping) s->o.stepping(s->o.stepping_user, i, q->d);
         int n = diffu_denoise_prepare(q->d);
         if (n > 0) {
             q->prepared = 1;
@@ -365,11 +372,12 @@ long diffu_sched_next(diffu_sched *s) {
         if (tokens + q->N > s->o.mb_max_tokens || rows + q->n_want > s->o.mb_max_rows) break;
         s->r_head = (s->r_head + 1) % s->n;
         s->r_len--;
-        build_step(s, i, n, &tok, &chg, &pos);
+        if (!s->o.structured) build_step(s, i, n, &tok, &chg, &pos);
         q->state = S_INFLIGHT;
         q->first = 0;
         mb->seq[n] = i;
         mb->n_want[n] = q->n_want;
+        mb->d[n] = q->d;
         n++;
         tokens += q->N;
         rows += q->n_want;
@@ -382,6 +390,10 @@ long diffu_sched_next(diffu_sched *s) {
     s->st.seq_steps += n;
     s->st.rows += rows;
     s->st.tokens += tokens;
+    if (s->o.structured) { /* no stage keeps slots: nothing to release */
+        s->n_release = 0;
+        return mb->id;
+    }
     /* the Control variants */
     Diffu__StepCommand cmd = DIFFU__STEP_COMMAND__INIT;
     cmd.microbatch = (uint64_t)mb->id;
@@ -404,10 +416,40 @@ long diffu_sched_next(diffu_sched *s) {
 }
 
 const uint8_t *diffu_sched_control(diffu_sched *s, int role, size_t *len) {
-    DIFFU_ASSERT(role >= 0 && role < 4 && s->next_id > 0);
+    DIFFU_ASSERT(role >= 0 && role < 4 && s->next_id > 0 && !s->o.structured);
     mbrec *mb = &s->ring[(s->next_id - 1) % s->n_ring];
     *len = mb->pk[role].len;
     return mb->pk[role].data;
+}
+
+/* The oldest microbatch's samples (its rows in order): commit each sequence. */
+static void commit(diffu_sched *s, const diffu_sample *samples) {
+    mbrec *mb = &s->ring[s->oldest % s->n_ring];
+    s->oldest++;
+    int at = 0;
+    for (int k = 0; k < mb->n; k++) {
+        int i = mb->seq[k];
+        sseq *q = &s->seqs[i];
+        DIFFU_ASSERT(q->state == S_INFLIGHT && q->prepared && q->n_want == mb->n_want[k]);
+        int before = diffu_denoise_masked(q->d);
+        diffu_denoise_commit(q->d, samples + at);
+        at += q->n_want;
+        q->prepared = 0;
+        s->st.committed += before - diffu_denoise_masked(q->d);
+        if (diffu_denoise_done(q->d)) finish(s, i);
+        else {
+            update_young(s, q);
+            push_ready(s, i);
+        }
+    }
+}
+
+int diffu_sched_members(const diffu_sched *s, diffu_denoise *const **seqs, const int **n_want) {
+    DIFFU_ASSERT(s->next_id > 0);
+    const mbrec *mb = &s->ring[(s->next_id - 1) % s->n_ring];
+    *seqs = mb->d;
+    *n_want = mb->n_want;
+    return mb->n;
 }
 
 int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err *err) {
@@ -431,24 +473,15 @@ int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err
         s->samples[k].pad_ = 0;
         s->samples[k].conf = r->confidence[k];
     }
-    s->oldest++;
-    int at = 0;
-    for (int k = 0; k < mb->n; k++) {
-        int i = mb->seq[k];
-        sseq *q = &s->seqs[i];
-        DIFFU_ASSERT(q->state == S_INFLIGHT && q->prepared && q->n_want == mb->n_want[k]);
-        int before = diffu_denoise_masked(q->d);
-        diffu_denoise_commit(q->d, s->samples + at);
-        at += q->n_want;
-        q->prepared = 0;
-        s->st.committed += before - diffu_denoise_masked(q->d);
-        if (diffu_denoise_done(q->d)) finish(s, i);
-        else {
-            update_young(s, q);
-            push_ready(s, i);
-        }
-    }
+    commit(s, s->samples);
     return 0;
+}
+
+void diffu_sched_commit(diffu_sched *s, const diffu_sample *samples, int n_rows) {
+    DIFFU_ASSERT(s->oldest < s->next_id);
+    DIFFU_ASSERTF(n_rows == s->ring[s->oldest % s->n_ring].n_rows, "%d result rows for a microbatch of %d", n_rows,
+                  s->ring[s->oldest % s->n_ring].n_rows);
+    commit(s, samples);
 }
 
 const uint8_t *diffu_sched_shutdown(diffu_sched *s, const char *reason, int exit_code, size_t *len) {

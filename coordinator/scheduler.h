@@ -80,6 +80,15 @@ typedef struct diffu_sched_opts {
      * write its record and free it. */
     void (*finished)(void *user, int i, diffu_denoise *d);
     void *finished_user;
+    /* An in-process backend (coordinator/local.h): no Control is packed; the
+     * backend reads the microbatch with diffu_sched_members and answers with
+     * diffu_sched_commit. (0: the step protocol's messages, for a pipeline.) */
+    int structured;
+    /* Optional: sequence i (d) is about to take its next step (before its
+     * diffu_denoise_prepare; also for steps that need no forward). Tests
+     * (--dump-origin-uniforms) read the step's draws here. */
+    void (*stepping)(void *user, int i, const diffu_denoise *d);
+    void *stepping_user;
 } diffu_sched_opts;
 
 typedef struct diffu_sched_stats {
@@ -107,16 +116,28 @@ int diffu_sched_failed(const diffu_sched *s);
  * packs its Control variants; -1 when none may go (M in flight, or no
  * sequence ready). */
 long diffu_sched_next(diffu_sched *s);
-/* The packed Control of the last formed microbatch for a role mask (0..3). */
+/* The packed Control of the last formed microbatch for a role mask (0..3)
+ * (not with o->structured). */
 const uint8_t *diffu_sched_control(diffu_sched *s, int role, size_t *len);
+/* The sequences of the last formed microbatch, in their order in it (each
+ * prepared: diffu_denoise_positions / diffu_denoise_jobs are this step's,
+ * n_want[k] of them); returns their count. Valid until the next
+ * diffu_sched_next. */
+int diffu_sched_members(const diffu_sched *s, diffu_denoise *const **seqs, const int **n_want);
 /* Commit a packed StepResult; it must answer the oldest microbatch in flight.
  * 0, or -1 with err when it does not parse or does not match (a bug or a
  * foreign peer: the caller ends the job). */
 int diffu_sched_result(diffu_sched *s, const uint8_t *msg, size_t len, diffu_err *err);
+/* The same from (token, confidence) rows in the microbatch's order (an
+ * in-process backend); n_rows must be the microbatch's (asserted). */
+void diffu_sched_commit(diffu_sched *s, const diffu_sample *samples, int n_rows);
+/* Admit nothing more (a stop request): done once the sequences admitted so
+ * far have finished. */
+void diffu_sched_close(diffu_sched *s);
 /* A packed Shutdown Control (valid until the next call). */
 const uint8_t *diffu_sched_shutdown(diffu_sched *s, const char *reason, int exit_code, size_t *len);
 
-int diffu_sched_done(const diffu_sched *s);     /* every sequence finished, nothing in flight */
+int diffu_sched_done(const diffu_sched *s);     /* every sequence (admitted, once closed) finished, nothing in flight */
 int diffu_sched_inflight(const diffu_sched *s); /* microbatches */
 int diffu_sched_active(const diffu_sched *s);   /* sequences admitted and not finished */
 const diffu_sched_stats *diffu_sched_get_stats(const diffu_sched *s);

@@ -20,7 +20,7 @@
  * ban_token (>= 0) is removed before everything else (its p is 0); the policy
  * uses it where a committed <|mask|> would stall a loop (threshold decoding).
  *
- * Where it runs: next to the logits. In the single-process driver that is the
+ * Where it runs: next to the logits. In one process (the local backend) that is the
  * same process; in the pipeline it is the last stage, so only (token,
  * confidence) per masked position travels back to the coordinator, never a
  * vocabulary-sized row.

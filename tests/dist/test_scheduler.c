@@ -143,7 +143,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     }
     lazy_src lz = {ours, n, 0, max_active, -1, label};
     diffu_sched_opts o = {M, max_active, spread, mb_cap, mb_cap * max_len, mb_cap * p->max_new_tokens, max_len,
-                          lazy ? lazy_make : NULL, &lz, NULL, NULL};
+                          lazy ? lazy_make : NULL, &lz, NULL, NULL, 0, NULL, NULL};
     fin_log fl = {ours, n, calloc((size_t)n, sizeof(int)), label};
     o.finished = on_finished;
     o.finished_user = &fl;
@@ -307,7 +307,7 @@ static void run_fail(const diffu_denoise_params *p) {
     for (int i = 0; i < N; i++) seqs[i] = diffu_denoise_create(p, V, prompt, 4, (uint32_t)i, 0, &err);
     lazy_src lz = {seqs, N, 0, ACTIVE, 3, "make fails"};
     int len = 4 + p->max_new_tokens;
-    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz, NULL, NULL};
+    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz, NULL, NULL, 0, NULL, NULL};
     diffu_sched *sc = diffu_sched_create(&o, NULL, N, &err);
     CHECK(sc != NULL, "make fails: create: %s", err.msg);
     diffu_wire_packbuf pk = {0};
@@ -346,6 +346,87 @@ static void run_fail(const diffu_denoise_params *p) {
     for (int i = 0; i < N; i++) diffu_denoise_free(&seqs[i]);
     diffu_wire_arena_free(&ar);
     diffu_wire_packbuf_free(&pk);
+    diffu_sched_free(&sc);
+}
+
+/* The structured mode (an in-process backend, coordinator/local.h): no
+ * Control is packed; the microbatch's members (diffu_sched_members) are
+ * answered with the fake samples of their own (request, sample, step,
+ * position) through diffu_sched_commit. Every sequence must end exactly as the
+ * policy driven directly, with the stepping hook called once per step of
+ * every sequence (forward-less steps included) — and with diffu_sched_close
+ * after `close_after` microbatches: nothing more is admitted, the admitted
+ * sequences all finish, the others are never touched, and done() says so. */
+typedef struct {
+    int *steps; /* [n] stepping calls per sequence */
+    int n;
+} step_log;
+
+static void on_stepping(void *user, int i, const diffu_denoise *d) {
+    step_log *l = user;
+    CHECK(i >= 0 && i < l->n && !diffu_denoise_done(d), "stepping(%d) of a finished or unknown sequence", i);
+    if (i >= 0 && i < l->n) l->steps[i]++;
+}
+
+static void run_structured(const char *label, const diffu_denoise_params *p, int n, int max_active, int close_after) {
+    diffu_err err;
+    diffu_denoise **ours = calloc((size_t)n, sizeof *ours), **ref = calloc((size_t)n, sizeof *ref);
+    int max_len = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t prompt[16];
+        int L = 1 + i % 9;
+        for (int k = 0; k < L; k++) prompt[k] = (int32_t)(7 * i + 3 * k) % 400 + 5;
+        ours[i] = diffu_denoise_create(p, V, prompt, L, (uint32_t)i, 0, &err);
+        ref[i] = diffu_denoise_create(p, V, prompt, L, (uint32_t)i, 0, &err);
+        max_len = L + p->max_new_tokens > max_len ? L + p->max_new_tokens : max_len;
+    }
+    step_log sl = {calloc((size_t)n, sizeof(int)), n};
+    diffu_sched_opts o = {1, max_active, 1, max_active, max_active * max_len, max_active * p->max_new_tokens, max_len,
+                          NULL, NULL, NULL, NULL, 1, on_stepping, &sl};
+    diffu_sched *sc = diffu_sched_create(&o, ours, n, &err);
+    CHECK(sc != NULL, "%s: create: %s", label, err.msg);
+    diffu_sample smp[MAXSLOT * MAXSEQ];
+    long rounds = 0;
+    while (!diffu_sched_done(sc) && rounds < 100000) {
+        if (rounds++ == close_after) diffu_sched_close(sc);
+        long id = diffu_sched_next(sc);
+        if (id < 0) break;
+        diffu_denoise *const *ds;
+        const int *n_want;
+        int m = diffu_sched_members(sc, &ds, &n_want), rows = 0;
+        for (int k = 0; k < m; k++) {
+            const int32_t *pos = diffu_denoise_positions(ds[k]);
+            for (int j = 0; j < n_want[k]; j++, rows++)
+                smp[rows] = fake(diffu_denoise_request(ds[k]), diffu_denoise_sample(ds[k]),
+                                 (uint32_t)diffu_denoise_steps_taken(ds[k]), (uint32_t)pos[j]);
+        }
+        diffu_sched_commit(sc, smp, rows);
+    }
+    CHECK(diffu_sched_done(sc), "%s: not done after %ld rounds", label, rounds);
+    int admitted = 0;
+    for (int i = 0; i < n; i++) {
+        if (!sl.steps[i]) continue; /* never admitted (closed) */
+        admitted++;
+        reference(ref[i]);
+        int la, lb;
+        const int32_t *a = diffu_denoise_canvas(ours[i], &la), *b = diffu_denoise_canvas(ref[i], &lb);
+        CHECK(diffu_denoise_done(ours[i]) && la == lb && !memcmp(a, b, (size_t)la * sizeof *a),
+              "%s: sequence %d differs from the policy driven directly", label, i);
+        CHECK(sl.steps[i] == diffu_denoise_steps_taken(ref[i]), "%s: sequence %d: %d stepping calls for %d steps",
+              label, i, sl.steps[i], diffu_denoise_steps_taken(ref[i]));
+    }
+    if (close_after < 0) CHECK(admitted == n, "%s: %d of %d sequences ran", label, admitted, n);
+    else CHECK(admitted < n && admitted >= 1, "%s: closed after %d microbatches, yet %d of %d sequences ran", label,
+               close_after, admitted, n);
+    printf("structured: %s: %d of %d sequences, %ld microbatches\n", label, admitted, n,
+           diffu_sched_get_stats(sc)->microbatches);
+    for (int i = 0; i < n; i++) {
+        diffu_denoise_free(&ours[i]);
+        diffu_denoise_free(&ref[i]);
+    }
+    free(ours);
+    free(ref);
+    free(sl.steps);
     diffu_sched_free(&sc);
 }
 
@@ -390,6 +471,12 @@ int main(void) {
     p.steps = 12;
     p.mask_id = MASK;
     run_fail(&p);
+    run_structured("entropy, steps = gen (a forward-less first step)", &p, 10, 4, -1);
+    run_structured("closed after 3 microbatches", &p, 10, 4, 3);
+    p.alg = DIFFU_ALG_ORIGIN;
+    p.temperature = 1.0;
+    p.steps = 6;
+    run_structured("origin, 6 steps", &p, 7, 7, -1);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-/* test_driver.c — the single-process driver (coordinator/driver.h) with six
+/* test_engine.c — the coordinator's loop (coordinator/engine.h) with the
+ * local backend (coordinator/local.h: forward + sampler in this process), six
  * canvases of different prompt lengths and different parameters (entropy +
  * top-p at temperature 0.8; threshold + blocks; origin; maskgit_plus +
  * alg_temp + top-k with two samples of one request; an empty prompt, whose
@@ -8,17 +9,17 @@
  * own sequence (its tokens and the row index), i.e. a batch-invariant
  * forward, every canvas's tokens and commit steps are bit-identical whether
  * it runs alone, in one batch with the others, in the reverse admission
- * order, or admitted while the others are already several steps in (each
- * request at its own step): per request parameters and keyed random draws
+ * order, or admitted while the others are already several steps in (at most
+ * three at once: each enters as one finishes, at its own step): per request parameters and keyed random draws
  * make the decoder independent of the batch. The same synthetic forward
- * checks the logit shift: the driver (lm_head rows only for masked
+ * checks the logit shift: the local backend (lm_head rows only for the wanted
  * positions) equals the canvas stepped by hand with every row computed and
  * row p - 1 taken for position p (row 0 for p = 0).
  *
  * With the real forward (a tiny model written by diffu_mkmodel_write: hidden
  * 64, 2 layers, vocab 1000, bf16) the batch runs to the end and no
  * allocation happens in the step loop: malloc/calloc/realloc are wrapped at
- * link time (-Wl,--wrap) and counted across all driver steps (must be 0).
+ * link time (-Wl,--wrap) and counted across the whole diffu_engine_run (must be 0).
  * The real fp32 forward is not bitwise batch-invariant (OpenBLAS blocking
  * depends on the batch's row count: ~1e-6 differences), so with it the
  * tokens of a canvas may differ between batch and solo runs at near-ties;
@@ -30,7 +31,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "driver.h"
+#include "engine.h"
+#include "local.h"
 #include "mkmodel.h"
 #include "sampler.h"
 
@@ -132,8 +134,12 @@ static diffu_denoise *make(int i) {
     return d;
 }
 
-static diffu_driver_plan plan_all(void) {
-    diffu_driver_plan pl = {NC, 0, 0, 0};
+typedef struct {
+    int max_seqs, max_tokens, max_seq, max_rows;
+} plan;
+
+static plan plan_all(void) {
+    plan pl = {NC, 0, 0, 0};
     for (int i = 0; i < NC; i++) {
         int len = SPECS[i].L + SPECS[i].p.max_new_tokens;
         pl.max_tokens += len;
@@ -159,38 +165,32 @@ static int same(const result *a, const result *b, int G) {
     return a->len == b->len && !memcmp(a->canvas, b->canvas, (size_t)a->len * 4) && !memcmp(a->steps, b->steps, (size_t)G * 4);
 }
 
-/* Run canvases `order[0..n)`; `late` of them are admitted after `delay` steps. */
-static void run_batch(diffu_model *m, int fake, const int *order, int n, int late, int delay, result *res,
-                      long *allocs) {
+/* Run canvases `order[0..n)`, at most `active` of them at once (the next
+ * enters as one finishes). */
+static void run_batch(diffu_model *m, int fake, const int *order, int n, int active, result *res, long *allocs) {
     diffu_err err;
-    diffu_driver_plan pl = plan_all();
-    diffu_driver *dr = diffu_driver_create(m, &pl, &err);
-    if (!dr) {
-        fprintf(stderr, "driver: %s\n", err.msg);
-        exit(1);
-    }
-    if (fake) diffu_driver_set_forward(dr, fake_forward, NULL);
+    plan pl = plan_all();
+    diffu_engine_opts eo = {.sched = {1, active, 1, pl.max_seqs, pl.max_tokens, pl.max_rows, pl.max_seq}, .model = m};
     diffu_denoise *ds[NC];
     for (int k = 0; k < n; k++) ds[k] = make(order[k]);
-    for (int k = 0; k < n - late; k++) diffu_driver_add(dr, ds[k], &err);
-    int step = 0;
-    g_allocs = 0;
-    while (diffu_driver_active(dr) || step < delay) {
-        if (step == delay)
-            for (int k = n - late; k < n; k++) diffu_driver_add(dr, ds[k], &err); /* allocation-free */
-        g_count_allocs = 1;
-        int rc = diffu_driver_step(dr, &err);
-        g_count_allocs = 0;
-        CHECK(rc == 0, "step: %s", err.msg);
-        step++;
+    diffu_engine *e = diffu_engine_create(&eo, ds, n, &err);
+    if (!e) {
+        fprintf(stderr, "engine: %s\n", err.msg);
+        exit(1);
     }
+    if (fake) diffu_local_set_forward(diffu_engine_local(e), fake_forward, NULL);
+    g_allocs = 0;
+    g_count_allocs = 1;
+    int rc = diffu_engine_run(e, &err);
+    g_count_allocs = 0;
+    CHECK(rc == 0, "run: %s", err.msg);
     if (allocs) *allocs = g_allocs;
     for (int k = 0; k < n; k++) {
         CHECK(diffu_denoise_done(ds[k]), "canvas %d not done", order[k]);
         save(ds[k], &res[order[k]]);
         diffu_denoise_free(&ds[k]);
     }
-    diffu_driver_free(&dr);
+    diffu_engine_free(&e);
 }
 
 /* Step one canvas by hand: full forward of every row, shift, sample. */
@@ -226,7 +226,7 @@ static void run_by_hand(diffu_model *m, int i, result *r) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/diffu-test-driver.XXXXXX";
+    char dir[] = "/tmp/diffu-test-engine.XXXXXX";
     if (!mkdtemp(dir)) return 1;
     char mdir[256];
     snprintf(mdir, sizeof mdir, "%s/m", dir);
@@ -244,13 +244,13 @@ int main(void) {
         return 1;
     }
     make_specs(mk.cfg.mask_id);
-    diffu_driver_plan pl = plan_all();
+    plan pl = plan_all();
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);
     mo.max_tokens = pl.max_tokens;
     mo.max_seq = pl.max_seq;
     mo.max_rows = pl.max_tokens; /* run_by_hand asks for every row */
-    mo.max_seqs = pl.max_canvases;
+    mo.max_seqs = pl.max_seqs;
     mo.threads = 2;
     mo.quiet = 1;
     diffu_model *m;
@@ -263,20 +263,20 @@ int main(void) {
     int fwd[NC] = {0, 1, 2, 3, 4, 5}, bwd[NC] = {5, 4, 3, 2, 1, 0}, mix_[NC] = {1, 3, 0, 5, 2, 4};
     for (int i = 0; i < NC; i++) {
         int one = i;
-        run_batch(m, 1, &one, 1, 0, 0, solo, NULL);
+        run_batch(m, 1, &one, 1, 1, solo, NULL);
     }
     long allocs = -1;
-    run_batch(m, 1, fwd, NC, 0, 0, batch, &allocs);
+    run_batch(m, 1, fwd, NC, NC, batch, &allocs);
     CHECK(allocs == 0, "%ld allocations in the step loop (synthetic forward)", allocs);
-    run_batch(m, 1, bwd, NC, 0, 0, rev, NULL);
-    run_batch(m, 1, mix_, NC, 3, 4, late, NULL); /* canvases 5, 2, 4 join at step 4 */
+    run_batch(m, 1, bwd, NC, NC, rev, NULL);
+    run_batch(m, 1, mix_, NC, 3, late, NULL); /* 5, 2, 4 enter as others finish */
     for (int i = 0; i < NC; i++) {
         int G = SPECS[i].p.max_new_tokens;
         CHECK(same(&solo[i], &batch[i], G), "canvas %d: batch differs from solo", i);
         CHECK(same(&solo[i], &rev[i], G), "canvas %d: reverse order differs from solo", i);
         CHECK(same(&solo[i], &late[i], G), "canvas %d: late admission differs from solo", i);
         run_by_hand(m, i, &hand[i]);
-        CHECK(same(&solo[i], &hand[i], G), "canvas %d: driver differs from the hand-shifted run", i);
+        CHECK(same(&solo[i], &hand[i], G), "canvas %d: the engine differs from the hand-shifted run", i);
     }
     CHECK(!same(&solo[3], &solo[4], 16), "two samples of one request are identical");
 
@@ -284,10 +284,10 @@ int main(void) {
     result rsolo[NC], rbatch[NC];
     for (int i = 0; i < NC; i++) {
         int one = i;
-        run_batch(m, 0, &one, 1, 0, 0, rsolo, NULL);
+        run_batch(m, 0, &one, 1, 1, rsolo, NULL);
     }
     allocs = -1;
-    run_batch(m, 0, fwd, NC, 0, 0, rbatch, &allocs);
+    run_batch(m, 0, fwd, NC, NC, rbatch, &allocs);
     CHECK(allocs == 0, "%ld allocations in the step loop (real forward)", allocs);
     int n_same = 0;
     for (int i = 0; i < NC; i++) n_same += same(&rsolo[i], &rbatch[i], SPECS[i].p.max_new_tokens);
