@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -299,6 +300,7 @@ struct diffu_jobinf_live {
     size_t state_cap;
     int restored;
     long restored_steps;
+    int trace; /* $DIFFU_TRACE names "inflight": a line before and after every write (below) */
 };
 
 diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id, int max_active, diffu_jobinf *resume) {
@@ -309,6 +311,8 @@ diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id,
     l->e = diffu_xcalloc((size_t)max_active, sizeof *l->e);
     l->resume = resume;
     l->w = diffu_jobinf_writer_new(run_id);
+    const char *tr = getenv("DIFFU_TRACE");
+    l->trace = tr && strstr(tr, "inflight") != NULL;
     return l;
 }
 
@@ -352,7 +356,36 @@ void diffu_jobinf_live_leave(diffu_jobinf_live *l, const diffu_denoise *d) {
 
 int diffu_jobinf_live_count(const diffu_jobinf_live *l) { return l->n; }
 
+/* The trace ($DIFFU_TRACE=inflight, for measuring the work a kill costs: tests/job/check_generate_job.py):
+ * "trace inflight begin T KEY@STEPS/FORWARDS ..." with every sample's steps taken and forwards run (the
+ * steps that needed logits: the work) as this checkpoint starts, and
+ * "trace inflight written T" once it is durable; T is the wall clock (CLOCK_REALTIME, seconds), KEY the
+ * sample's id (bytes outside printable ASCII, space and '@' as '?') and '#' its sample index. */
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void trace_begin(const diffu_jobinf_live *l) {
+    fprintf(stderr, "[diffu] trace inflight begin %.6f", wall_now());
+    for (int i = 0; i < l->n; i++) {
+        const live_entry *e = &l->e[i];
+        size_t idl = e->key_len >= 5 ? e->key_len - 5 : e->key_len; /* id, 0, sample as 4 bytes (job_util.h) */
+        fputc(' ', stderr);
+        for (size_t j = 0; j < idl; j++) {
+            unsigned char c = (unsigned char)e->key[j];
+            fputc(c > ' ' && c < 127 && c != '@' ? c : '?', stderr);
+        }
+        uint32_t si = 0;
+        if (e->key_len >= 5) memcpy(&si, e->key + e->key_len - 4, 4);
+        fprintf(stderr, "#%u@%d/%d", si, diffu_denoise_steps_taken(e->d), diffu_denoise_forwards(e->d));
+    }
+    fputc('\n', stderr);
+}
+
 int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *err) {
+    if (l->trace) trace_begin(l);
     diffu_jobinf_writer_reset(l->w, records);
     for (int i = 0; i < l->n; i++) {
         const live_entry *e = &l->e[i];
@@ -365,7 +398,9 @@ int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *
         diffu_denoise_save(e->d, l->state);
         diffu_jobinf_writer_add(l->w, e->key, e->key_len, e->prompt_hash, l->state, n);
     }
-    return diffu_jobinf_writer_commit(l->w, l->output, err);
+    int rc = diffu_jobinf_writer_commit(l->w, l->output, err);
+    if (l->trace && !rc) fprintf(stderr, "[diffu] trace inflight written %.6f\n", wall_now());
+    return rc;
 }
 
 int diffu_jobinf_live_restored(const diffu_jobinf_live *l, long *steps) {

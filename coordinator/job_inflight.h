@@ -93,7 +93,9 @@ int diffu_jobinf_live_enter(diffu_jobinf_live *l, diffu_denoise *d, const char *
 void diffu_jobinf_live_leave(diffu_jobinf_live *l, const diffu_denoise *d);
 int diffu_jobinf_live_count(const diffu_jobinf_live *l);
 /* Write OUTPUT.inflight with every registered sample (records: the complete
- * records of the output now). 0, or -1 with one line. */
+ * records of the output now). 0, or -1 with one line. With $DIFFU_TRACE
+ * naming "inflight", a line on stderr before (every sample's key and steps
+ * taken) and after (once durable) each write: job_inflight.c. */
 int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *err);
 /* Samples restored so far, and the steps they had taken (work not redone). */
 int diffu_jobinf_live_restored(const diffu_jobinf_live *l, long *steps);

@@ -27,6 +27,13 @@ holding a sample part-way (step > 0) must be continued by the next run (its
 stderr says so, and the final records are still identical to run 1's); at least
 one kill must have left one (asserted: the kills are spread so that some land
 mid-sample); the finished job leaves no OUT.inflight behind.
+The work a kill costs is measured from the crash runs' trace ($DIFFU_TRACE=inflight,
+job_inflight.c: every checkpoint's samples and steps as it starts, and the moment it
+is durable): per kill, the full forwards the next run redoes (a sample's forwards at
+the last write begun minus those of its state in the checkpoint left behind; steps
+that need no logits cost nothing; asserted <= 1 per sample in flight: at most the
+write the kill interrupted) and the seconds of work lost (kill time minus the last
+durable checkpoint) over the run's median step time; the summary prints both.
 """
 import argparse
 import gzip
@@ -185,7 +192,7 @@ def kill_all(pr):
 
 
 def read_inflight(path):
-    """OUT.inflight by its documented format (job_inflight.h, denoise.h): [((id, sample), step)]; the key is
+    """OUT.inflight by its documented format (job_inflight.h, denoise.h): [((id, sample), step, forwards)]; the key is
     the id's bytes, a 0 byte and the sample index as 4 bytes (job_util.h, little-endian here)."""
     import struct
     import zlib
@@ -203,8 +210,8 @@ def read_inflight(path):
         st = b[off + 8:off + 8 + sl]
         off += 8 + sl
         assert st[:4] == b"DNS1", "state magic"
-        step = struct.unpack("<i", st[8:12])[0]
-        out.append(((key[:-5].decode(), struct.unpack("<I", key[-4:])[0]), step))
+        step, fwd = struct.unpack("<ii", st[8:16])
+        out.append(((key[:-5].decode(), struct.unpack("<I", key[-4:])[0]), step, fwd))
     assert off == len(b) - 4, "trailing bytes"
     return out
 
@@ -214,14 +221,52 @@ out = os.path.join(W, "crash.jsonl.gz")
 ckpt = ["--checkpoint-every", str(a.checkpoint_every)] if a.checkpoint_every is not None else []
 mid_sample, continued = 0, 0
 pending_mid = False
+redo = []  # per kill with samples in flight: (samples, full forwards redone, seconds lost, median step seconds)
+
+
+def trace(text):
+    """The crash run's $DIFFU_TRACE=inflight lines: [(time, {(id, sample): (steps, forwards)})] of the writes
+    begun, and the times they became durable."""
+    begun, written = [], []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[1:4] == ["trace", "inflight", "begin"]:
+            st = {}
+            for tok in f[5:]:
+                key, sf = tok.rsplit("@", 1)
+                rid, si = key.rsplit("#", 1)
+                steps, fwd = sf.split("/")
+                st[(rid, int(si))] = (int(steps), int(fwd))
+            begun.append((float(f[4]), st))
+        elif len(f) == 5 and f[1:4] == ["trace", "inflight", "written"]:
+            written.append(float(f[4]))
+    return begun, written
+
+
+def step_seconds(begun):
+    """Median time between two writes begun one forward apart for the same sample."""
+    last, d = {}, []
+    for t, st in begun:
+        for k, (_, n) in st.items():
+            if k in last and n == last[k][1] + 1:
+                d.append(t - last[k][0])
+            last[k] = (t, n)
+    d.sort()
+    return d[len(d) // 2] if d else None
+
+
 for i in range(a.kills):
     errf = open(os.path.join(W, f"crash{i}.err"), "w+")
+    e_run = env()
+    if ckpt:
+        e_run["DIFFU_TRACE"] = "inflight"
     pr = subprocess.Popen(cmd(out, ["--max-active", "1"] + ckpt), stdout=subprocess.DEVNULL, stderr=errf,
-                          env=env())
+                          env=e_run)
     # a random moment within (about) half the time the work left would take, so that later kills
     # still land mid-job
     left = len(expected) - (len(read(out)) if os.path.exists(out) else 0)
     time.sleep(rng.uniform(0.2, max(0.4, 0.5 * T * left / len(expected))))
+    t_kill = time.time()
     if pr.poll() is None:
         kill_all(pr)
     pr.wait()
@@ -239,14 +284,35 @@ for i in range(a.kills):
     note = ""
     if ckpt and os.path.exists(out + ".inflight"):
         st = read_inflight(out + ".inflight")
-        note = "; in-flight checkpoint: " + ", ".join(f"{k[0]}#{k[1]} at step {s}" for k, s in st)
+        note = "; in-flight checkpoint: " + ", ".join(f"{k[0]}#{k[1]} at step {s}" for k, s, _ in st)
         done = set(read(out)) if os.path.exists(out) else set()
         # an entry whose sample has its record (it finished after the last checkpoint) is not continued
-        if any(s > 0 and k not in done for k, s in st):
+        if any(s > 0 and k not in done for k, s, _ in st):
             mid_sample += 1
             pending_mid = True
         else:
             pending_mid = False
+        begun, written = trace(err_text)
+        if begun:
+            ck = {k: (s, f) for k, s, f in st}
+            reached = begun[-1][1]  # (steps, forwards) at the last write begun (durable or cut by the kill)
+            live = [k for k in reached if k not in done]
+            full = sum(max(0, reached[k][1] - ck.get(k, (0, 0))[1]) for k in live)
+            if len(live) and full > len(live):
+                fail(f"kill {i + 1}: {full} full forwards redone for {len(live)} sample(s) in flight (bound: the"
+                     f" write the kill cut, 1 per sample): reached {reached}, checkpoint {ck}")
+            if written and begun[-1][0] <= written[-1]:  # the last write completed: the checkpoint is it
+                for k in live:
+                    if ck.get(k, (0, 0)) != reached[k]:
+                        fail(f"kill {i + 1}: the durable checkpoint has {k} at (steps, forwards) {ck.get(k)}, the"
+                             f" trace {reached[k]}")
+            sec = step_seconds(begun)
+            # (t_kill is read just before the signal: a write can end in between, hence max(0, .))
+            lost = max(0.0, t_kill - (written[-1] if written else begun[0][0]))
+            if live:
+                redo.append((len(live), full, lost, sec))
+                note += (f"; redone: {full} full forward(s) for {len(live)} sample(s), {lost:.3f} s of work since"
+                         f" the last durable checkpoint" + (f" (a step: {sec:.3f} s)" if sec else ""))
     print(f"kill {i + 1}: {n} records{note}")
 p = subprocess.run(cmd(out, ["--max-active", "2"] + ckpt), capture_output=True, text=True, env=env())
 if p.returncode:
@@ -264,6 +330,12 @@ if ckpt:
         fail("the finished job left its in-flight checkpoint behind")
     print(f"in-flight checkpoints: {mid_sample} of {a.kills} kills left a sample part-way, each continued by the"
           f" next run ({continued}); the finished job removed the checkpoint")
+    if redo:
+        ns, nf = sum(r[0] for r in redo), sum(r[1] for r in redo)
+        ratios = [r[2] / r[3] for r in redo if r[3]]
+        print(f"work redone: {nf} full forward(s) over {len(redo)} kills with {ns} sample-kills in flight"
+              f" ({nf / ns:.2f} per sample); seconds lost per kill / step time: "
+              + ", ".join(f"{x:.2f}" for x in ratios))
 print(f"crash/resume: {len(final)} records after {a.kills} kills, every (id, sample) once, identical to the"
       " uninterrupted run")
 
