@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gemm.h"
 #include "log.h"
@@ -109,5 +110,63 @@ int arg_precision(const char *cmd, const char *s) {
         return -1;
     }
     setenv("DIFFU_PRECISION", diffu_precision_name(p), 1);
+    return 0;
+}
+
+void arg_genparam_options(struct option *opts, const struct option *own, size_t n_own, int base) {
+    DIFFU_ASSERT(diffu_genparam_count() <= ARG_GENPARAM_MAX);
+    memcpy(opts, own, n_own * sizeof *own);
+    size_t n = n_own;
+    for (int i = 0; i < diffu_genparam_count(); i++) {
+        const diffu_genparam *g = diffu_genparam_at(i);
+        opts[n++] = (struct option){g->flag, g->type == DIFFU_GP_FLAG ? no_argument : required_argument, 0, base + i};
+    }
+    opts[n] = (struct option){0, 0, 0, 0};
+}
+
+void arg_genparam_help(FILE *f) {
+    for (int i = 0; i < diffu_genparam_count(); i++) {
+        const diffu_genparam *g = diffu_genparam_at(i);
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "--%s%s%s", g->flag, g->metavar ? " " : "", g->metavar ? g->metavar : "");
+        fprintf(f, "  %-22s %s\n", lhs, g->help);
+    }
+}
+
+int arg_genparam(const char *cmd, int row, const char *s, diffu_denoise_params *p, long long *n_samples) {
+    const diffu_genparam *g = diffu_genparam_at(row);
+    char opt[64], rg[64];
+    snprintf(opt, sizeof opt, "--%s", g->flag);
+    long long v = 1;
+    double d;
+    switch (g->type) {
+    case DIFFU_GP_FLAG: break;
+    case DIFFU_GP_ALG:
+        if ((v = diffu_denoise_alg_parse(s)) < 0) {
+            fprintf(stderr, "diffu %s: %s: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", cmd, opt, s);
+            return -1;
+        }
+        break;
+    case DIFFU_GP_SEED:
+        if (arg_int(cmd, opt, s, (long long)g->lo, INT64_MAX, &v)) return -1;
+        break;
+    case DIFFU_GP_INT:
+        if (arg_int(cmd, opt, s, (long long)g->lo, (long long)g->hi, &v)) return -1;
+        break;
+    case DIFFU_GP_NUM:
+        if (arg_double(cmd, opt, s, g->lo, g->hi, &d)) return -1;
+        if (!diffu_genparam_num_ok(g, d)) { /* an open lower bound */
+            fprintf(stderr, "diffu %s: %s: %g is outside %s\n", cmd, opt, d, diffu_genparam_range(g, rg, sizeof rg));
+            return -1;
+        }
+        diffu_genparam_set_num(g, p, d);
+        return 0;
+    }
+    if (g->field == DIFFU_GP_NO_FIELD) {
+        DIFFU_ASSERTF(!strcmp(g->name, "n"), "row %s has no field", g->name);
+        *n_samples = v;
+    } else {
+        diffu_genparam_set_int(g, p, v);
+    }
     return 0;
 }

@@ -3,7 +3,11 @@
 #ifndef DIFFU_ARGS_H
 #define DIFFU_ARGS_H
 
+#include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "genparam.h"
 
 /* Each returns 0, or prints "diffu CMD: --opt: ..." and returns -1. */
 int arg_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out);
@@ -20,5 +24,18 @@ void arg_unescape(char *dst, const char *src);
 int arg_precision(const char *cmd, const char *s);
 /* Comma-separated list of positive ints; *out malloc'd. */
 int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
+
+/* The generation parameters (coordinator/genparam.h, one table for every
+ * command, the job input and the records) on a command line:
+ *   arg_genparam_options  opts = the command's own n_own long options, then each row's
+ *                         (val = base + row), then the terminator: room for n_own +
+ *                         ARG_GENPARAM_MAX + 1 entries
+ *   arg_genparam_help     their help lines, in the layout of the commands' usage
+ *   arg_genparam          the value s of row `row` checked by the row's rules and stored into
+ *                         p (the `n` row into *n_samples); 0, or -1 after the one-line error */
+enum { ARG_GENPARAM_MAX = 32 };
+void arg_genparam_options(struct option *opts, const struct option *own, size_t n_own, int base);
+void arg_genparam_help(FILE *f);
+int arg_genparam(const char *cmd, int row, const char *s, diffu_denoise_params *p, long long *n_samples);
 
 #endif

@@ -50,10 +50,10 @@ static void usage(FILE *f) {
             "  --model DIR            count tokens with the checkpoint's tokenizer (default: 1 token per byte)\n"
             "  --max-problems N       rejects listed on stderr (default 20)\n"
             "  --max-line-bytes N     longest accepted line (default 64M)\n"
-            "  defaults for the requests (as diffu generate): --n --max-new-tokens --steps --alg --temperature\n"
-            "  --top-p --top-k --alg-temp --seed --block-length --threshold --system --prefill --eval-prefill\n"
             "  --repair FILE          repair a job output's torn tail (kept in FILE.torn) and summarize it\n"
-            "  --dry-run              with --repair: report only, change nothing\n");
+            "  --dry-run              with --repair: report only, change nothing\n"
+            "defaults for the requests, as diffu generate's (--system, --prefill, --eval-prefill too):\n");
+    arg_genparam_help(f); /* coordinator/genparam.h */
 }
 
 static int file_exists(const char *dir, const char *name) {
@@ -88,23 +88,21 @@ static int do_repair(const char *path, int dry) {
 
 int cmd_jobcheck(int argc, char **argv) {
     enum {
-        O_INPUT = 1, O_STRICT, O_REJECTS, O_MAXCTX, O_MODEL, O_MAXPROB, O_MAXLINE, O_N, O_MAXNEW, O_STEPS, O_ALG,
-        O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_SEED, O_BLOCK, O_THRESH, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_REPAIR,
-        O_DRY
+        O_INPUT = 1, O_STRICT, O_REJECTS, O_MAXCTX, O_MODEL, O_MAXPROB, O_MAXLINE, O_SYSTEM, O_PREFILL,
+        O_EVALPREFILL, O_REPAIR, O_DRY,
+        O_PARAM = 0x100 /* + a row of the generation parameters' table (coordinator/genparam.h) */
     };
-    static const struct option opts[] = {
+    static const struct option own[] = {
         {"input", 1, 0, O_INPUT},         {"strict", 0, 0, O_STRICT},         {"rejects", 1, 0, O_REJECTS},
         {"max-context", 1, 0, O_MAXCTX},  {"model", 1, 0, O_MODEL},           {"max-problems", 1, 0, O_MAXPROB},
-        {"max-line-bytes", 1, 0, O_MAXLINE}, {"n", 1, 0, O_N},                {"max-new-tokens", 1, 0, O_MAXNEW},
-        {"steps", 1, 0, O_STEPS},         {"alg", 1, 0, O_ALG},               {"temperature", 1, 0, O_TEMP},
-        {"top-p", 1, 0, O_TOPP},          {"top-k", 1, 0, O_TOPK},            {"alg-temp", 1, 0, O_ALGTEMP},
-        {"seed", 1, 0, O_SEED},           {"block-length", 1, 0, O_BLOCK},    {"threshold", 1, 0, O_THRESH},
+        {"max-line-bytes", 1, 0, O_MAXLINE},
         {"system", 1, 0, O_SYSTEM},       {"prefill", 1, 0, O_PREFILL},       {"eval-prefill", 0, 0, O_EVALPREFILL},
-        {"repair", 1, 0, O_REPAIR},       {"dry-run", 0, 0, O_DRY},           {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"repair", 1, 0, O_REPAIR},       {"dry-run", 0, 0, O_DRY},           {"help", 0, 0, 'h'}};
+    struct option opts[sizeof own / sizeof own[0] + ARG_GENPARAM_MAX + 1];
+    arg_genparam_options(opts, own, sizeof own / sizeof own[0], O_PARAM);
     const char *input = NULL, *rejects = NULL, *model = NULL, *repair = NULL;
     int strict = 0, dry = 0;
-    long long v, max_ctx = -1, max_prob = 20;
+    long long max_ctx = -1, max_prob = 20, n_samples;
     uint64_t max_line = 0;
     diffu_jobin_opts o;
     diffu_jobin_opts_default(&o);
@@ -119,30 +117,20 @@ int cmd_jobcheck(int argc, char **argv) {
         case O_MODEL: model = optarg; break;
         case O_MAXPROB: if (arg_int(CMD, "--max-problems", optarg, 0, 1 << 30, &max_prob)) return 2; break;
         case O_MAXLINE: if (arg_size(CMD, "--max-line-bytes", optarg, &max_line)) return 2; break;
-        case O_N: if (arg_int(CMD, "--n", optarg, 1, DIFFU_JOBIN_MAX_N, &v)) return 2; o.n = (int)v; break;
-        case O_MAXNEW: if (arg_int(CMD, "--max-new-tokens", optarg, 1, 1 << 20, &v)) return 2; o.defaults.max_new_tokens = (int)v; break;
-        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &v)) return 2; o.defaults.steps = (int)v; break;
-        case O_ALG:
-            if ((int)(v = diffu_denoise_alg_parse(optarg)) < 0) {
-                fprintf(stderr, "diffu " CMD ": --alg: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", optarg);
-                return 2;
-            }
-            o.defaults.alg = (diffu_alg)v;
-            break;
-        case O_TEMP: if (arg_double(CMD, "--temperature", optarg, 0, 1e6, &o.defaults.temperature)) return 2; break;
-        case O_TOPP: if (arg_double(CMD, "--top-p", optarg, 1e-9, 1, &o.defaults.top_p)) return 2; break;
-        case O_TOPK: if (arg_int(CMD, "--top-k", optarg, 0, 1 << 30, &v)) return 2; o.defaults.top_k = (int)v; break;
-        case O_ALGTEMP: if (arg_double(CMD, "--alg-temp", optarg, 0, 1e6, &o.defaults.alg_temp)) return 2; break;
-        case O_SEED: if (arg_int(CMD, "--seed", optarg, 0, INT64_MAX, &v)) return 2; o.defaults.seed = (uint64_t)v; break;
-        case O_BLOCK: if (arg_int(CMD, "--block-length", optarg, 1, 1 << 20, &v)) return 2; o.defaults.block_length = (int)v; break;
-        case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &o.defaults.threshold)) return 2; break;
         case O_SYSTEM: o.system = optarg; break;
         case O_PREFILL: arg_unescape(optarg, optarg); o.prefill = optarg; break; /* as generate's --prefill */
         case O_EVALPREFILL: o.prefill = DIFFU_CHAT_EVAL_PREFILL; break;
         case O_REPAIR: repair = optarg; break;
         case O_DRY: dry = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (c < O_PARAM || c >= O_PARAM + diffu_genparam_count()) {
+                usage(stderr);
+                return 2;
+            }
+            n_samples = o.n;
+            if (arg_genparam(CMD, c - O_PARAM, optarg, &o.defaults, &n_samples)) return 2;
+            o.n = (int)n_samples;
         }
     }
     if (optind < argc) {

@@ -28,19 +28,9 @@ static void usage(FILE *f) {
             "  --system TEXT          system line of the chat prompt (default \"" DIFFU_CHAT_DEFAULT_SYSTEM "\")\n"
             "  --prefill TEXT         assistant prefill after the chat prompt (C escapes \\n \\t expanded)\n"
             "  --eval-prefill         the paper's prefill \"Here is the code to solve this problem:\\n```python\\n\"\n"
-            "  --max-new-tokens N     generated positions (default 256)\n"
-            "  --steps N              denoising steps (default: max-new-tokens)\n"
-            "  --alg A                origin | maskgit_plus | topk_margin | entropy (default entropy)\n"
-            "  --temperature T        0 = greedy (default 0)\n"
-            "  --top-p P, --top-k K   nucleus / top-k filtering (default off)\n"
-            "  --alg-temp T           sample positions from softmax(confidence / T) (default 0: top-n)\n"
-            "  --eps E                timesteps linspace(1, E, steps + 1) (default 1e-3)\n"
-            "  --seed S               random seed (default 0)\n"
-            "  --n N                  samples per prompt (default 1)\n"
-            "  --threshold TAU        Fast-dLLM confidence-threshold decoding (steps unused)\n"
-            "  --factor F             Fast-dLLM factor rule (steps unused)\n"
-            "  --block-length B       semi-autoregressive blocks of B generated tokens\n"
-            "  --early-stop           stop once an end token is committed with nothing masked to its left\n"
+            );
+    arg_genparam_help(f); /* coordinator/genparam.h: the table every command and the job input share */
+    fprintf(f,
             "  --end-id ID            end token for --early-stop and the text cut (repeatable; default: config\n"
             "                         eos, plus <|dlm_pad|> when the tokenizer has it)\n"
             "  --watch                live view of the canvas on a terminal (stderr; single process)\n"
@@ -143,18 +133,14 @@ int gen_wants_dist(int argc, char **argv) {
 
 int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
     enum {
-        O_PROMPT_IDS = 1, O_PROMPT, O_MAXNEW, O_STEPS, O_ALG, O_TEMP, O_TOPP, O_TOPK, O_ALGTEMP, O_EPS, O_SEED, O_N,
-        O_THRESH, O_FACTOR, O_BLOCK, O_EARLY, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
+        O_PROMPT_IDS = 1, O_PROMPT, O_ENDID, O_WATCH, O_EMIT, O_OUT, O_THREADS, O_F32, O_DUMPU, O_MODEL,
         O_CHAT, O_SYSTEM, O_PREFILL, O_EVALPREFILL, O_PP, O_TP, O_MB, O_MAXACT, O_SPREAD, O_HEADROWS, O_TIMEOUT,
-        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT, O_ALLOWCHANGE, O_CKPT
+        O_VERBOSE, O_INPUT, O_OUTPUT, O_FORMAT, O_STRICT, O_ALLOWCHANGE, O_CKPT,
+        O_PARAM = 0x100 /* + a row of the generation parameters' table (coordinator/genparam.h) */
     };
-    static const struct option opts[] = {
+    static const struct option own[] = {
         {"model", 1, 0, O_MODEL},         {"prompt-ids", 1, 0, O_PROMPT_IDS}, {"prompt", 1, 0, O_PROMPT},
-        {"max-new-tokens", 1, 0, O_MAXNEW}, {"steps", 1, 0, O_STEPS},       {"alg", 1, 0, O_ALG},
-        {"temperature", 1, 0, O_TEMP},    {"top-p", 1, 0, O_TOPP},          {"top-k", 1, 0, O_TOPK},
-        {"alg-temp", 1, 0, O_ALGTEMP},    {"eps", 1, 0, O_EPS},             {"seed", 1, 0, O_SEED},
-        {"n", 1, 0, O_N},                 {"threshold", 1, 0, O_THRESH},    {"factor", 1, 0, O_FACTOR},
-        {"block-length", 1, 0, O_BLOCK},  {"early-stop", 0, 0, O_EARLY},    {"end-id", 1, 0, O_ENDID},
+        {"end-id", 1, 0, O_ENDID},
         {"watch", 0, 0, O_WATCH},         {"emit-ids", 0, 0, O_EMIT},       {"out", 1, 0, O_OUT},
         {"threads", 1, 0, O_THREADS},     {"f32-weights", 0, 0, O_F32},     {"dump-origin-uniforms", 1, 0, O_DUMPU},
         {"chat", 0, 0, O_CHAT},           {"system", 1, 0, O_SYSTEM},       {"prefill", 1, 0, O_PREFILL},
@@ -164,7 +150,9 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         {"input", 1, 0, O_INPUT},         {"output", 1, 0, O_OUTPUT},       {"format", 1, 0, O_FORMAT},
         {"strict", 0, 0, O_STRICT},       {"allow-run-change", 0, 0, O_ALLOWCHANGE},
         {"precision", 1, 0, 'P'},        {"checkpoint-every", 1, 0, O_CKPT},
-        {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
+        {"help", 0, 0, 'h'}};
+    struct option opts[sizeof own / sizeof own[0] + ARG_GENPARAM_MAX + 1];
+    arg_genparam_options(opts, own, sizeof own / sizeof own[0], O_PARAM);
     memset(o, 0, sizeof *o);
     o->n_samples = 1;
     diffu_denoise_params_default(&o->p);
@@ -203,28 +191,6 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
             if (c == O_PROMPT_IDS && parse_ids(optarg, &o->prompts[o->n_prompts - 1], &o->prompt_len[o->n_prompts - 1]))
                 rc = 2;
             break;
-        case O_MAXNEW: if (arg_int(CMD, "--max-new-tokens", optarg, 1, 1 << 20, &v)) rc = 2; else p->max_new_tokens = (int)v; break;
-        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &o->steps)) rc = 2; break;
-        case O_ALG:
-            if ((int)(v = diffu_denoise_alg_parse(optarg)) < 0) {
-                fprintf(stderr, "diffu " CMD ": --alg: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", optarg);
-                rc = 2;
-            } else {
-                p->alg = (diffu_alg)v;
-            }
-            break;
-        case O_TEMP: if (arg_double(CMD, "--temperature", optarg, 0, 1e6, &p->temperature)) rc = 2; break;
-        case O_TOPP: if (arg_double(CMD, "--top-p", optarg, 1e-9, 1, &p->top_p)) rc = 2; break;
-        case O_TOPK: if (arg_int(CMD, "--top-k", optarg, 0, 1 << 30, &v)) rc = 2; else p->top_k = (int)v; break;
-        case O_ALGTEMP: if (arg_double(CMD, "--alg-temp", optarg, 0, 1e6, &p->alg_temp)) rc = 2; break;
-        case O_EPS: if (arg_double(CMD, "--eps", optarg, 0, 0.999999, &p->eps)) rc = 2; break;
-        /* the range of jobcheck's --seed and of a request's "seed" (JSON integers are int64) */
-        case O_SEED: if (arg_int(CMD, "--seed", optarg, 0, INT64_MAX, &v)) rc = 2; else p->seed = (uint64_t)v; break;
-        case O_N: if (arg_int(CMD, "--n", optarg, 1, 1 << 16, &o->n_samples)) rc = 2; break;
-        case O_THRESH: if (arg_double(CMD, "--threshold", optarg, 1e-9, 1, &p->threshold)) rc = 2; break;
-        case O_FACTOR: if (arg_double(CMD, "--factor", optarg, 1e-9, 1e6, &p->factor)) rc = 2; break;
-        case O_BLOCK: if (arg_int(CMD, "--block-length", optarg, 1, 1 << 20, &v)) rc = 2; else p->block_length = (int)v; break;
-        case O_EARLY: p->early_stop = 1; break;
         case O_ENDID:
             if (arg_int(CMD, "--end-id", optarg, 0, 0x7fffffff, &v)) {
                 rc = 2;
@@ -265,7 +231,13 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
             o->ckpt_given = 1;
             break;
         case 'h': rc = -1; break;
-        default: usage(stderr); rc = 2;
+        default:
+            if (c >= O_PARAM && c < O_PARAM + diffu_genparam_count()) {
+                if (arg_genparam(CMD, c - O_PARAM, optarg, p, &o->n_samples)) rc = 2;
+            } else {
+                usage(stderr);
+                rc = 2;
+            }
         }
     }
     if (!rc && optind < argc) {
@@ -308,7 +280,8 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
         return -1;
     }
     if (rc) return rc;
-    o->p.steps = o->steps ? (int)o->steps : o->p.max_new_tokens;
+    o->steps = o->p.steps; /* 0: not given (a batch job's requests: their own max_new_tokens) */
+    if (!o->p.steps) o->p.steps = o->p.max_new_tokens;
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "genparam.h"
 #include "job_util.h"
 #include "json.h"
 
@@ -101,8 +102,7 @@ __attribute__((format(printf, 3, 4))) static void reject(line_ctx *c, const char
 /* ------------------------------------------------------------ fields */
 
 static const char *const ID_FIELDS[] = {"id", "task_id"};
-static const char *const OVERRIDES[] = {"max_new_tokens", "steps", "temperature", "top_p", "top_k", "alg",
-                                        "alg_temp", "seed", "n", "block_length", "threshold", "prefill"};
+/* the per-request overrides: every row of genparam.h's table, and "prefill" */
 static const char *const META[] = {"entry_point", "test", "canonical_solution", "text", "code", "test_list",
                                    "test_setup_code", "challenge_test_list", "test_imports", "source_file",
                                    "contract", "base_input", "plus_input", "atol", "declaration", "example_test",
@@ -117,26 +117,28 @@ static int in_list(const char *k, const char *const *list, size_t n) {
 
 static int known_field(const char *k) {
     return in_list(k, ID_FIELDS, COUNT(ID_FIELDS)) || !strcmp(k, "prompt") || !strcmp(k, "messages") ||
-           in_list(k, OVERRIDES, COUNT(OVERRIDES)) || in_list(k, META, COUNT(META));
+           diffu_genparam_find(k) || !strcmp(k, "prefill") || in_list(k, META, COUNT(META));
 }
 
 /* the closest known field within edit distance 2, or NULL */
 static const char *suggest(const char *k) {
     static const char *const extra[] = {"id", "task_id", "prompt", "messages"};
+    const char *cand[COUNT(extra) + 32 + COUNT(META)];
+    size_t n = 0;
+    for (size_t i = 0; i < COUNT(extra); i++) cand[n++] = extra[i];
+    for (int i = 0; i < diffu_genparam_count() && i < 31; i++) cand[n++] = diffu_genparam_at(i)->name;
+    cand[n++] = "prefill";
+    for (size_t i = 0; i < COUNT(META); i++) cand[n++] = META[i];
     const char *best = NULL;
     int bd = 3;
-    const char *const *lists[] = {extra, OVERRIDES, META};
-    size_t ns[] = {COUNT(extra), COUNT(OVERRIDES), COUNT(META)};
-    for (int l = 0; l < 3; l++)
-        for (size_t i = 0; i < ns[l]; i++) {
-            int d = diffu_job_util_edit_distance(k, lists[l][i]);
-            if (d < bd) bd = d, best = lists[l][i];
-        }
+    for (size_t i = 0; i < n; i++) {
+        int d = diffu_job_util_edit_distance(k, cand[i]);
+        if (d < bd) bd = d, best = cand[i];
+    }
     /* also case-insensitive equality ("Temperature") */
     if (!best)
-        for (int l = 0; l < 3; l++)
-            for (size_t i = 0; i < ns[l]; i++)
-                if (!strcasecmp(k, lists[l][i])) return lists[l][i];
+        for (size_t i = 0; i < n; i++)
+            if (!strcasecmp(k, cand[i])) return cand[i];
     return best;
 }
 
@@ -154,24 +156,6 @@ static const diffu_json *field(const diffu_json *obj, const char *k) {
 }
 
 /* 0 ok (or absent: *set 0), -1 rejected */
-static int get_int(line_ctx *c, const diffu_json *obj, const char *k, long long lo, long long hi, long long *out,
-                   int *set) {
-    const diffu_json *v = field(obj, k);
-    *set = 0;
-    if (!v) return 0;
-    if (v->type != DJ_NUM || !v->u.num.is_int) {
-        reject(c, k, "field '%s': expected an integer, got %s", k, type_desc(v));
-        return -1;
-    }
-    if (v->u.num.i < lo || v->u.num.i > hi) {
-        reject(c, k, "field '%s': %lld is out of range [%lld, %lld]", k, (long long)v->u.num.i, lo, hi);
-        return -1;
-    }
-    *out = v->u.num.i;
-    *set = 1;
-    return 0;
-}
-
 /* lo_open: the lower bound is excluded */
 static int get_num(line_ctx *c, const diffu_json *obj, const char *k, double lo, int lo_open, double hi, double *out,
                    int *set) {
@@ -189,6 +173,57 @@ static int get_num(line_ctx *c, const diffu_json *obj, const char *k, double lo,
     }
     *out = d;
     *set = 1;
+    return 0;
+}
+
+/* A row of the generation parameters' table (genparam.h) from its JSON key, checked by the row's range and
+ * stored into p; *iv gets an integer row's value (the "n" row has no field in p). */
+static int get_param(line_ctx *c, const diffu_json *obj, const diffu_genparam *g, diffu_denoise_params *p,
+                     long long *iv, int *set) {
+    char rg[64];
+    const char *k = g->name;
+    if (g->type == DIFFU_GP_NUM) {
+        double d;
+        if (get_num(c, obj, k, g->lo, g->lo_open, g->hi, &d, set)) return -1;
+        if (*set) diffu_genparam_set_num(g, p, d);
+        return 0;
+    }
+    const diffu_json *v = field(obj, k);
+    *set = 0;
+    if (!v) return 0;
+    if (g->type == DIFFU_GP_FLAG) {
+        if (v->type != DJ_BOOL) {
+            reject(c, k, "field '%s': expected a boolean, got %s", k, type_desc(v));
+            return -1;
+        }
+        *iv = v->u.b;
+    } else if (g->type == DIFFU_GP_ALG) {
+        int a = v->type == DJ_STR ? diffu_denoise_alg_parse(v->u.str.s) : 0;
+        if (v->type != DJ_STR) {
+            reject(c, k, "field '%s': expected a string, got %s", k, type_desc(v));
+            return -1;
+        }
+        if (a < 0 || strlen(v->u.str.s) != v->u.str.len) {
+            char ex[96];
+            diffu_job_util_excerpt(ex, sizeof ex, v->u.str.s, v->u.str.len, 40);
+            reject(c, k, "field '%s': '%s' is not origin, maskgit_plus, topk_margin or entropy", k, ex);
+            return -1;
+        }
+        *iv = a;
+    } else {
+        if (v->type != DJ_NUM || !v->u.num.is_int) {
+            reject(c, k, "field '%s': expected an integer, got %s", k, type_desc(v));
+            return -1;
+        }
+        if (!diffu_genparam_int_ok(g, (long long)v->u.num.i)) {
+            reject(c, k, "field '%s': %lld is out of range %s", k, (long long)v->u.num.i,
+                   diffu_genparam_range(g, rg, sizeof rg));
+            return -1;
+        }
+        *iv = v->u.num.i;
+    }
+    *set = 1;
+    diffu_genparam_set_int(g, p, *iv);
     return 0;
 }
 
@@ -455,43 +490,18 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
     }
     /* ---- overrides */
     diffu_denoise_params p = in->o.defaults;
-    long long iv;
+    long long iv = 0;
     int set, steps_set;
-    if (get_int(&c, o, "max_new_tokens", 1, 1 << 20, &iv, &set)) goto done;
-    if (set) p.max_new_tokens = (int)iv;
-    if (get_int(&c, o, "steps", 1, 1 << 24, &iv, &steps_set)) goto done;
-    if (steps_set) p.steps = (int)iv;
-    else if (in->o.defaults.steps <= 0) p.steps = p.max_new_tokens;
+    /* every row of the generation parameters' table (genparam.h): the command line's rules */
     r.n = in->o.n;
-    if (get_int(&c, o, "n", 1, DIFFU_JOBIN_MAX_N, &iv, &set)) goto done;
-    if (set) r.n = (int)iv;
-    if (get_num(&c, o, "temperature", 0, 0, 1e6, &p.temperature, &set)) goto done;
-    if (get_num(&c, o, "top_p", 0, 1, 1, &p.top_p, &set)) goto done;
-    if (get_int(&c, o, "top_k", 0, 1 << 30, &iv, &set)) goto done;
-    if (set) p.top_k = (int)iv;
-    {
-        const diffu_json *av = field(o, "alg");
-        if (av) {
-            if (av->type != DJ_STR) {
-                reject(&c, "alg", "field 'alg': expected a string, got %s", type_desc(av));
-                goto done;
-            }
-            int a = diffu_denoise_alg_parse(av->u.str.s);
-            if (a < 0 || strlen(av->u.str.s) != av->u.str.len) {
-                char ex[96];
-                diffu_job_util_excerpt(ex, sizeof ex, av->u.str.s, av->u.str.len, 40);
-                reject(&c, "alg", "field 'alg': '%s' is not origin, maskgit_plus, topk_margin or entropy", ex);
-                goto done;
-            }
-            p.alg = (diffu_alg)a;
-        }
+    steps_set = 0;
+    for (int gi = 0; gi < diffu_genparam_count(); gi++) {
+        const diffu_genparam *g = diffu_genparam_at(gi);
+        if (get_param(&c, o, g, &p, &iv, &set)) goto done;
+        if (set && g->field == DIFFU_GP_NO_FIELD) r.n = (int)iv; /* "n" */
+        if (set && !strcmp(g->name, "steps")) steps_set = 1;
     }
-    if (get_num(&c, o, "alg_temp", 0, 0, 1e6, &p.alg_temp, &set)) goto done;
-    if (get_int(&c, o, "seed", 0, INT64_MAX, &iv, &set)) goto done;
-    if (set) p.seed = (uint64_t)iv;
-    if (get_int(&c, o, "block_length", 0, 1 << 20, &iv, &set)) goto done;
-    if (set) p.block_length = (int)iv;
-    if (get_num(&c, o, "threshold", 0, 0, 1, &p.threshold, &set)) goto done;
+    if (!steps_set && in->o.defaults.steps <= 0) p.steps = p.max_new_tokens;
     {
         const diffu_json *fv = field(o, "prefill");
         if (fv && r.kind == DIFFU_JOBIN_PROMPT) {
@@ -528,7 +538,7 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
             memcpy(fname, e.msg, k);
             fname[k] = 0;
         }
-        reject(&c, in_list(fname, OVERRIDES, COUNT(OVERRIDES)) ? fname : NULL, "%s", e.msg);
+        reject(&c, diffu_genparam_find(fname) ? fname : NULL, "%s", e.msg);
         goto done;
     }
     r.params = p;
@@ -881,34 +891,7 @@ out:
 
 /* ------------------------------------------------------------ descriptions */
 
-void diffu_jobin_put_params(const diffu_denoise_params *p, diffu_text *t) {
-    diffu_job_util_put_key(t, "max_new_tokens", 1);
-    diffu_job_util_put_int(t, p->max_new_tokens);
-    diffu_job_util_put_key(t, "steps", 0);
-    diffu_job_util_put_int(t, p->steps);
-    diffu_job_util_put_key(t, "alg", 0);
-    diffu_job_util_put_str(t, diffu_denoise_alg_name(p->alg), strlen(diffu_denoise_alg_name(p->alg)));
-    diffu_job_util_put_key(t, "temperature", 0);
-    diffu_job_util_put_num(t, p->temperature);
-    diffu_job_util_put_key(t, "top_p", 0);
-    diffu_job_util_put_num(t, p->top_p);
-    diffu_job_util_put_key(t, "top_k", 0);
-    diffu_job_util_put_int(t, p->top_k);
-    diffu_job_util_put_key(t, "alg_temp", 0);
-    diffu_job_util_put_num(t, p->alg_temp);
-    diffu_job_util_put_key(t, "seed", 0);
-    diffu_job_util_put_uint(t, (unsigned long long)p->seed);
-    diffu_job_util_put_key(t, "eps", 0);
-    diffu_job_util_put_num(t, p->eps);
-    diffu_job_util_put_key(t, "block_length", 0);
-    diffu_job_util_put_int(t, p->block_length);
-    diffu_job_util_put_key(t, "threshold", 0);
-    diffu_job_util_put_num(t, p->threshold);
-    diffu_job_util_put_key(t, "factor", 0);
-    diffu_job_util_put_num(t, p->factor);
-    diffu_job_util_put_key(t, "early_stop", 0);
-    diffu_job_util_put(t, p->early_stop ? "true" : "false");
-}
+void diffu_jobin_put_params(const diffu_denoise_params *p, diffu_text *t) { diffu_genparam_put_json(p, t); }
 
 void diffu_jobin_params_json(const diffu_jobin_req *r, diffu_text *t) {
     diffu_job_util_put(t, "{");

@@ -1,0 +1,108 @@
+/* genparam.c — see genparam.h. */
+#include "genparam.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "job_util.h"
+
+#define F(m) ((long)offsetof(diffu_denoise_params, m))
+
+/* The order is the record's: golden records (tests/golden) pin it. */
+static const diffu_genparam TABLE[] = {
+    {"max_new_tokens", "max-new-tokens", "N", DIFFU_GP_INT, 1, 1 << 20, 0, F(max_new_tokens), 1,
+     "generated positions (default 256)"},
+    {"steps", "steps", "N", DIFFU_GP_INT, 1, 1 << 24, 0, F(steps), 1, "denoising steps (default: max-new-tokens)"},
+    {"alg", "alg", "A", DIFFU_GP_ALG, 0, 0, 0, F(alg), 1, "origin | maskgit_plus | topk_margin | entropy (default entropy)"},
+    {"temperature", "temperature", "T", DIFFU_GP_NUM, 0, 1e6, 0, F(temperature), 1, "0 = greedy (default 0)"},
+    {"top_p", "top-p", "P", DIFFU_GP_NUM, 0, 1, 1, F(top_p), 1, "nucleus filtering, (0, 1] (default off)"},
+    {"top_k", "top-k", "K", DIFFU_GP_INT, 0, 1 << 30, 0, F(top_k), 1, "top-k filtering (default 0: off)"},
+    {"alg_temp", "alg-temp", "T", DIFFU_GP_NUM, 0, 1e6, 0, F(alg_temp), 1,
+     "sample positions from softmax(confidence / T) (default 0: top-n)"},
+    {"seed", "seed", "S", DIFFU_GP_SEED, 0, (double)INT64_MAX, 0, F(seed), 1, "random seed (default 0)"},
+    {"eps", "eps", "E", DIFFU_GP_NUM, 0, 0.999999, 0, F(eps), 1, "timesteps linspace(1, E, steps + 1) (default 1e-3)"},
+    {"block_length", "block-length", "B", DIFFU_GP_INT, 0, 1 << 20, 0, F(block_length), 1,
+     "semi-autoregressive blocks of B generated tokens (default 0: one block)"},
+    {"threshold", "threshold", "TAU", DIFFU_GP_NUM, 0, 1, 0, F(threshold), 1,
+     "Fast-dLLM confidence-threshold decoding, steps unused (default 0: off)"},
+    {"factor", "factor", "F", DIFFU_GP_NUM, 0, 1e6, 0, F(factor), 1, "Fast-dLLM factor rule, steps unused (default 0: off)"},
+    {"early_stop", "early-stop", NULL, DIFFU_GP_FLAG, 0, 1, 0, F(early_stop), 1,
+     "stop once an end token is committed with nothing masked to its left"},
+    {"n", "n", "N", DIFFU_GP_INT, 1, 65536, 0, DIFFU_GP_NO_FIELD, 0, "samples per prompt (default 1)"},
+};
+#define N_ROWS ((int)(sizeof TABLE / sizeof TABLE[0]))
+
+int diffu_genparam_count(void) { return N_ROWS; }
+
+const diffu_genparam *diffu_genparam_at(int i) {
+    DIFFU_ASSERT(i >= 0 && i < N_ROWS);
+    return &TABLE[i];
+}
+
+const diffu_genparam *diffu_genparam_find(const char *name) {
+    for (int i = 0; i < N_ROWS; i++)
+        if (!strcmp(TABLE[i].name, name)) return &TABLE[i];
+    return NULL;
+}
+
+const char *diffu_genparam_range(const diffu_genparam *g, char *buf, size_t cap) {
+    if (g->type == DIFFU_GP_NUM)
+        snprintf(buf, cap, "%s%g, %g]", g->lo_open ? "(" : "[", g->lo, g->hi);
+    else if (g->type == DIFFU_GP_SEED)
+        snprintf(buf, cap, "[%lld, %lld]", (long long)g->lo, (long long)INT64_MAX);
+    else
+        snprintf(buf, cap, "[%lld, %lld]", (long long)g->lo, (long long)g->hi);
+    return buf;
+}
+
+int diffu_genparam_int_ok(const diffu_genparam *g, long long v) {
+    if (g->type == DIFFU_GP_SEED) return v >= (long long)g->lo; /* hi is INT64_MAX: every int64 below it */
+    return (double)v >= g->lo && (double)v <= g->hi && !(g->lo_open && (double)v == g->lo);
+}
+
+int diffu_genparam_num_ok(const diffu_genparam *g, double v) {
+    return !isnan(v) && (g->lo_open ? v > g->lo : v >= g->lo) && v <= g->hi;
+}
+
+void diffu_genparam_set_int(const diffu_genparam *g, diffu_denoise_params *p, long long v) {
+    if (g->field == DIFFU_GP_NO_FIELD) return;
+    char *f = (char *)p + g->field;
+    switch (g->type) {
+    case DIFFU_GP_SEED: { uint64_t u = (uint64_t)v; memcpy(f, &u, sizeof u); break; }
+    case DIFFU_GP_ALG: { diffu_alg a = (diffu_alg)v; memcpy(f, &a, sizeof a); break; }
+    case DIFFU_GP_INT:
+    case DIFFU_GP_FLAG: { int i = (int)v; memcpy(f, &i, sizeof i); break; }
+    case DIFFU_GP_NUM: DIFFU_ASSERTF(0, "%s is a number: diffu_genparam_set_num", g->name);
+    }
+}
+
+void diffu_genparam_set_num(const diffu_genparam *g, diffu_denoise_params *p, double v) {
+    DIFFU_ASSERTF(g->type == DIFFU_GP_NUM, "%s is not a number", g->name);
+    if (g->field != DIFFU_GP_NO_FIELD) memcpy((char *)p + g->field, &v, sizeof v);
+}
+
+void diffu_genparam_put_json(const diffu_denoise_params *p, diffu_text *t) {
+    int first = 1;
+    for (int i = 0; i < N_ROWS; i++) {
+        const diffu_genparam *g = &TABLE[i];
+        if (!g->record || g->field == DIFFU_GP_NO_FIELD) continue;
+        const char *f = (const char *)p + g->field;
+        diffu_job_util_put_key(t, g->name, first);
+        first = 0;
+        switch (g->type) {
+        case DIFFU_GP_INT: { int v; memcpy(&v, f, sizeof v); diffu_job_util_put_int(t, v); break; }
+        case DIFFU_GP_FLAG: { int v; memcpy(&v, f, sizeof v); diffu_job_util_put(t, v ? "true" : "false"); break; }
+        case DIFFU_GP_NUM: { double v; memcpy(&v, f, sizeof v); diffu_job_util_put_num(t, v); break; }
+        case DIFFU_GP_SEED: { uint64_t v; memcpy(&v, f, sizeof v); diffu_job_util_put_uint(t, (unsigned long long)v); break; }
+        case DIFFU_GP_ALG: {
+            diffu_alg a;
+            memcpy(&a, f, sizeof a);
+            const char *nm = diffu_denoise_alg_name(a);
+            diffu_job_util_put_str(t, nm, strlen(nm));
+            break;
+        }
+        }
+    }
+}
