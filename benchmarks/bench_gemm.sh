@@ -7,9 +7,10 @@
 # Run it on a quiet machine; it prints a Markdown section for docs/BENCHMARKS.md.
 #
 # usage: benchmarks/bench_gemm.sh [--reps K (default 5)] [--quick] [--e2e]
-#   --e2e  also the end-to-end generation throughput (benchmarks/bench_generate.py, 16 requests,
-#          one process x 2 threads and --pp 2) in fp32 and then bf16 (two runs of that script, one
-#          per precision; long: ~15+ min on 2 cores)
+#   --e2e  also the end-to-end generation throughput: the main job (deploy/main_job.sh: the
+#          embedded toy model, mpirun --pp 2) in fp32 and bf16 alternated, 3 runs each, and
+#          benchmarks/bench_generate.py (16 requests, one process x 2 threads and --pp 2) in fp32
+#          and then bf16 (two runs of that script, one per precision; long: ~15+ min on 2 cores)
 # environment:
 #   DIFFU_BIN   diffu binary (default build/bin/diffu)
 #   MODEL       the small model (default /tmp/m_small; made with
@@ -113,6 +114,17 @@ for t in "${TOKENS[@]}"; do
 done
 
 if ((E2E)); then
+    : >"$W/main.tsv"
+    for rep in 1 2 3; do
+        for p in fp32 bf16; do
+            echo "== end to end: the main job, $p, run $rep" >&2
+            DIFFU_PRECISION=$p DIFFU_OUTPUT="$W/main.$p.$rep.jsonl.gz" DIFFU_BUILD="$(dirname "$(dirname "$BIN")")" \
+                bash "$ROOT/deploy/main_job.sh" >/dev/null 2>"$W/main.$p.$rep.err" || tail -5 "$W/main.$p.$rep.err" >&2
+            tps=$(grep -o '[0-9.]* generated tokens/s' "$W/main.$p.$rep.err" | grep -o '^[0-9.]*' | tail -1)
+            gw=$(grep -o 'generate [0-9.]* s:' "$W/main.$p.$rep.err" | grep -o '[0-9.]*' | tail -1)
+            printf '%s\t%s\t%s\t%s\n' "$p" "$rep" "${tps:-nan}" "${gw:-nan}" >>"$W/main.tsv"
+        done
+    done
     for p in fp32 bf16; do
         echo "== end to end: bench_generate.py, $p" >&2
         /usr/bin/python3 "$ROOT/benchmarks/bench_generate.py" --bin "$BIN" --model "$MODEL" --requests 16 \
@@ -155,6 +167,24 @@ echo '```'
 cat "$W/sampler.txt"
 echo '```'
 if ((E2E)); then
+    echo "End to end, the main job (\`deploy/main_job.sh\`: models/diffu-toy-code, 20 chat requests x 64 tokens,"
+    echo "mpirun -np 2 --pp 2, 1 thread per rank), fp32 and bf16 alternated, 3 runs each (same run):"
+    echo
+    python3 - "$W/main.tsv" <<'EOF'
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
+med = {}
+print("| precision | generated tokens/s (runs) | median | generation wall s (median) |")
+print("|---|---|---|---|")
+for p in ("fp32", "bf16"):
+    tps = [float(r[2]) for r in rows if r[0] == p]
+    gw = [float(r[3]) for r in rows if r[0] == p]
+    med[p] = statistics.median(tps)
+    print(f"| {p} | {', '.join(f'{x:.1f}' for x in tps)} | {med[p]:.1f} | {statistics.median(gw):.1f} |")
+print()
+print(f"bf16 / fp32 tokens/s: {med['bf16'] / med['fp32']:.2f}x")
+print()
+EOF
     for p in fp32 bf16; do
         echo "End to end, $p (benchmarks/bench_generate.py --requests 16 --configs 1x2,pp2 --extra \"--precision $p\"):"
         echo '```'
