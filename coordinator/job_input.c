@@ -264,6 +264,253 @@ static void accept(diffu_jobin *in, const diffu_jobin_req *r) {
     in->st.samples += d->n;
 }
 
+/* The id first, so that every later reject can name it: r->id (idbuf holds an integer id's digits). */
+static int take_id(line_ctx *c, const diffu_json *o, diffu_jobin_req *r, char *idbuf, size_t idcap) {
+    diffu_jobin *in = c->in;
+    const diffu_json *idv = diffu_json_get(o, "id"), *tid = diffu_json_get(o, "task_id");
+    if (idv && tid) {
+        reject(c, "id", "both 'id' and 'task_id': give one");
+        return -1;
+    }
+    if (!idv && !tid) {
+        reject(c, "id", "missing 'id' (or 'task_id')");
+        return -1;
+    }
+    r->id_field = idv ? "id" : "task_id";
+    if (!idv) idv = tid;
+    if (idv->type == DJ_STR) {
+        if (idv->u.str.len == 0) {
+            reject(c, r->id_field, "field '%s': empty string", r->id_field);
+            return -1;
+        }
+        if (idv->u.str.len > DIFFU_JOBIN_MAX_ID) {
+            reject(c, r->id_field, "field '%s': %zu bytes, longer than %d", r->id_field, idv->u.str.len,
+                   DIFFU_JOBIN_MAX_ID);
+            return -1;
+        }
+        for (size_t i = 0; i < idv->u.str.len; i++)
+            if ((unsigned char)idv->u.str.s[i] < 0x20 || idv->u.str.s[i] == 0x7f) {
+                reject(c, r->id_field, "field '%s': contains a control character (byte 0x%02x)", r->id_field,
+                       (unsigned char)idv->u.str.s[i]);
+                return -1;
+            }
+        r->id = idv->u.str.s;
+        r->id_len = idv->u.str.len;
+    } else if (idv->type == DJ_NUM && idv->u.num.is_int) {
+        snprintf(idbuf, idcap, "%lld", (long long)idv->u.num.i);
+        r->id = idbuf;
+        r->id_len = strlen(idbuf);
+        r->id_is_int = 1;
+    } else {
+        reject(c, r->id_field, "field '%s': expected a string or an integer, got %s", r->id_field, type_desc(idv));
+        return -1;
+    }
+    c->id = r->id;
+    {
+        int64_t first;
+        if (diffu_job_util_map_get(in->seen, r->id, r->id_len, &first)) {
+            reject(c, r->id_field, "duplicate id '%s' (first on line %d)", r->id, (int)first);
+            return -1;
+        }
+        diffu_job_util_map_put(in->seen, r->id, r->id_len, c->line);
+    }
+    return 0;
+}
+
+/* Every key known, each once. */
+static int check_keys(line_ctx *c, const diffu_json *o) {
+    for (size_t i = 0; i < o->u.kids.n; i++) {
+        const char *k = o->u.kids.keys[i];
+        size_t kl = o->u.kids.klen[i];
+        if (strlen(k) != kl || !known_field(k)) {
+            char ex[96];
+            diffu_job_util_excerpt(ex, sizeof ex, k, kl, 40);
+            const char *sg = strlen(k) == kl ? suggest(k) : NULL;
+            if (sg) reject(c, ex, "unknown field '%s' (did you mean '%s'?)", ex, sg);
+            else reject(c, ex, "unknown field '%s'", ex);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (o->u.kids.klen[j] == kl && !memcmp(o->u.kids.keys[j], k, kl)) {
+                reject(c, k, "field '%s' appears twice", k);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* A chat request's 'messages': one turn, [system] user [assistant]; *assistant: the final assistant
+ * message (the prefill) or NULL. */
+static int take_messages(line_ctx *c, const diffu_json *mv, diffu_jobin_req *r, const char **assistant) {
+    char roles[128] = "";
+    int n_user = 0;
+    const char *sys = NULL;
+    for (size_t i = 0; i < mv->u.kids.n; i++) {
+        const diffu_json *m = mv->u.kids.items[i];
+        char fn[48];
+        snprintf(fn, sizeof fn, "messages[%zu]", i);
+        if (m->type != DJ_OBJ) {
+            reject(c, fn, "%s: expected an object {\"role\", \"content\"}, got %s", fn, type_desc(m));
+            return -1;
+        }
+        for (size_t k = 0; k < m->u.kids.n; k++)
+            if (strcmp(m->u.kids.keys[k], "role") && strcmp(m->u.kids.keys[k], "content")) {
+                char ex[96];
+                diffu_job_util_excerpt(ex, sizeof ex, m->u.kids.keys[k], m->u.kids.klen[k], 40);
+                reject(c, fn, "%s: unknown field '%s' (a message has only role and content)", fn, ex);
+                return -1;
+            }
+        const diffu_json *role = diffu_json_get(m, "role"), *content = diffu_json_get(m, "content");
+        char rf[64], cf[64];
+        snprintf(rf, sizeof rf, "%s.role", fn);
+        snprintf(cf, sizeof cf, "%s.content", fn);
+        if (!role) {
+            reject(c, rf, "%s: missing", rf);
+            return -1;
+        }
+        if (role->type != DJ_STR) {
+            reject(c, rf, "%s: expected a string, got %s", rf, type_desc(role));
+            return -1;
+        }
+        int is_sys = !strcmp(role->u.str.s, "system"), is_user = !strcmp(role->u.str.s, "user"),
+            is_asst = !strcmp(role->u.str.s, "assistant");
+        if (!is_sys && !is_user && !is_asst) {
+            char ex[96];
+            diffu_job_util_excerpt(ex, sizeof ex, role->u.str.s, role->u.str.len, 40);
+            reject(c, rf, "%s: '%s' is not system, user or assistant", rf, ex);
+            return -1;
+        }
+        if (!content) {
+            reject(c, cf, "%s: missing", cf);
+            return -1;
+        }
+        if (content->type != DJ_STR) {
+            reject(c, cf, "%s: expected a string, got %s", cf, type_desc(content));
+            return -1;
+        }
+        if (memchr(content->u.str.s, 0, content->u.str.len)) {
+            reject(c, cf, "%s: contains a NUL character (\\u0000)", cf);
+            return -1;
+        }
+        if (is_user && content->u.str.len == 0) {
+            reject(c, cf, "%s: empty string", cf);
+            return -1;
+        }
+        if (strlen(roles) < sizeof roles - 16) {
+            if (i) strcat(roles, ", ");
+            strcat(roles, role->u.str.s);
+        }
+        /* one turn: [system] user [assistant] */
+        int ok = is_sys ? i == 0 : is_user ? n_user == 0 : (n_user == 1 && i == mv->u.kids.n - 1);
+        if (is_user) n_user++;
+        if (!ok) {
+            for (size_t k = i + 1; k < mv->u.kids.n && strlen(roles) < sizeof roles - 16; k++) {
+                const diffu_json *rr = diffu_json_get(mv->u.kids.items[k], "role");
+                strcat(roles, ", ");
+                strcat(roles, rr && rr->type == DJ_STR && rr->u.str.len < 12 ? rr->u.str.s : "?");
+            }
+            reject(c, "messages",
+                   "field 'messages': roles [%s]; one turn is supported: an optional system message, one "
+                   "user message, an optional final assistant message (the prefill)",
+                   roles);
+            return -1;
+        }
+        if (is_sys) sys = content->u.str.s;
+        if (is_user) {
+            r->prompt = content->u.str.s;
+            r->prompt_len = content->u.str.len;
+        }
+        if (is_asst) *assistant = content->u.str.s;
+    }
+    if (!n_user) {
+        reject(c, "messages", "field 'messages': roles [%s]; no user message", roles);
+        return -1;
+    }
+    r->system = sys ? sys : c->in->def_system;
+    return 0;
+}
+
+/* The prompt: 'prompt' (raw completion) or 'messages' (chat). */
+static int take_prompt(line_ctx *c, const diffu_json *o, diffu_jobin_req *r, const char **assistant) {
+    const diffu_json *pv = diffu_json_get(o, "prompt"), *mv = diffu_json_get(o, "messages");
+    *assistant = NULL;
+    if (pv && mv) {
+        reject(c, "prompt", "both 'prompt' and 'messages': give one");
+        return -1;
+    }
+    if (!pv && !mv) {
+        reject(c, "prompt", "missing 'prompt' (raw completion) or 'messages' (chat)");
+        return -1;
+    }
+    if (pv) {
+        if (text_ok(c, "prompt", pv, 0)) return -1;
+        r->kind = DIFFU_JOBIN_PROMPT;
+        r->prompt = pv->u.str.s;
+        r->prompt_len = pv->u.str.len;
+    } else {
+        r->kind = DIFFU_JOBIN_CHAT;
+        if (mv->type != DJ_ARR) {
+            reject(c, "messages", "field 'messages': expected an array of {\"role\", \"content\"} objects, got %s",
+                   type_desc(mv));
+            return -1;
+        }
+        if (mv->u.kids.n == 0) {
+            reject(c, "messages", "field 'messages': empty array (needs a user message)");
+            return -1;
+        }
+        return take_messages(c, mv, r, assistant);
+    }
+    return 0;
+}
+
+/* The per-request overrides: every row of the generation parameters' table (genparam.h, the command line's
+ * rules) into *p, 'n' into r->n, and the chat prefill. */
+static int take_overrides(line_ctx *c, const diffu_json *o, diffu_jobin_req *r, const char *assistant,
+                          diffu_denoise_params *p) {
+    diffu_jobin *in = c->in;
+    *p = in->o.defaults;
+    long long iv = 0;
+    int set, steps_set;
+    r->n = in->o.n;
+    steps_set = 0;
+    for (int gi = 0; gi < diffu_genparam_count(); gi++) {
+        const diffu_genparam *g = diffu_genparam_at(gi);
+        if (get_param(c, o, g, p, &iv, &set)) return -1;
+        if (set && g->field == DIFFU_GP_NO_FIELD) r->n = (int)iv; /* "n" */
+        if (set && !strcmp(g->name, "steps")) steps_set = 1;
+    }
+    if (!steps_set && in->o.defaults.steps <= 0) p->steps = p->max_new_tokens;
+    {
+        const diffu_json *fv = field(o, "prefill");
+        if (fv && r->kind == DIFFU_JOBIN_PROMPT) {
+            reject(c, "prefill", "field 'prefill': only for chat requests ('messages'); append it to 'prompt'");
+            return -1;
+        }
+        if (r->kind == DIFFU_JOBIN_CHAT) {
+            const diffu_json *raw_fv = diffu_json_get(o, "prefill");
+            if (raw_fv && assistant) {
+                reject(c, "prefill", "both 'prefill' and a final assistant message: give one");
+                return -1;
+            }
+            r->prefill = in->def_prefill;
+            if (assistant) r->prefill = assistant;
+            if (raw_fv && raw_fv->type == DJ_NULL) r->prefill = NULL;
+            if (fv) {
+                if (fv->type == DJ_BOOL) {
+                    r->prefill = fv->u.b ? DIFFU_CHAT_EVAL_PREFILL : NULL;
+                } else if (fv->type == DJ_STR) {
+                    if (text_ok(c, "prefill", fv, 1)) return -1;
+                    r->prefill = fv->u.str.len ? fv->u.str.s : NULL;
+                } else {
+                    reject(c, "prefill", "field 'prefill': expected a string or a boolean, got %s", type_desc(fv));
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int lineno, int too_long) {
     line_ctx c = {in, lineno, s, len, total, NULL};
     if (too_long) {
@@ -305,231 +552,15 @@ static void process_line(diffu_jobin *in, char *s, size_t len, size_t total, int
     diffu_jobin_req r;
     memset(&r, 0, sizeof r);
     char idbuf[32];
+    const char *assistant = NULL;
+    diffu_denoise_params p;
     if (o->type != DJ_OBJ) {
         reject(&c, NULL, "expected a JSON object {\"id\": ..., \"prompt\": ...}, got %s", type_desc(o));
         goto done;
     }
-    /* ---- the id first, so every later reject can name it */
-    const diffu_json *idv = diffu_json_get(o, "id"), *tid = diffu_json_get(o, "task_id");
-    if (idv && tid) {
-        reject(&c, "id", "both 'id' and 'task_id': give one");
+    if (take_id(&c, o, &r, idbuf, sizeof idbuf) || check_keys(&c, o) || take_prompt(&c, o, &r, &assistant) ||
+        take_overrides(&c, o, &r, assistant, &p))
         goto done;
-    }
-    if (!idv && !tid) {
-        reject(&c, "id", "missing 'id' (or 'task_id')");
-        goto done;
-    }
-    r.id_field = idv ? "id" : "task_id";
-    if (!idv) idv = tid;
-    if (idv->type == DJ_STR) {
-        if (idv->u.str.len == 0) {
-            reject(&c, r.id_field, "field '%s': empty string", r.id_field);
-            goto done;
-        }
-        if (idv->u.str.len > DIFFU_JOBIN_MAX_ID) {
-            reject(&c, r.id_field, "field '%s': %zu bytes, longer than %d", r.id_field, idv->u.str.len,
-                   DIFFU_JOBIN_MAX_ID);
-            goto done;
-        }
-        for (size_t i = 0; i < idv->u.str.len; i++)
-            if ((unsigned char)idv->u.str.s[i] < 0x20 || idv->u.str.s[i] == 0x7f) {
-                reject(&c, r.id_field, "field '%s': contains a control character (byte 0x%02x)", r.id_field,
-                       (unsigned char)idv->u.str.s[i]);
-                goto done;
-            }
-        r.id = idv->u.str.s;
-        r.id_len = idv->u.str.len;
-    } else if (idv->type == DJ_NUM && idv->u.num.is_int) {
-        snprintf(idbuf, sizeof idbuf, "%lld", (long long)idv->u.num.i);
-        r.id = idbuf;
-        r.id_len = strlen(idbuf);
-        r.id_is_int = 1;
-    } else {
-        reject(&c, r.id_field, "field '%s': expected a string or an integer, got %s", r.id_field, type_desc(idv));
-        goto done;
-    }
-    c.id = r.id;
-    {
-        int64_t first;
-        if (diffu_job_util_map_get(in->seen, r.id, r.id_len, &first)) {
-            reject(&c, r.id_field, "duplicate id '%s' (first on line %d)", r.id, (int)first);
-            goto done;
-        }
-        diffu_job_util_map_put(in->seen, r.id, r.id_len, lineno);
-    }
-    /* ---- keys: each known, each once */
-    for (size_t i = 0; i < o->u.kids.n; i++) {
-        const char *k = o->u.kids.keys[i];
-        size_t kl = o->u.kids.klen[i];
-        if (strlen(k) != kl || !known_field(k)) {
-            char ex[96];
-            diffu_job_util_excerpt(ex, sizeof ex, k, kl, 40);
-            const char *sg = strlen(k) == kl ? suggest(k) : NULL;
-            if (sg) reject(&c, ex, "unknown field '%s' (did you mean '%s'?)", ex, sg);
-            else reject(&c, ex, "unknown field '%s'", ex);
-            goto done;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (o->u.kids.klen[j] == kl && !memcmp(o->u.kids.keys[j], k, kl)) {
-                reject(&c, k, "field '%s' appears twice", k);
-                goto done;
-            }
-    }
-    /* ---- the prompt */
-    const diffu_json *pv = diffu_json_get(o, "prompt"), *mv = diffu_json_get(o, "messages");
-    const char *assistant = NULL;
-    if (pv && mv) {
-        reject(&c, "prompt", "both 'prompt' and 'messages': give one");
-        goto done;
-    }
-    if (!pv && !mv) {
-        reject(&c, "prompt", "missing 'prompt' (raw completion) or 'messages' (chat)");
-        goto done;
-    }
-    if (pv) {
-        if (text_ok(&c, "prompt", pv, 0)) goto done;
-        r.kind = DIFFU_JOBIN_PROMPT;
-        r.prompt = pv->u.str.s;
-        r.prompt_len = pv->u.str.len;
-    } else {
-        r.kind = DIFFU_JOBIN_CHAT;
-        if (mv->type != DJ_ARR) {
-            reject(&c, "messages", "field 'messages': expected an array of {\"role\", \"content\"} objects, got %s",
-                   type_desc(mv));
-            goto done;
-        }
-        if (mv->u.kids.n == 0) {
-            reject(&c, "messages", "field 'messages': empty array (needs a user message)");
-            goto done;
-        }
-        char roles[128] = "";
-        int n_user = 0;
-        const char *sys = NULL;
-        for (size_t i = 0; i < mv->u.kids.n; i++) {
-            const diffu_json *m = mv->u.kids.items[i];
-            char fn[48];
-            snprintf(fn, sizeof fn, "messages[%zu]", i);
-            if (m->type != DJ_OBJ) {
-                reject(&c, fn, "%s: expected an object {\"role\", \"content\"}, got %s", fn, type_desc(m));
-                goto done;
-            }
-            for (size_t k = 0; k < m->u.kids.n; k++)
-                if (strcmp(m->u.kids.keys[k], "role") && strcmp(m->u.kids.keys[k], "content")) {
-                    char ex[96];
-                    diffu_job_util_excerpt(ex, sizeof ex, m->u.kids.keys[k], m->u.kids.klen[k], 40);
-                    reject(&c, fn, "%s: unknown field '%s' (a message has only role and content)", fn, ex);
-                    goto done;
-                }
-            const diffu_json *role = diffu_json_get(m, "role"), *content = diffu_json_get(m, "content");
-            char rf[64], cf[64];
-            snprintf(rf, sizeof rf, "%s.role", fn);
-            snprintf(cf, sizeof cf, "%s.content", fn);
-            if (!role) {
-                reject(&c, rf, "%s: missing", rf);
-                goto done;
-            }
-            if (role->type != DJ_STR) {
-                reject(&c, rf, "%s: expected a string, got %s", rf, type_desc(role));
-                goto done;
-            }
-            int is_sys = !strcmp(role->u.str.s, "system"), is_user = !strcmp(role->u.str.s, "user"),
-                is_asst = !strcmp(role->u.str.s, "assistant");
-            if (!is_sys && !is_user && !is_asst) {
-                char ex[96];
-                diffu_job_util_excerpt(ex, sizeof ex, role->u.str.s, role->u.str.len, 40);
-                reject(&c, rf, "%s: '%s' is not system, user or assistant", rf, ex);
-                goto done;
-            }
-            if (!content) {
-                reject(&c, cf, "%s: missing", cf);
-                goto done;
-            }
-            if (content->type != DJ_STR) {
-                reject(&c, cf, "%s: expected a string, got %s", cf, type_desc(content));
-                goto done;
-            }
-            if (memchr(content->u.str.s, 0, content->u.str.len)) {
-                reject(&c, cf, "%s: contains a NUL character (\\u0000)", cf);
-                goto done;
-            }
-            if (is_user && content->u.str.len == 0) {
-                reject(&c, cf, "%s: empty string", cf);
-                goto done;
-            }
-            if (strlen(roles) < sizeof roles - 16) {
-                if (i) strcat(roles, ", ");
-                strcat(roles, role->u.str.s);
-            }
-            /* one turn: [system] user [assistant] */
-            int ok = is_sys ? i == 0 : is_user ? n_user == 0 : (n_user == 1 && i == mv->u.kids.n - 1);
-            if (is_user) n_user++;
-            if (!ok) {
-                for (size_t k = i + 1; k < mv->u.kids.n && strlen(roles) < sizeof roles - 16; k++) {
-                    const diffu_json *rr = diffu_json_get(mv->u.kids.items[k], "role");
-                    strcat(roles, ", ");
-                    strcat(roles, rr && rr->type == DJ_STR && rr->u.str.len < 12 ? rr->u.str.s : "?");
-                }
-                reject(&c, "messages",
-                       "field 'messages': roles [%s]; one turn is supported: an optional system message, one "
-                       "user message, an optional final assistant message (the prefill)",
-                       roles);
-                goto done;
-            }
-            if (is_sys) sys = content->u.str.s;
-            if (is_user) {
-                r.prompt = content->u.str.s;
-                r.prompt_len = content->u.str.len;
-            }
-            if (is_asst) assistant = content->u.str.s;
-        }
-        if (!n_user) {
-            reject(&c, "messages", "field 'messages': roles [%s]; no user message", roles);
-            goto done;
-        }
-        r.system = sys ? sys : in->def_system;
-    }
-    /* ---- overrides */
-    diffu_denoise_params p = in->o.defaults;
-    long long iv = 0;
-    int set, steps_set;
-    /* every row of the generation parameters' table (genparam.h): the command line's rules */
-    r.n = in->o.n;
-    steps_set = 0;
-    for (int gi = 0; gi < diffu_genparam_count(); gi++) {
-        const diffu_genparam *g = diffu_genparam_at(gi);
-        if (get_param(&c, o, g, &p, &iv, &set)) goto done;
-        if (set && g->field == DIFFU_GP_NO_FIELD) r.n = (int)iv; /* "n" */
-        if (set && !strcmp(g->name, "steps")) steps_set = 1;
-    }
-    if (!steps_set && in->o.defaults.steps <= 0) p.steps = p.max_new_tokens;
-    {
-        const diffu_json *fv = field(o, "prefill");
-        if (fv && r.kind == DIFFU_JOBIN_PROMPT) {
-            reject(&c, "prefill", "field 'prefill': only for chat requests ('messages'); append it to 'prompt'");
-            goto done;
-        }
-        if (r.kind == DIFFU_JOBIN_CHAT) {
-            const diffu_json *raw_fv = diffu_json_get(o, "prefill");
-            if (raw_fv && assistant) {
-                reject(&c, "prefill", "both 'prefill' and a final assistant message: give one");
-                goto done;
-            }
-            r.prefill = in->def_prefill;
-            if (assistant) r.prefill = assistant;
-            if (raw_fv && raw_fv->type == DJ_NULL) r.prefill = NULL;
-            if (fv) {
-                if (fv->type == DJ_BOOL) {
-                    r.prefill = fv->u.b ? DIFFU_CHAT_EVAL_PREFILL : NULL;
-                } else if (fv->type == DJ_STR) {
-                    if (text_ok(&c, "prefill", fv, 1)) goto done;
-                    r.prefill = fv->u.str.len ? fv->u.str.s : NULL;
-                } else {
-                    reject(&c, "prefill", "field 'prefill': expected a string or a boolean, got %s", type_desc(fv));
-                    goto done;
-                }
-            }
-        }
-    }
     if (diffu_denoise_params_check(&p, in->o.vocab, &e)) {
         /* the message starts with the parameter's name ("block_length: ...") */
         char fname[32] = "";
