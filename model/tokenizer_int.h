@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "json.h"
 #include "tokenizer.h"
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -189,5 +190,56 @@ int tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, 
 
 /* The Qwen2 pre-tokenizer regex (also Dream's tokenization_dream.py). */
 extern const char TOK_QWEN2_PATTERN[];
+
+/* ---- loading: tokenizer_load.c (shared), tokenizer_json.c, tokenizer_legacy.c */
+
+/* What a reader collects before tok_build makes the tables (strings point
+ * into the reader's JSON documents or buffers, alive until tok_build returns). */
+typedef struct {
+    const char *s;
+    size_t n;
+    int32_t id;
+} tok_kv;
+
+typedef struct {
+    const char *a, *b; /* left / right token strings (byte-level spelling) */
+    size_t an, bn;
+} tok_merge_str;
+
+typedef struct {
+    const char *file; /* for messages */
+    tok_kv *vocab;
+    size_t n_vocab;
+    tok_merge_str *merges;
+    size_t n_merges;
+    const char *merges_file;  /* file the merges come from (messages) */
+    const char *merges_field; /* "model.merges" or "merges.txt" */
+    tok_added *added;
+    size_t n_added;
+    const char *added_file;
+    int ignore_merges, fuse_unk;
+    const char *unk;
+    size_t unk_n;
+    int nfc;
+    /* special token names from tokenizer_config.json */
+    const char *cfg_file;
+    const char *named[5]; /* bos eos pad unk mask */
+    const char **extra_special;
+    size_t n_extra_special;
+} tok_builder;
+
+/* The tables from bd (takes bd->added); NULL with err on a bad vocabulary / merge / id. */
+diffu_tokenizer *tok_build(tok_builder *bd, diffu_err *err);
+void tok_builder_free(tok_builder *bd);
+/* tokenizer_config.json of dir (optional): special token names into bd; *doc keeps its strings. */
+int tok_load_config(tok_builder *bd, const char *dir, diffu_json_doc **doc, char **cfg_path, diffu_err *err);
+/* A {"token": id, ...} object (model.vocab or vocab.json) into bd->vocab; field names it in errors. */
+int tok_read_vocab_object(tok_builder *bd, const diffu_json *v, const char *file, const char *field, diffu_err *err);
+char *tok_xmemdup(const char *s, size_t n);
+int tok_file_exists(const char *p);
+char *tok_path_join(const char *dir, const char *name); /* malloc'd */
+/* The two readers: NULL with err. */
+diffu_tokenizer *tok_load_json(const char *file, const char *dir, diffu_err *err);
+diffu_tokenizer *tok_load_legacy(const char *dir, diffu_err *err);
 
 #endif
