@@ -646,42 +646,31 @@ void diffu_jobin_free(diffu_jobin **inp) {
     *inp = NULL;
 }
 
-diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu_err *err) {
-    if (o->n < 1 || o->n > DIFFU_JOBIN_MAX_N) {
-        diffu_err_set(err, "%s: default n %d is outside [1, %d]", path, o->n, DIFFU_JOBIN_MAX_N);
-        return NULL;
-    }
-    {
-        diffu_denoise_params p = o->defaults;
-        if (p.steps <= 0) p.steps = p.max_new_tokens;
-        if (diffu_denoise_params_check(&p, o->vocab, err)) {
-            diffu_err_prefix(err, "default parameters");
-            return NULL;
-        }
-    }
+/* The input's descriptor: refuses a directory, an empty file and a .gz name on other bytes; *gz: gzip data
+ * (a pipe named .gz is trusted). -1 with err. */
+static int open_input(const char *path, struct stat *stp, int *gzp, diffu_err *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         diffu_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-        diffu_err_set(err, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+    if (fstat(fd, stp) != 0 || S_ISDIR(stp->st_mode)) {
+        diffu_err_set(err, "%s: %s", path, S_ISDIR(stp->st_mode) ? "is a directory" : strerror(errno));
         close(fd);
-        return NULL;
+        return -1;
     }
     int gz = 0;
-    if (S_ISREG(st.st_mode)) {
-        if (st.st_size == 0) {
+    if (S_ISREG(stp->st_mode)) {
+        if (stp->st_size == 0) {
             diffu_err_set(err, "%s: empty file: no requests", path);
             close(fd);
-            return NULL;
+            return -1;
         }
         gz = diffu_job_util_sniff_gzip(fd, NULL);
         if (gz < 0) {
             diffu_err_set(err, "%s: read error: %s", path, strerror(errno));
             close(fd);
-            return NULL;
+            return -1;
         }
         if (!gz && diffu_job_util_is_gz_name(path)) {
             unsigned char head[16];
@@ -691,53 +680,42 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
             diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\", not the gzip magic 1f 8b)",
                           path, ex);
             close(fd);
-            return NULL;
+            return -1;
         }
     } else if (diffu_job_util_is_gz_name(path)) {
         gz = 1; /* a pipe named .gz: trust the name */
     }
+    *gzp = gz;
+    return fd;
+}
 
-    diffu_jobin *in = diffu_xcalloc(1, sizeof *in);
-    in->path = diffu_xstrdup(path);
-    in->o = *o;
-    if (!in->o.max_line) in->o.max_line = DIFFU_JOBIN_MAX_LINE;
-    in->seen = diffu_job_util_map_new();
-    in->accepted = diffu_job_util_map_new();
-    in->st.gz = gz;
-    in->def_system = pool_dup(in, o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM,
-                              strlen(o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM));
-    in->def_prefill = o->prefill ? pool_dup(in, o->prefill, strlen(o->prefill)) : NULL;
-    in->o.system = in->def_system;
-    in->o.prefill = in->def_prefill;
-
-    const size_t CH = 1u << 16;
-    char *chunk = diffu_xmalloc(CH);
-    /* gzip in a regular file: a first pass checks every member (CRC and
-     * length) so that nothing from a CORRUPT member is used: its inflated bytes
-     * may be wrong anywhere. (A truncated member is different: what inflates
-     * before the end is exact, so those lines are kept.) */
-    int bad_kind = 0;
-    uint64_t bad_start = 0;
-    diffu_err bad_err;
-    if (gz && S_ISREG(st.st_mode)) {
-        diffu_job_util_reader *chk = diffu_job_util_reader_new(fd, 1, in->path);
-        long n;
-        while ((n = diffu_job_util_reader_read(chk, chunk, CH, &bad_err)) > 0 || (n == 0 && diffu_job_util_reader_member_ended(chk))) {
-        }
-        if (n < 0) {
-            bad_kind = diffu_job_util_reader_fail_kind(chk);
-            bad_start = diffu_job_util_reader_member_start(chk);
-        }
-        diffu_job_util_reader_free(&chk);
-        if (lseek(fd, 0, SEEK_SET) != 0) {
-            diffu_err_set(err, "%s: cannot seek: %s", path, strerror(errno));
-            free(chunk);
-            close(fd);
-            diffu_jobin_free(&in);
-            return NULL;
-        }
+/* gzip in a regular file: a first pass checks every member (CRC and length) so that nothing from a CORRUPT
+ * member is used: its inflated bytes may be wrong anywhere. (A truncated member is different: what inflates
+ * before the end is exact, so those lines are kept.) *bad_kind / *bad_start / *bad_err: the first bad member
+ * (kind 0: none); then rewinds. -1 with err when it cannot. */
+static int scan_members(diffu_jobin *in, int fd, char *chunk, size_t CH, int *bad_kind, uint64_t *bad_start,
+                        diffu_err *bad_err, diffu_err *err) {
+    diffu_job_util_reader *chk = diffu_job_util_reader_new(fd, 1, in->path);
+    long n;
+    while ((n = diffu_job_util_reader_read(chk, chunk, CH, bad_err)) > 0 || (n == 0 && diffu_job_util_reader_member_ended(chk))) {
     }
-    diffu_job_util_reader *rd = diffu_job_util_reader_new(fd, gz, in->path);
+    if (n < 0) {
+        *bad_kind = diffu_job_util_reader_fail_kind(chk);
+        *bad_start = diffu_job_util_reader_member_start(chk);
+    }
+    diffu_job_util_reader_free(&chk);
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        diffu_err_set(err, "%s: cannot seek: %s", in->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Every line of the input through process_line: CRLF, over-long lines (a prefix kept for the rejects),
+ * a last line without a newline, and a damaged stream (a truncated or corrupt gzip member from bad_kind /
+ * bad_start of scan_members) rejected on the line where it starts. */
+static void read_lines(diffu_jobin *in, diffu_job_util_reader *rd, char *chunk, size_t CH, int bad_kind,
+                       uint64_t bad_start, const diffu_err *bad_err) {
     diffu_text cur = {0};
     size_t total = 0; /* bytes of the current line so far (all of them, kept or not) */
     int too_long = 0, lineno = 1, damaged = 0;
@@ -751,7 +729,7 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
         if (n == 0 && !diffu_job_util_reader_member_ended(rd)) break; /* end of file */
         if (bad_kind == 2 && n > 0 && diffu_job_util_reader_data_member(rd) >= bad_start) {
             damaged = 2; /* these bytes come from the corrupt member */
-            rerr = bad_err;
+            rerr = *bad_err;
             break;
         }
         char *p = chunk, *end = chunk + n;
@@ -808,6 +786,51 @@ diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu
         process_line(in, cur.data, len, too_long ? total : len, lineno, too_long);
     }
     diffu_text_free(&cur);
+}
+
+diffu_jobin *diffu_jobin_open(const char *path, const diffu_jobin_opts *o, diffu_err *err) {
+    if (o->n < 1 || o->n > DIFFU_JOBIN_MAX_N) {
+        diffu_err_set(err, "%s: default n %d is outside [1, %d]", path, o->n, DIFFU_JOBIN_MAX_N);
+        return NULL;
+    }
+    {
+        diffu_denoise_params p = o->defaults;
+        if (p.steps <= 0) p.steps = p.max_new_tokens;
+        if (diffu_denoise_params_check(&p, o->vocab, err)) {
+            diffu_err_prefix(err, "default parameters");
+            return NULL;
+        }
+    }
+    struct stat st;
+    int gz;
+    int fd = open_input(path, &st, &gz, err);
+    if (fd < 0) return NULL;
+    diffu_jobin *in = diffu_xcalloc(1, sizeof *in);
+    in->path = diffu_xstrdup(path);
+    in->o = *o;
+    if (!in->o.max_line) in->o.max_line = DIFFU_JOBIN_MAX_LINE;
+    in->seen = diffu_job_util_map_new();
+    in->accepted = diffu_job_util_map_new();
+    in->st.gz = gz;
+    in->def_system = pool_dup(in, o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM,
+                              strlen(o->system ? o->system : DIFFU_CHAT_DEFAULT_SYSTEM));
+    in->def_prefill = o->prefill ? pool_dup(in, o->prefill, strlen(o->prefill)) : NULL;
+    in->o.system = in->def_system;
+    in->o.prefill = in->def_prefill;
+
+    const size_t CH = 1u << 16;
+    char *chunk = diffu_xmalloc(CH);
+    int bad_kind = 0;
+    uint64_t bad_start = 0;
+    diffu_err bad_err;
+    if (gz && S_ISREG(st.st_mode) && scan_members(in, fd, chunk, CH, &bad_kind, &bad_start, &bad_err, err)) {
+        free(chunk);
+        close(fd);
+        diffu_jobin_free(&in);
+        return NULL;
+    }
+    diffu_job_util_reader *rd = diffu_job_util_reader_new(fd, gz, in->path);
+    read_lines(in, rd, chunk, CH, bad_kind, bad_start, &bad_err);
     free(chunk);
     diffu_job_util_reader_free(&rd);
     close(fd);
