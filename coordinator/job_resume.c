@@ -240,52 +240,14 @@ static int save_tail(int fd, const char *path, uint64_t from, uint64_t to, char 
     return rc;
 }
 
-diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int repair, diffu_err *err) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        diffu_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        diffu_err_set(err, "%s: not a regular file (a job output must be a file it can resume)", path);
-        return NULL;
-    }
-    diffu_jobresume *r = diffu_jobresume_empty(gz);
-    r->rep.file_bytes = (uint64_t)st.st_size;
-    if (st.st_size == 0) {
-        if (gz && repair) { /* created but killed before its first member: make it valid gzip */
-            if (diffu_job_util_write_empty_member(fd, 0, &r->rep.good_bytes) || fsync(fd) != 0) {
-                diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
-                diffu_jobresume_free(&r);
-                return NULL;
-            }
-            r->rep.repaired = 1;
-        }
-        return r;
-    }
-    if (gz) {
-        int g = diffu_job_util_sniff_gzip(fd, NULL);
-        unsigned char b0 = 0;
-        if (g == 0 && st.st_size == 1 && pread(fd, &b0, 1, 0) == 1 && b0 == 0x1f) g = 1; /* a torn first byte */
-        if (g <= 0) {
-            unsigned char head[16];
-            ssize_t k = pread(fd, head, sizeof head, 0);
-            char ex[80];
-            diffu_job_util_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
-            diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\"); refusing to append to it",
-                          path, ex);
-            diffu_jobresume_free(&r);
-            return NULL;
-        }
-    }
-    if (lseek(fd, 0, SEEK_SET) != 0) {
-        diffu_err_set(err, "%s: cannot seek: %s", path, strerror(errno));
-        diffu_jobresume_free(&r);
-        return NULL;
-    }
+/* The records of the output, line by line through take_line / commit: *good is the end of the last complete
+ * record (plain: its newline; gzip: the end of the member holding it), cur the partial line left at the end,
+ * *rkind / *fail_member / rerr the reader's failure (kind 0: none). 0, or -1 with err (refused, I/O). */
+static int scan_records(diffu_jobresume *r, int fd, const char *path, int gz, diffu_text *cur_out, uint64_t *good_out,
+                        int *rkind_out, uint64_t *fail_member_out, diffu_err *rerr_out, diffu_err *err) {
     diffu_job_util_reader *rd = diffu_job_util_reader_new(fd, gz, path);
     scan_ctx c = {r, path, 0, NULL, 0, 0};
-    diffu_text cur = {0};
+    diffu_text cur = *cur_out;
     const size_t CH = 1u << 16;
     char *chunk = diffu_xmalloc(CH);
     uint64_t good = 0;   /* end of the last complete record */
@@ -342,15 +304,21 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
     }
     free(chunk);
     diffu_job_util_reader_free(&rd);
-    if (fail) {
-        drop_pending(&c);
-        free(c.p);
-        diffu_text_free(&cur);
-        diffu_jobresume_free(&r);
-        return NULL;
-    }
     drop_pending(&c); /* lines of a member that did not complete */
     free(c.p);
+    *cur_out = cur;
+    *good_out = good;
+    *rkind_out = rkind;
+    *fail_member_out = fail_member;
+    *rerr_out = rerr;
+    return fail ? -1 : 0;
+}
+
+/* The bytes after the last complete record: described in the report, refused when longer than a record can
+ * be, and with repair saved to OUTPUT.torn and cut off (gzip: an empty member keeps the file valid).
+ * 0, or -1 with err. */
+static int handle_tail(diffu_jobresume *r, int fd, const char *path, int gz, int repair, uint64_t good,
+                       const diffu_text *cur, int rkind, uint64_t fail_member, const diffu_err *rerr, diffu_err *err) {
     uint64_t size = r->rep.file_bytes;
     r->rep.good_bytes = good;
     r->rep.dropped_bytes = size - good;
@@ -360,7 +328,7 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
         size_t wc = sizeof r->rep.dropped_what;
         if (!gz) {
             char ex[200];
-            diffu_job_util_excerpt(ex, sizeof ex, cur.data ? cur.data : "", cur.len, 80);
+            diffu_job_util_excerpt(ex, sizeof ex, cur->data ? cur->data : "", cur->len, 80);
             snprintf(what, wc, "a partial last line of %llu bytes at offset %llu: \"%s\"", (unsigned long long)tail,
                      (unsigned long long)good, ex);
         } else if (rkind == 1) {
@@ -368,8 +336,8 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
                                "(an incomplete record)",
                      (unsigned long long)tail, (unsigned long long)good, (unsigned long long)fail_member);
         } else if (rkind == 2) {
-            snprintf(what, wc, "%llu bytes from offset %llu: %s", (unsigned long long)tail, (unsigned long long)good,
-                     rerr.msg);
+            snprintf(what, wc, "%llu bytes from offset %llu: %.400s", (unsigned long long)tail, (unsigned long long)good,
+                     rerr->msg);
         } else {
             snprintf(what, wc, "%llu bytes from offset %llu: complete gzip members whose text ends inside a line "
                                "(a partial record)",
@@ -379,31 +347,78 @@ diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int r
             diffu_err_set(err, "%s: the damaged tail is %llu bytes, more than one record can be (%s); refusing to "
                                "truncate it: inspect the file or move it away",
                           path, (unsigned long long)tail, what);
-            diffu_text_free(&cur);
-            diffu_jobresume_free(&r);
-            return NULL;
+            return -1;
         }
         if (repair) {
             if (save_tail(fd, path, good, size, r->rep.saved_to, sizeof r->rep.saved_to, err)) {
-                diffu_text_free(&cur);
-                diffu_jobresume_free(&r);
-                return NULL;
+                return -1;
             }
             uint64_t hdr = 0;
             if (ftruncate(fd, (off_t)good) != 0 || (gz && good == 0 && diffu_job_util_write_empty_member(fd, 0, &hdr)) ||
                 fsync(fd) != 0) {
                 diffu_err_set(err, "%s: cannot truncate the torn tail (%s) at offset %llu: %s", path, what,
                               (unsigned long long)good, strerror(errno));
-                diffu_text_free(&cur);
-                diffu_jobresume_free(&r);
-                return NULL;
+                return -1;
             }
             r->rep.good_bytes = good + hdr; /* gzip: an empty member keeps the file valid for zcat */
             r->rep.repaired = 1;
             DLOG_WARN("%s: dropped a torn tail: %s; the bytes are saved in %s", path, what, r->rep.saved_to);
         }
     }
+    return 0;
+}
+
+diffu_jobresume *diffu_jobresume_scan_fd(int fd, const char *path, int gz, int repair, diffu_err *err) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        diffu_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        diffu_err_set(err, "%s: not a regular file (a job output must be a file it can resume)", path);
+        return NULL;
+    }
+    diffu_jobresume *r = diffu_jobresume_empty(gz);
+    r->rep.file_bytes = (uint64_t)st.st_size;
+    if (st.st_size == 0) {
+        if (gz && repair) { /* created but killed before its first member: make it valid gzip */
+            if (diffu_job_util_write_empty_member(fd, 0, &r->rep.good_bytes) || fsync(fd) != 0) {
+                diffu_err_set(err, "%s: cannot write: %s", path, strerror(errno));
+                diffu_jobresume_free(&r);
+                return NULL;
+            }
+            r->rep.repaired = 1;
+        }
+        return r;
+    }
+    if (gz) {
+        int g = diffu_job_util_sniff_gzip(fd, NULL);
+        unsigned char b0 = 0;
+        if (g == 0 && st.st_size == 1 && pread(fd, &b0, 1, 0) == 1 && b0 == 0x1f) g = 1; /* a torn first byte */
+        if (g <= 0) {
+            unsigned char head[16];
+            ssize_t k = pread(fd, head, sizeof head, 0);
+            char ex[80];
+            diffu_job_util_excerpt(ex, sizeof ex, (const char *)head, k > 0 ? (size_t)k : 0, 12);
+            diffu_err_set(err, "%s: named .gz but not gzip data (it starts with \"%s\"); refusing to append to it",
+                          path, ex);
+            diffu_jobresume_free(&r);
+            return NULL;
+        }
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        diffu_err_set(err, "%s: cannot seek: %s", path, strerror(errno));
+        diffu_jobresume_free(&r);
+        return NULL;
+    }
+    diffu_text cur = {0};
+    uint64_t good = 0, fail_member = 0;
+    int rkind = 0;
+    diffu_err rerr;
+    int rc = scan_records(r, fd, path, gz, &cur, &good, &rkind, &fail_member, &rerr, err);
+    if (!rc) rc = handle_tail(r, fd, path, gz, repair, good, &cur, rkind, fail_member, &rerr, err);
     diffu_text_free(&cur);
+    if (rc) diffu_jobresume_free(&r);
     return r;
 }
 
