@@ -28,6 +28,107 @@ static char *read_whole(const char *path, size_t *n, diffu_err *err) {
     return buf;
 }
 
+/* merges.txt: "left right" per line (tokenizers strips lines, skips "#version" on line 1 and blanks). */
+static int read_merges(tok_builder *bd, char *mtext, size_t mlen, const char *mpath, diffu_err *err) {
+    size_t cap = 1024, line = 0;
+    bd->merges = diffu_xmalloc(cap * sizeof(tok_merge_str));
+    char *p = mtext, *end = mtext + mlen;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        line++;
+        /* tokenizers strips the line, skips "#version" on line 1 and blanks */
+        char *s = p, *e = le;
+        while (s < e && (*s == ' ' || *s == '\t' || *s == '\r')) s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) e--;
+        p = nl ? nl + 1 : end;
+        if (s == e || (line == 1 && e - s >= 8 && !memcmp(s, "#version", 8))) continue;
+        char *sp = memchr(s, ' ', (size_t)(e - s));
+        if (!sp || memchr(sp + 1, ' ', (size_t)(e - sp - 1))) {
+            diffu_err_set(err, "%s: line %zu: expected \"left right\"", mpath, line);
+            return -1;
+        }
+        if (bd->n_merges == cap) bd->merges = diffu_xrealloc(bd->merges, (cap *= 2) * sizeof(tok_merge_str));
+        bd->merges[bd->n_merges++] = (tok_merge_str){s, sp + 1, (size_t)(sp - s), (size_t)(e - sp - 1)};
+    }
+    return 0;
+}
+
+/* Added tokens: added_tokens.json (content -> id), flags from the config's added_tokens_decoder when it has
+ * them; else from added_tokens_decoder alone. *adoc keeps added_tokens.json's strings. */
+static int read_added(tok_builder *bd, const diffu_json_doc *cfg_doc, const char *cfg_path, const char *apath,
+                      diffu_json_doc **adoc, diffu_err *err) {
+    const diffu_json *decoder = NULL;
+    if (cfg_doc) decoder = diffu_json_get(diffu_json_root(cfg_doc), "added_tokens_decoder");
+    const diffu_json *src = NULL;
+    if (tok_file_exists(apath)) {
+        *adoc = diffu_json_parse_file(apath, err);
+        if (!*adoc) return -1;
+        src = diffu_json_root(*adoc);
+        if (src->type != DJ_OBJ) {
+            diffu_err_set(err, "%s: expected an object of \"token\": id", apath);
+            return -1;
+        }
+        bd->added_file = apath;
+    } else if (decoder && decoder->type == DJ_OBJ) {
+        bd->added_file = cfg_path;
+    }
+    size_t n = src ? src->u.kids.n : decoder && decoder->type == DJ_OBJ ? decoder->u.kids.n : 0;
+    bd->added = diffu_xcalloc(n + 1, sizeof(tok_added));
+    for (size_t i = 0; i < n; i++) {
+        const char *content;
+        size_t clen;
+        int64_t id;
+        const diffu_json *props = NULL;
+        if (src) {
+            const diffu_json *x = src->u.kids.items[i];
+            content = src->u.kids.keys[i];
+            clen = src->u.kids.klen[i];
+            if (x->type != DJ_NUM || !x->u.num.is_int || x->u.num.i < 0 || x->u.num.i >= INT32_MAX - 1) {
+                diffu_err_set(err, "%s: field '%s': expected an id", apath, content);
+                return -1;
+            }
+            id = x->u.num.i;
+            if (decoder && decoder->type == DJ_OBJ) {
+                char key[32];
+                snprintf(key, sizeof key, "%lld", (long long)id);
+                props = diffu_json_get(decoder, key);
+            }
+        } else {
+            char *endp;
+            id = strtoll(decoder->u.kids.keys[i], &endp, 10);
+            props = decoder->u.kids.items[i];
+            const diffu_json *c = diffu_json_get(props, "content");
+            if (*endp || id < 0 || id >= INT32_MAX - 1 || !c || c->type != DJ_STR) {
+                diffu_err_set(err, "%s: field 'added_tokens_decoder.%s': expected an id with a content", cfg_path,
+                              decoder->u.kids.keys[i]);
+                return -1;
+            }
+            content = c->u.str.s;
+            clen = c->u.str.len;
+        }
+        int special = 0;
+        for (int k = 0; k < 5; k++)
+            if (bd->named[k] && strlen(bd->named[k]) == clen && !memcmp(bd->named[k], content, clen)) special = 1;
+        int normalized = !special, lstrip = 0, rstrip = 0, single = 0;
+        if (props && props->type == DJ_OBJ) {
+            diffu_json_get_bool(props, "special", &special, err);
+            normalized = !special;
+            diffu_json_get_bool(props, "normalized", &normalized, err);
+            diffu_json_get_bool(props, "lstrip", &lstrip, err);
+            diffu_json_get_bool(props, "rstrip", &rstrip, err);
+            diffu_json_get_bool(props, "single_word", &single, err);
+        }
+        tok_added *a = &bd->added[bd->n_added++];
+        a->content = tok_xmemdup(content, clen);
+        a->len = clen;
+        a->id = (int32_t)id;
+        a->flags = (special ? ADDED_SPECIAL : 0) | (normalized ? ADDED_NORMALIZED : 0) |
+                   (lstrip ? ADDED_LSTRIP : 0) | (rstrip ? ADDED_RSTRIP : 0) | (single ? ADDED_SINGLE_WORD : 0);
+    }
+    return 0;
+}
+
 diffu_tokenizer *tok_load_legacy(const char *dir, diffu_err *err) {
     tok_builder bd = {0};
     diffu_tokenizer *tok = NULL;
@@ -43,103 +144,10 @@ diffu_tokenizer *tok_load_legacy(const char *dir, diffu_err *err) {
     size_t mlen;
     mtext = read_whole(mpath, &mlen, err);
     if (!mtext) goto out;
-    {
-        size_t cap = 1024, line = 0;
-        bd.merges = diffu_xmalloc(cap * sizeof(tok_merge_str));
-        char *p = mtext, *end = mtext + mlen;
-        while (p < end) {
-            char *nl = memchr(p, '\n', (size_t)(end - p));
-            char *le = nl ? nl : end;
-            line++;
-            /* tokenizers strips the line, skips "#version" on line 1 and blanks */
-            char *s = p, *e = le;
-            while (s < e && (*s == ' ' || *s == '\t' || *s == '\r')) s++;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) e--;
-            p = nl ? nl + 1 : end;
-            if (s == e || (line == 1 && e - s >= 8 && !memcmp(s, "#version", 8))) continue;
-            char *sp = memchr(s, ' ', (size_t)(e - s));
-            if (!sp || memchr(sp + 1, ' ', (size_t)(e - sp - 1))) {
-                diffu_err_set(err, "%s: line %zu: expected \"left right\"", mpath, line);
-                goto out;
-            }
-            if (bd.n_merges == cap) bd.merges = diffu_xrealloc(bd.merges, (cap *= 2) * sizeof(tok_merge_str));
-            bd.merges[bd.n_merges++] = (tok_merge_str){s, sp + 1, (size_t)(sp - s), (size_t)(e - sp - 1)};
-        }
-    }
+    if (read_merges(&bd, mtext, mlen, mpath, err)) goto out;
     bd.merges_file = mpath;
     bd.merges_field = "merges";
-    /* added tokens: added_tokens.json (content -> id), flags from the config's
-     * added_tokens_decoder when it has them; else from added_tokens_decoder alone */
-    {
-        const diffu_json *decoder = NULL;
-        if (cfg_doc) decoder = diffu_json_get(diffu_json_root(cfg_doc), "added_tokens_decoder");
-        const diffu_json *src = NULL;
-        if (tok_file_exists(apath)) {
-            adoc = diffu_json_parse_file(apath, err);
-            if (!adoc) goto out;
-            src = diffu_json_root(adoc);
-            if (src->type != DJ_OBJ) {
-                diffu_err_set(err, "%s: expected an object of \"token\": id", apath);
-                goto out;
-            }
-            bd.added_file = apath;
-        } else if (decoder && decoder->type == DJ_OBJ) {
-            bd.added_file = cfg_path;
-        }
-        size_t n = src ? src->u.kids.n : decoder && decoder->type == DJ_OBJ ? decoder->u.kids.n : 0;
-        bd.added = diffu_xcalloc(n + 1, sizeof(tok_added));
-        for (size_t i = 0; i < n; i++) {
-            const char *content;
-            size_t clen;
-            int64_t id;
-            const diffu_json *props = NULL;
-            if (src) {
-                const diffu_json *x = src->u.kids.items[i];
-                content = src->u.kids.keys[i];
-                clen = src->u.kids.klen[i];
-                if (x->type != DJ_NUM || !x->u.num.is_int || x->u.num.i < 0 || x->u.num.i >= INT32_MAX - 1) {
-                    diffu_err_set(err, "%s: field '%s': expected an id", apath, content);
-                    goto out;
-                }
-                id = x->u.num.i;
-                if (decoder && decoder->type == DJ_OBJ) {
-                    char key[32];
-                    snprintf(key, sizeof key, "%lld", (long long)id);
-                    props = diffu_json_get(decoder, key);
-                }
-            } else {
-                char *endp;
-                id = strtoll(decoder->u.kids.keys[i], &endp, 10);
-                props = decoder->u.kids.items[i];
-                const diffu_json *c = diffu_json_get(props, "content");
-                if (*endp || id < 0 || id >= INT32_MAX - 1 || !c || c->type != DJ_STR) {
-                    diffu_err_set(err, "%s: field 'added_tokens_decoder.%s': expected an id with a content", cfg_path,
-                                  decoder->u.kids.keys[i]);
-                    goto out;
-                }
-                content = c->u.str.s;
-                clen = c->u.str.len;
-            }
-            int special = 0;
-            for (int k = 0; k < 5; k++)
-                if (bd.named[k] && strlen(bd.named[k]) == clen && !memcmp(bd.named[k], content, clen)) special = 1;
-            int normalized = !special, lstrip = 0, rstrip = 0, single = 0;
-            if (props && props->type == DJ_OBJ) {
-                diffu_json_get_bool(props, "special", &special, err);
-                normalized = !special;
-                diffu_json_get_bool(props, "normalized", &normalized, err);
-                diffu_json_get_bool(props, "lstrip", &lstrip, err);
-                diffu_json_get_bool(props, "rstrip", &rstrip, err);
-                diffu_json_get_bool(props, "single_word", &single, err);
-            }
-            tok_added *a = &bd.added[bd.n_added++];
-            a->content = tok_xmemdup(content, clen);
-            a->len = clen;
-            a->id = (int32_t)id;
-            a->flags = (special ? ADDED_SPECIAL : 0) | (normalized ? ADDED_NORMALIZED : 0) |
-                       (lstrip ? ADDED_LSTRIP : 0) | (rstrip ? ADDED_RSTRIP : 0) | (single ? ADDED_SINGLE_WORD : 0);
-        }
-    }
+    if (read_added(&bd, cfg_doc, cfg_path, apath, &adoc, err)) goto out;
     tok = tok_build(&bd, err);
     if (!tok) goto out;
     /* Qwen2 / Dream: Split(regex, Isolated) then ByteLevel without its regex */
