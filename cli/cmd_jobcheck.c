@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "args.h"
 #include "chat.h"
@@ -54,13 +53,6 @@ static void usage(FILE *f) {
             "  --dry-run              with --repair: report only, change nothing\n"
             "defaults for the requests, as diffu generate's (--system, --prefill, --eval-prefill too):\n");
     arg_genparam_help(f); /* coordinator/genparam.h */
-}
-
-static int file_exists(const char *dir, const char *name) {
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &st) == 0;
 }
 
 static int do_repair(const char *path, int dry) {
@@ -156,25 +148,13 @@ int cmd_jobcheck(int argc, char **argv) {
     int rc = 1;
     if (model) {
         diffu_config cfg;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/config.json", model);
-        if (diffu_config_load(path, &cfg, &err)) {
+        if (diffu_genparam_model(model, NULL, 0, &cfg, &tok, &o.defaults, &err)) {
             fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
             return 1;
         }
         o.vocab = cfg.vocab;
-        o.defaults.mask_id = cfg.mask_id;
-        if (cfg.mask_id < 0) {
-            fprintf(stderr, "diffu " CMD ": error: %s has no mask_token_id\n", path);
-            return 1;
-        }
         if (max_ctx < 0) max_ctx = cfg.max_pos;
-        if (file_exists(model, "tokenizer.json") || file_exists(model, "vocab.json")) {
-            tok = diffu_tokenizer_load(model, &err);
-            if (!tok) {
-                fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-                return 1;
-            }
+        if (tok) {
             o.count_tokens = diffu_jobin_count_tokenizer;
             o.count_user = tok;
         } else {

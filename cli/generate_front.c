@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -98,13 +97,6 @@ bad:
     fprintf(stderr, "diffu " CMD ": --prompt-ids: '%s' is not a comma-separated list of token ids\n", s);
     free(v);
     return -1;
-}
-
-static int file_exists(const char *dir, const char *name) {
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &st) == 0;
 }
 
 int gen_launcher_rank(void) {
@@ -290,48 +282,9 @@ int gen_parse(int argc, char **argv, gen_opts *o, int quiet) {
 int gen_setup(gen_opts *o, gen_job *j) {
     memset(j, 0, sizeof *j);
     diffu_err err;
-    diffu_denoise_params *p = &o->p;
-    {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/config.json", o->model);
-        if (diffu_config_load(path, &j->cfg, &err)) {
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            return 1;
-        }
-    }
-    const diffu_config *cfg = &j->cfg;
-    /* the tokenizer, when the checkpoint has one */
-    if (file_exists(o->model, "tokenizer.json") || file_exists(o->model, "vocab.json")) {
-        j->tok = diffu_tokenizer_load(o->model, &err);
-        if (!j->tok) {
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            return 1;
-        }
-        if (diffu_tokenizer_vocab_size(j->tok) > cfg->vocab) {
-            fprintf(stderr, "diffu " CMD ": error: %s: the tokenizer has ids up to %d, beyond the model's vocab_size %d\n",
-                    o->model, diffu_tokenizer_vocab_size(j->tok) - 1, cfg->vocab);
-            return 1;
-        }
-    }
-    p->mask_id = cfg->mask_id;
-    if (p->mask_id < 0) {
-        fprintf(stderr, "diffu " CMD ": error: %s/config.json has no mask_token_id\n", o->model);
+    if (diffu_genparam_model(o->model, o->end_cli, o->n_end_cli, &j->cfg, &j->tok, &o->p, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         return 1;
-    }
-    if (o->n_end_cli) {
-        memcpy(p->end_ids, o->end_cli, sizeof o->end_cli);
-        p->n_end = o->n_end_cli;
-    } else {
-        if (cfg->eos_id >= 0) p->end_ids[p->n_end++] = cfg->eos_id;
-        if (j->tok) {
-            int32_t dp = diffu_tokenizer_special(j->tok)->dlm_pad;
-            if (dp >= 0 && dp < cfg->vocab && dp != cfg->eos_id) p->end_ids[p->n_end++] = dp;
-        }
-        if (p->early_stop && !p->n_end) {
-            fprintf(stderr, "diffu " CMD ": error: --early-stop: %s/config.json has no eos_token_id; give --end-id\n",
-                    o->model);
-            return 1;
-        }
     }
     return 0;
 }

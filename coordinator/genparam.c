@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "job_util.h"
 
@@ -105,4 +106,53 @@ void diffu_genparam_put_json(const diffu_denoise_params *p, diffu_text *t) {
         }
         }
     }
+}
+
+static int has_file(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+int diffu_genparam_model(const char *model, const int32_t *end_cli, int n_end_cli, diffu_config *cfg,
+                         diffu_tokenizer **tok, diffu_denoise_params *p, diffu_err *err) {
+    char path[4096];
+    *tok = NULL;
+    snprintf(path, sizeof path, "%s/config.json", model);
+    if (diffu_config_load(path, cfg, err)) return -1;
+    if (has_file(model, "tokenizer.json") || has_file(model, "vocab.json")) {
+        *tok = diffu_tokenizer_load(model, err);
+        if (!*tok) return -1;
+        if (diffu_tokenizer_vocab_size(*tok) > cfg->vocab) {
+            diffu_err_set(err, "%s: the tokenizer has ids up to %d, beyond the model's vocab_size %d", model,
+                          diffu_tokenizer_vocab_size(*tok) - 1, cfg->vocab);
+            diffu_tokenizer_free(tok);
+            return -1;
+        }
+    }
+    p->mask_id = cfg->mask_id;
+    if (p->mask_id < 0) {
+        diffu_err_set(err, "%s has no mask_token_id", path);
+        diffu_tokenizer_free(tok);
+        return -1;
+    }
+    p->n_end = 0;
+    if (n_end_cli) {
+        DIFFU_ASSERT(n_end_cli <= DIFFU_MAX_END_IDS);
+        memcpy(p->end_ids, end_cli, (size_t)n_end_cli * sizeof *end_cli);
+        p->n_end = n_end_cli;
+        return 0;
+    }
+    if (cfg->eos_id >= 0) p->end_ids[p->n_end++] = cfg->eos_id;
+    if (*tok) {
+        int32_t dp = diffu_tokenizer_special(*tok)->dlm_pad;
+        if (dp >= 0 && dp < cfg->vocab && dp != cfg->eos_id) p->end_ids[p->n_end++] = dp;
+    }
+    if (p->early_stop && !p->n_end) {
+        diffu_err_set(err, "--early-stop: %s has no eos_token_id; give --end-id", path);
+        diffu_tokenizer_free(tok);
+        return -1;
+    }
+    return 0;
 }

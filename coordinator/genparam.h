@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "denoise.h"
 #include "log.h"
 #include "tokenizer.h"
@@ -73,5 +74,16 @@ void diffu_genparam_set_num(const diffu_genparam *g, diffu_denoise_params *p, do
 /* The record's "params" members (no braces): "max_new_tokens":..,"steps":..,
  * every row with `record`, in table order (t: tokenizer.h's text buffer). */
 void diffu_genparam_put_json(const diffu_denoise_params *p, diffu_text *t);
+
+/* The model's part of the generation parameters, one rule for every command
+ * (generate, jobcheck, the batch job, the distributed run's rank 0):
+ * config.json into cfg; the tokenizer when the checkpoint has one
+ * (tokenizer.json or vocab.json; its ids must fit vocab_size) into *tok (NULL
+ * when it has none; the caller frees it); p->mask_id from the config; the end
+ * ids: end_cli[n_end_cli] when given, else the config's eos_token_id plus
+ * <|dlm_pad|> when the tokenizer has it (p->early_stop with none is refused).
+ * 0, or -1 with err naming the file. */
+int diffu_genparam_model(const char *model, const int32_t *end_cli, int n_end_cli, diffu_config *cfg,
+                         diffu_tokenizer **tok, diffu_denoise_params *p, diffu_err *err);
 
 #endif
