@@ -1,11 +1,8 @@
-/* cmd_plan.c — `diffu plan`: parses the cluster and the options, asks
- * node/plan.h for the placements that fit (and their ranking) and, with
- * --dataset, for the wall-time estimate, and prints them with the reasons.
- * node/plan.h documents the placement rules, the ranking and the estimate's
- * assumptions.
- *
- * --shell prints the chosen layout as shell assignments (DIFFU_PP=..., one a
- * line, nothing else on stdout) for deploy/slurm/submit.sh. */
+/* cmd_plan.c — `diffu plan`: parses the options, asks node/plan.h (the
+ * placement rules, the ranking, the estimate's assumptions) for the layouts
+ * that fit and the wall-time estimate, and prints them. --shell prints the
+ * chosen layout as shell assignments (DIFFU_PP=..., one a line, nothing else on
+ * stdout) for deploy/slurm/submit.sh. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,8 +18,6 @@
 #define CMD "plan"
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MIB (1024.0 * 1024.0)
-
-typedef diffu_plan_row plan_row;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -50,18 +45,13 @@ static void usage(FILE *f) {
             "                        P: fp32|bf16|int8 (default: bf16 when FILE has it, else fp32)\n");
 }
 
-static void print_row(const plan_row *r, int mark) {
-    printf("%c %6d %5d %4d %4d %10d %12d %9d %7.1f%% %13.2f %13.2f\n", mark ? '*' : ' ', r->n, r->jobs, r->pp, r->tp,
-           r->rpn, r->threads, r->rpn * r->threads, 100.0 * r->balance, r->rank_max / GIB, r->node_max / GIB);
-}
-
 typedef struct {
     diffu_plan_workload w;
     const char *rates, *precision;
 } est_opts;
 
 /* The wall-time estimate of the dataset on the recommended layout, with its derivation. */
-static int estimate(const diffu_config *c, const est_opts *eo, const plan_row *b, long long C) {
+static int estimate(const diffu_config *c, const est_opts *eo, const diffu_plan_row *b, long long C) {
     diffu_plan_rates rt;
     diffu_err err;
     if (diffu_plan_rates_load(eo->rates, &rt, &err)) {
@@ -94,12 +84,7 @@ static int estimate(const diffu_config *c, const est_opts *eo, const plan_row *b
            rate, prec, rt.cpu, rt.isa, rt.threads, rt.tokens, rt.model, e.cores, b->jobs, b->n, C, b->balance, e.flops / 1e12);
     printf("  wall time: %.0f s = %.2f h: %lld sample(s) on the busiest job x %.1f s per sample (%.3f s per step on one"
            " job's %lld cores)\n", e.wall, e.wall / 3600.0, e.per_job, e.sample_s, e.sample_s / (double)w->steps, b->n * C);
-    printf("  assumptions: every step is one forward over the whole canvas (no KV cache, no early stop); lm_head on the\n"
-           "  masked rows, L/2 on average; the per-core forward rate measured here holds on the cluster's cores (same ISA\n"
-           "  class and clock; a bigger model's larger GEMMs run at least as close to peak) and scales linearly with\n"
-           "  cores (enough samples in flight to fill every job's pipeline; tensor-parallel all-reduces and stage\n"
-           "  transfers hidden); sampler, tokenizer and I/O not counted; the samples split over the jobs as evenly as whole\n"
-           "  samples allow (diffu split).\n");
+    fputs(diffu_plan_estimate_assumptions, stdout);
     return 0;
 }
 
@@ -112,30 +97,29 @@ typedef struct {
 } plan_args;
 
 /* The model, the cluster and the table of layouts. */
-static void print_table(const plan_args *a, const diffu_config *cfg_, const diffu_layout_opts *lo_, const plan_row *rows,
+static void print_table(const plan_args *a, const diffu_config *cfg, const diffu_layout_opts *lo, const diffu_plan_row *rows,
                         size_t nrows, size_t nfit) {
-    const diffu_config cfg = *cfg_;
-    const diffu_layout_opts lo = *lo_;
-    const char *model = a->model;
-    int config_only = a->config_only, all = a->all;
-    long long N = a->N, C = a->C, numa = a->numa, pp = a->pp;
-    double G = a->G, frac = a->frac, usable = a->usable;
-    printf("model: %s%s: %.2f B parameters, %d layers, %d heads (%d KV), hidden %d, weights %zu bytes/element\n", model,
-           config_only ? " (config.json only)" : "", (double)diffu_config_params(&cfg) / 1e9, cfg.n_layers, cfg.n_heads,
-           cfg.n_kv_heads, cfg.hidden, lo.weight_elem_size);
+    long long N = a->N, numa = a->numa;
+    printf("model: %s%s: %.2f B parameters, %d layers, %d heads (%d KV), hidden %d, weights %zu bytes/element\n", a->model,
+           a->config_only ? " (config.json only)" : "", (double)diffu_config_params(cfg) / 1e9, cfg->n_layers, cfg->n_heads,
+           cfg->n_kv_heads, cfg->hidden, lo->weight_elem_size);
     printf("cluster: %lld node(s) x %lld core(s), %g GiB per node (usable %.2f GiB = x %g), %lld NUMA domain(s) per node%s\n",
-           N, C, G, usable / GIB, frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
-    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers", lo.max_tokens);
-    if (lo.cache_slots)
-        printf(" + a KV cache of %d request(s) x %d positions (fp32 K/V of the rank's layers and KV heads)", lo.cache_slots,
-               lo.cache_ctx ? lo.cache_ctx : (lo.max_seq ? lo.max_seq : lo.max_tokens));
+           N, a->C, a->G, a->usable / GIB, a->frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
+    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers", lo->max_tokens);
+    if (lo->cache_slots)
+        printf(" + a KV cache of %d request(s) x %d positions (fp32 K/V of the rank's layers and KV heads)", lo->cache_slots,
+               lo->cache_ctx ? lo->cache_ctx : (lo->max_seq ? lo->max_seq : lo->max_tokens));
     printf(" per rank\n");
     printf("\n%s (TP ranks of a stage share a node; stages span nodes; * = recommended):\n",
-           pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
+           a->pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
     printf("  %6s %5s %4s %4s %10s %12s %9s %8s %13s %13s\n", "nodes", "jobs", "pp", "tp", "ranks/node", "threads/rank",
            "cores/node", "balance", "max rank GiB", "max node GiB");
-    size_t show = all ? nfit : (nfit < 25 ? nfit : 25);
-    for (size_t i = 0; i < show; i++) print_row(&rows[i], i == 0);
+    size_t show = a->all ? nfit : (nfit < 25 ? nfit : 25);
+    for (size_t i = 0; i < show; i++) {
+        const diffu_plan_row *r = &rows[i];
+        printf("%c %6d %5d %4d %4d %10d %12d %9d %7.1f%% %13.2f %13.2f\n", i == 0 ? '*' : ' ', r->n, r->jobs, r->pp,
+               r->tp, r->rpn, r->threads, r->rpn * r->threads, 100.0 * r->balance, r->rank_max / GIB, r->node_max / GIB);
+    }
     if (show < nfit) printf("  ... %zu more that fit (--all)\n", nfit - show);
     if (nrows > nfit) {
         double least = INFINITY;
@@ -147,54 +131,19 @@ static void print_table(const plan_args *a, const diffu_config *cfg_, const diff
 }
 
 /* The recommendation, why, and how to submit it. */
-static void print_why(const plan_args *a, const diffu_config *cfg_, const plan_row *best) {
-    const diffu_config cfg = *cfg_;
-    const char *model = a->model;
-    long long N = a->N, C = a->C, numa = a->numa, pp = a->pp;
-    double G = a->G, usable = a->usable;
-    const plan_row *b = best;
+static void print_why(const plan_args *a, const diffu_config *cfg, const diffu_plan_cluster *cl, const diffu_plan_row *b) {
     printf("\nrecommended: --pp %d --tp %d: %d job(s) of %d node(s) each, %d rank(s) per node x %d thread(s) "
            "(sbatch --nodes=%d --ntasks-per-node=%d --cpus-per-task=%d)\n",
            b->pp, b->tp, b->jobs, b->n, b->rpn, b->threads, b->n, b->rpn, b->threads);
     printf("memory: largest rank %.2f GiB, fullest node %.2f GiB of %.2f usable\n", b->rank_max / GIB, b->node_max / GIB,
-           usable / GIB);
+           a->usable / GIB);
     printf("why:\n");
-    if (pp > 0)
-        printf("  - pp %d x tp %d as asked, spread over %d node(s) (%d stage(s) per node): the most cores per rank that\n"
-               "    %s; stages span nodes, the tp ranks of a stage share one",
-               b->pp, b->tp, b->n, b->rpn / b->tp, b->fits ? "fit in memory and split evenly" : "split evenly");
-    else if (b->n == 1)
-        printf("  - the model fits in one node's memory, so each node runs its own job on its own shard of the input:\n"
-               "    no traffic between nodes, no pipeline bubble, no stage imbalance between nodes");
-    else
-        printf("  - the model needs %d nodes' memory; fewer nodes per job do not fit. Stages span nodes: between\n"
-               "    nodes only one [tokens x hidden] message per stage boundary per forward",
-               b->n);
-    if (b->jobs > 1)
-        printf("\n  - %d such jobs use the %lld nodes: split the input (diffu split --shards %d, or a multiple of it) and run\n"
-               "    a job array (deploy/slurm/submit.sh --shards K), then diffu merge",
-               b->jobs, N, b->jobs);
-    if (b->jobs * b->n < N) printf("\n  - %lld node(s) stay idle: no layout uses all of them evenly", N - b->jobs * b->n);
-    printf("\n  - %d rank(s) per node for %lld NUMA domain(s): %s", b->rpn, numa,
-           b->rpn == numa ? "one rank per domain, its threads on local memory"
-           : pp > 0        ? (b->rpn < numa ? "a rank spans domains (as the layout asks)" : "several ranks per domain (as the layout asks)")
-           : b->rpn < numa ? "a rank spans domains (the heads or stages do not split further)"
-                           : "several ranks per domain (the layout needs more ranks to fit)");
-    if (b->tp > 1 && b->rpn == b->tp)
-        printf("\n  - the %d ranks of a node are tensor-parallel (two all-reduces per layer, over shared memory) rather\n"
-               "    than pipeline stages (which need >= %d requests in flight and lose to stage imbalance)",
-               b->tp, b->rpn);
-    else if (b->rpn > b->tp)
-        printf("\n  - tp %d (tp %d does not divide the %d heads), so a node holds %d stages of %d rank(s)", b->tp, b->rpn,
-               cfg.n_heads, b->rpn / b->tp, b->tp);
-    if (b->pp > 1) printf("\n  - stage balance %.1f%% (diffu layout --pp %d --tp %d shows the stages)", 100.0 * b->balance, b->pp, b->tp);
-    printf("\n  - %d thread(s) per rank: bind each rank to its cores (mpirun --map-by ppr:%d:node:PE=%d --bind-to core)\n",
-           b->threads, b->rpn, b->threads);
+    diffu_plan_print_why(stdout, cfg, cl, b);
     char numa_opt[48] = "";
-    if (numa > 1) snprintf(numa_opt, sizeof numa_opt, " --numa-per-node %lld", numa);
+    if (a->numa > 1) snprintf(numa_opt, sizeof numa_opt, " --numa-per-node %lld", a->numa);
     printf("\nsubmit: deploy/slurm/submit.sh --model %s --pp %d --tp %d --nodes %d --cores-per-node %lld --mem-per-node %g%s%s \\\n"
            "            --input IN.jsonl.gz --output OUT.jsonl.gz --time HH:MM:SS\n",
-           model, b->pp, b->tp, b->n, C, G, numa_opt, b->jobs > 1 ? " --shards K" : "");
+           a->model, b->pp, b->tp, b->n, a->C, a->G, numa_opt, b->jobs > 1 ? " --shards K" : "");
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -276,31 +225,15 @@ int cmd_plan(int argc, char **argv) {
     lo.weight_elem_size = diffu_layout_get_opts(probe)->weight_elem_size;
     diffu_layout_free(probe);
 
-    a.usable = a.G * GIB * a.frac;
-    diffu_plan_cluster cl = {(int)a.N, (int)a.C, (int)a.numa, a.usable, (int)a.pp, (int)a.tp};
-    plan_row *rows;
+    a.usable = diffu_plan_usable(a.G, a.frac);
+    diffu_plan_cluster cl = {(int)a.N, (int)a.C, (int)a.numa, a.G, a.frac, (int)a.pp, (int)a.tp};
+    diffu_plan_row *rows;
     size_t nrows, nfit;
     if (diffu_plan_rows(&cfg, &lo, &cl, &rows, &nrows, &nfit, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         return 1;
     }
-    if (!nfit) {
-        double least = INFINITY;
-        const plan_row *lr = NULL;
-        for (size_t i = 0; i < nrows; i++)
-            if (rows[i].node_max < least) least = rows[i].node_max, lr = &rows[i];
-        if (!lr)
-            fprintf(stderr, "diffu " CMD ": error: pp %lld x tp %lld cannot be placed on %lld node(s) of %lld cores "
-                            "(the stages must split evenly over the nodes, at most %lld ranks per node)\n",
-                    a.pp, a.tp, a.N, a.C, a.C);
-        else
-            fprintf(stderr, "diffu " CMD ": error: no layout fits: the least memory per node is %.2f GiB (pp %d x tp %d on %d node(s)), "
-                            "usable %.2f GiB (--mem-per-node %g x --mem-fraction %g); add nodes or memory, or lower --max-tokens\n",
-                    least / GIB, lr->pp, lr->tp, lr->n, a.usable / GIB, a.G, a.frac);
-        free(rows);
-        return 1;
-    }
-    const plan_row *best = &rows[0];
+    const diffu_plan_row *best = &rows[0];
     if (shell) {
         printf("DIFFU_PP=%d\nDIFFU_TP=%d\nDIFFU_NODES=%d\nDIFFU_TASKS_PER_NODE=%d\nDIFFU_NTASKS=%d\nDIFFU_CPUS_PER_TASK=%d\n"
                "DIFFU_JOBS=%d\nDIFFU_NODE_MEM_MIB=%.0f\nDIFFU_RANK_MEM_MIB=%.0f\n",
@@ -310,7 +243,7 @@ int cmd_plan(int argc, char **argv) {
         return 0;
     }
     print_table(&a, &cfg, &lo, rows, nrows, nfit);
-    print_why(&a, &cfg, best);
+    print_why(&a, &cfg, &cl, best);
     int rc = eo.w.dataset && estimate(&cfg, &eo, best, a.C) < 0 ? 1 : 0;
     free(rows);
     return rc;

@@ -73,10 +73,29 @@ typedef struct {
 static int add_row(const diffu_config *cfg, const diffu_layout_opts *lo, const diffu_plan_cluster *cl, row_list *rl,
                    int n, int pp, int tp, int rpn, diffu_err *err) {
     diffu_plan_row r = {.n = n, .jobs = cl->nodes / n, .pp = pp, .tp = tp, .rpn = rpn, .threads = cl->cores / rpn};
-    if (evaluate(cfg, lo, cl->usable, &r, err)) return -1;
+    if (evaluate(cfg, lo, diffu_plan_usable(cl->mem_gib, cl->mem_frac), &r, err)) return -1;
     if (rl->n == rl->cap) rl->rows = diffu_xrealloc(rl->rows, (rl->cap *= 2) * sizeof *rl->rows);
     rl->rows[rl->n++] = r;
     return 0;
+}
+
+double diffu_plan_usable(double mem_gib, double mem_frac) { return mem_gib * (1024.0 * 1024.0 * 1024.0) * mem_frac; }
+
+/* None of rows[0..n) fits: the reason. */
+static int none_fits(const diffu_plan_cluster *cl, const diffu_plan_row *rows, size_t n, diffu_err *err) {
+    const double GIB = 1024.0 * 1024.0 * 1024.0;
+    double least = INFINITY;
+    const diffu_plan_row *lr = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].node_max < least) least = rows[i].node_max, lr = &rows[i];
+    if (!lr)
+        return diffu_err_set(err, "pp %d x tp %d cannot be placed on %d node(s) of %d cores "
+                                  "(the stages must split evenly over the nodes, at most %d ranks per node)",
+                             cl->pp, cl->tp, cl->nodes, cl->cores, cl->cores);
+    return diffu_err_set(err, "no layout fits: the least memory per node is %.2f GiB (pp %d x tp %d on %d node(s)), "
+                              "usable %.2f GiB (--mem-per-node %g x --mem-fraction %g); add nodes or memory, or lower --max-tokens",
+                         least / GIB, lr->pp, lr->tp, lr->n, diffu_plan_usable(cl->mem_gib, cl->mem_frac) / GIB, cl->mem_gib,
+                         cl->mem_frac);
 }
 
 int diffu_plan_rows(const diffu_config *cfg, const diffu_layout_opts *lo, const diffu_plan_cluster *cl,
@@ -111,6 +130,10 @@ int diffu_plan_rows(const diffu_config *cfg, const diffu_layout_opts *lo, const 
     qsort_r(rl.rows, rl.n, sizeof *rl.rows, cmp_rows, (void *)cl);
     size_t k = 0;
     while (k < rl.n && rl.rows[k].fits) k++;
+    if (!k) {
+        none_fits(cl, rl.rows, rl.n, err);
+        goto refused;
+    }
     *rows = rl.rows;
     *nrows = rl.n;
     *nfit = k;
@@ -121,6 +144,15 @@ refused:
 }
 
 /* ---- the wall-time estimate ---------------------------------------------------- */
+
+const char diffu_plan_estimate_assumptions[] =
+    "  assumptions: every step is one forward over the whole canvas (no KV cache, no early stop); lm_head on the\n"
+    "  masked rows, L/2 on average; the per-core forward rate measured here holds on the cluster's cores (same ISA\n"
+    "  class and clock; a bigger model's larger GEMMs run at least as close to peak) and scales linearly with\n"
+    "  cores (enough samples in flight to fill every job's pipeline; tensor-parallel all-reduces and stage\n"
+    "  transfers hidden); sampler, tokenizer and I/O not counted; the samples split over the jobs as evenly as whole\n"
+    "  samples allow (diffu split).\n";
+
 
 const char *const diffu_plan_prec_names[DIFFU_PLAN_NPREC] = {"fp32", "bf16", "int8"};
 
@@ -181,4 +213,41 @@ void diffu_plan_estimate(const diffu_config *c, const diffu_plan_workload *w, co
     e->per_job = (w->dataset + b->jobs - 1) / b->jobs;
     e->sample_s = e->fwd * (double)w->steps / (rate * b->n * C * b->balance);
     e->wall = e->sample_s * (double)e->per_job;
+}
+
+/* ---- the reasons for the recommendation ------------------------------------------ */
+
+void diffu_plan_print_why(FILE *f, const diffu_config *cfg, const diffu_plan_cluster *cl, const diffu_plan_row *b) {
+    const int numa = cl->numa;
+    if (cl->pp > 0)
+        fprintf(f, "  - pp %d x tp %d as asked, spread over %d node(s) (%d stage(s) per node): the most cores per rank that\n"
+                "    %s; stages span nodes, the tp ranks of a stage share one",
+                b->pp, b->tp, b->n, b->rpn / b->tp, b->fits ? "fit in memory and split evenly" : "split evenly");
+    else if (b->n == 1)
+        fprintf(f, "  - the model fits in one node's memory, so each node runs its own job on its own shard of the input:\n"
+                "    no traffic between nodes, no pipeline bubble, no stage imbalance between nodes");
+    else
+        fprintf(f, "  - the model needs %d nodes' memory; fewer nodes per job do not fit. Stages span nodes: between\n"
+                "    nodes only one [tokens x hidden] message per stage boundary per forward",
+                b->n);
+    if (b->jobs > 1)
+        fprintf(f, "\n  - %d such jobs use the %lld nodes: split the input (diffu split --shards %d, or a multiple of it) and run\n"
+                "    a job array (deploy/slurm/submit.sh --shards K), then diffu merge",
+                b->jobs, (long long)cl->nodes, b->jobs);
+    if (b->jobs * b->n < cl->nodes) fprintf(f, "\n  - %d node(s) stay idle: no layout uses all of them evenly", cl->nodes - b->jobs * b->n);
+    fprintf(f, "\n  - %d rank(s) per node for %d NUMA domain(s): %s", b->rpn, numa,
+            b->rpn == numa ? "one rank per domain, its threads on local memory"
+            : cl->pp > 0    ? (b->rpn < numa ? "a rank spans domains (as the layout asks)" : "several ranks per domain (as the layout asks)")
+            : b->rpn < numa ? "a rank spans domains (the heads or stages do not split further)"
+                            : "several ranks per domain (the layout needs more ranks to fit)");
+    if (b->tp > 1 && b->rpn == b->tp)
+        fprintf(f, "\n  - the %d ranks of a node are tensor-parallel (two all-reduces per layer, over shared memory) rather\n"
+                "    than pipeline stages (which need >= %d requests in flight and lose to stage imbalance)",
+                b->tp, b->rpn);
+    else if (b->rpn > b->tp)
+        fprintf(f, "\n  - tp %d (tp %d does not divide the %d heads), so a node holds %d stages of %d rank(s)", b->tp, b->rpn,
+                cfg->n_heads, b->rpn / b->tp, b->tp);
+    if (b->pp > 1) fprintf(f, "\n  - stage balance %.1f%% (diffu layout --pp %d --tp %d shows the stages)", 100.0 * b->balance, b->pp, b->tp);
+    fprintf(f, "\n  - %d thread(s) per rank: bind each rank to its cores (mpirun --map-by ppr:%d:node:PE=%d --bind-to core)\n",
+            b->threads, b->rpn, b->threads);
 }

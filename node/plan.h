@@ -56,6 +56,7 @@
 #define DIFFU_PLAN_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "layout.h"
@@ -74,17 +75,25 @@ typedef struct {
 
 typedef struct {
     int nodes, cores, numa; /* N nodes of C cores and D NUMA domains each */
-    double usable;          /* bytes of a node the ranks may use */
+    double mem_gib;         /* memory per node, GiB */
+    double mem_frac;        /* the share of it the ranks may use */
     int pp, tp;             /* both > 0: place this layout only; else enumerate */
 } diffu_plan_cluster;
 
+/* Bytes of a node the ranks may use: mem_gib GiB x mem_frac. */
+double diffu_plan_usable(double mem_gib, double mem_frac);
+
 /* Every candidate placement, best first (the ones that fit before the ones
- * that do not; the ranking of the header). *rows malloc'd (possibly empty:
- * a given pp x tp that cannot be split evenly over the nodes), *nfit of them
- * fit. -1 with err: the given pp x tp refused (diffu_layout_check, or tp
- * larger than a node's cores). */
+ * that do not; the ranking of the header). *rows malloc'd, *nfit >= 1 of
+ * them fit. -1 with err: the given pp x tp refused (diffu_layout_check, tp
+ * larger than a node's cores, no even split over the nodes), or no layout
+ * fits (the one needing the least memory per node named). */
 int diffu_plan_rows(const diffu_config *cfg, const diffu_layout_opts *lo, const diffu_plan_cluster *cl,
                     diffu_plan_row **rows, size_t *nrows, size_t *nfit, diffu_err *err);
+
+/* The reasons for recommending b, as "  - ..." lines (the ranking keys of the
+ * header that decided it) to f. */
+void diffu_plan_print_why(FILE *f, const diffu_config *cfg, const diffu_plan_cluster *cl, const diffu_plan_row *b);
 
 /* ---- the wall-time estimate ---- */
 
@@ -118,6 +127,9 @@ typedef struct {
 } diffu_plan_estimate_out;
 
 /* The estimate on placement b of nodes of `cores` cores at gflops_per_core. */
+/* The assumptions above as the text `diffu plan` prints under an estimate. */
+extern const char diffu_plan_estimate_assumptions[];
+
 void diffu_plan_estimate(const diffu_config *c, const diffu_plan_workload *w, const diffu_plan_row *b, int cores,
                          double gflops_per_core, diffu_plan_estimate_out *out);
 
