@@ -1,38 +1,8 @@
-/* cmd_plan.c — `diffu plan`: which pp x tp layouts fit a cluster of N nodes of
- * C cores and G GiB each, the memory per rank and per node, and the one it
- * recommends, with the reasons. Pure arithmetic on node/layout.h (no MPI, no
- * weights with --config-only).
- *
- * A job is P pipeline stages x T tensor-parallel ranks (layout.h). Placement:
- * the T ranks of a stage always share a node (they all-reduce twice per
- * layer); a node holds k whole stages, so R = k x T ranks per node, each bound
- * to c = C / R cores (c threads: the rank's pool sizes itself from its affinity
- * mask), and the job spans n = P / k nodes. When one job needs fewer nodes
- * than the cluster has, the rest run further jobs on other shards of the input
- * (a Slurm job array: `diffu split`), J = N / n of them.
- *
- * Memory per node = the sum over its R ranks of weights + activations +
- * pipeline buffers, from diffu_layout (conservative: the mmap'd embedding is
- * counted whole, and once per TP rank of stage 0, although those pages are
- * shared page cache and only the rows used become resident). A layout fits
- * when every node's sum is within --mem-fraction (default 0.9) of
- * --mem-per-node; the rest is left to the OS, MPI and the page cache.
- *
- * The recommendation, in order of preference (each key only breaks ties of the
- * ones before it):
- *   1. every node busy (J x n = N, or as close as possible);
- *   2. the fewest nodes per job: independent jobs never talk to each other,
- *      a pipeline across nodes pays a message per stage boundary per forward,
- *      stage imbalance, and needs >= P requests in flight;
- *   3. ranks per node = NUMA domains per node (--numa-per-node): one rank's
- *      threads on one memory controller; fewer ranks span domains (remote
- *      memory), more ranks add all-reduces; ties prefer more ranks;
- *   4. inside a node, tensor parallelism over pipeline stages (larger T):
- *      the all-reduces go through shared memory, and no stage imbalance;
- *   5. the better stage balance (diffu_layout's efficiency), then fewer ranks.
- *
- * --shell prints the chosen layout as shell assignments (DIFFU_PP=..., one a
- * line, nothing else on stdout) for deploy/slurm/submit.sh. */
+/* cmd_plan.c — `diffu plan`: parses the options, asks node/plan.h (the
+ * placement rules, the ranking, the estimate's assumptions) for the layouts
+ * that fit and the wall-time estimate, and prints them. --shell prints the
+ * chosen layout as shell assignments (DIFFU_PP=..., one a line, nothing else on
+ * stdout) for deploy/slurm/submit.sh. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,21 +13,11 @@
 #include "commands.h"
 #include "config.h"
 #include "layout.h"
+#include "plan.h"
 
 #define CMD "plan"
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MIB (1024.0 * 1024.0)
-
-typedef struct {
-    int n;          /* nodes per job */
-    int jobs;       /* independent jobs the cluster holds (N / n) */
-    int pp, tp;
-    int rpn;        /* ranks per node (k stages x tp) */
-    int threads;    /* per rank (cores / rpn) */
-    double balance; /* diffu_layout balance efficiency, 0..1 */
-    double rank_max, node_max; /* bytes: largest rank, fullest node */
-    int fits;
-} plan_row;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -85,150 +45,105 @@ static void usage(FILE *f) {
             "                        P: fp32|bf16|int8 (default: bf16 when FILE has it, else fp32)\n");
 }
 
-/* Work done, in 2% steps of the cluster: nodes busy x stage balance. */
-static int work_bucket(const plan_row *r, int N) { return (int)floor(50.0 * r->jobs * r->n * r->balance / N + 1e-9); }
-
-/* a strictly preferred to b (the recommendation keys, see the header).
- * placing: a given pp x tp, so spreading it over more nodes (more cores per
- * rank) is preferred to packing it. */
-static int better(const plan_row *a, const plan_row *b, int N, int numa, int placing) {
-    int ua = work_bucket(a, N), ub = work_bucket(b, N);
-    if (ua != ub) return ua > ub;
-    if (a->n != b->n) return placing ? a->n > b->n : a->n < b->n;
-    double da = fabs(log2((double)a->rpn / numa)), db = fabs(log2((double)b->rpn / numa));
-    if (fabs(da - db) > 1e-9) return da < db;
-    if (a->rpn != b->rpn) return a->rpn > b->rpn;
-    if (a->tp != b->tp) return a->tp > b->tp;
-    if (fabs(a->balance - b->balance) > 1e-9) return a->balance > b->balance;
-    return a->pp * a->tp < b->pp * b->tp;
-}
-
-static int cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing;
-static int cmp_rows(const void *x, const void *y) {
-    const plan_row *a = x, *b = y;
-    if (a->fits != b->fits) return b->fits - a->fits;
-    if (better(a, b, cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing)) return -1;
-    if (better(b, a, cmp_ctx_N, cmp_ctx_numa, cmp_ctx_placing)) return 1;
-    return 0;
-}
-
-/* Fill the memory and balance figures of r (n, pp, tp, rpn, threads set). */
-static int evaluate(const diffu_config *cfg, const diffu_layout_opts *lo0, double usable, plan_row *r, diffu_err *err) {
-    diffu_layout_opts lo = *lo0;
-    lo.threads = r->threads;
-    diffu_layout *l;
-    if (diffu_layout_init(cfg, r->pp * r->tp, r->pp, r->tp, &lo, &l, err)) return -1;
-    double h = diffu_layout_head_cost(cfg, &lo), worst = 0;
-    r->rank_max = r->node_max = 0;
-    for (int node = 0; node < r->n; node++) {
-        double sum = 0;
-        for (int i = 0; i < r->rpn; i++) {
-            int rank = node * r->rpn + i;
-            if (rank >= r->pp * r->tp) break;
-            const diffu_rank_plan *p = diffu_layout_rank(l, rank);
-            double tot = diffu_layout_rank_bytes(p);
-            sum += tot;
-            if (tot > r->rank_max) r->rank_max = tot;
-            if (p->cost > worst) worst = p->cost;
-        }
-        if (sum > r->node_max) r->node_max = sum;
-    }
-    r->balance = (cfg->n_layers + h) / (r->pp * worst);
-    r->fits = r->node_max <= usable;
-    diffu_layout_free(l);
-    return 0;
-}
-
-static int tp_allowed(const diffu_config *c, int t) { return t >= 1 && c->n_heads % t == 0 && t <= c->inter && t <= c->vocab; }
-
-static void print_row(const plan_row *r, int C, int mark) {
-    printf("%c %6d %5d %4d %4d %10d %12d %9d %7.1f%% %13.2f %13.2f\n", mark ? '*' : ' ', r->n, r->jobs, r->pp, r->tp,
-           r->rpn, r->threads, r->rpn * r->threads, 100.0 * r->balance, r->rank_max / GIB, r->node_max / GIB);
-    (void)C;
-}
-
 typedef struct {
-    long long dataset, new_tokens, steps, prompt_tokens;
+    diffu_plan_workload w;
     const char *rates, *precision;
 } est_opts;
 
-/* Wall time of the dataset on the recommended layout, from the per-core rates
- * `diffu bench forward --save` measured; prints the derivation. */
-static int estimate(const diffu_config *c, const est_opts *e, const plan_row *b, long long C) {
-    if (!e->new_tokens || !e->steps || !e->rates) {
-        fprintf(stderr, "diffu " CMD ": --dataset needs --new-tokens, --steps and --rates FILE (from `diffu bench forward"
-                        " --precision fp32,bf16,int8 --peak --save FILE`)\n");
+/* The wall-time estimate of the dataset on the recommended layout, with its derivation. */
+static int estimate(const diffu_config *c, const est_opts *eo, const diffu_plan_row *b, long long C) {
+    diffu_plan_rates rt;
+    diffu_err err;
+    if (diffu_plan_rates_load(eo->rates, &rt, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: --rates %s\n", err.msg);
         return -1;
     }
-    FILE *f = fopen(e->rates, "r");
-    if (!f) {
-        fprintf(stderr, "diffu " CMD ": error: --rates %s: cannot open\n", e->rates);
+    int pi = diffu_plan_rates_pick(&rt, eo->precision);
+    if (pi == -1) {
+        fprintf(stderr, "diffu " CMD ": --precision: '%s' is not one of fp32, bf16, int8\n", eo->precision);
         return -1;
     }
-    double rate[3] = {0, 0, 0}; /* fp32, bf16, int8 forward GFLOP/s per core */
-    char line[512], cpu[256] = "?", isa[64] = "?", rmodel[256] = "?";
-    int lineno = 0, threads = 0, tokens = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        line[strcspn(line, "\n")] = 0;
-        if (!line[0] || line[0] == '#') continue;
-        double x;
-        if (!strncmp(line, "cpu ", 4)) snprintf(cpu, sizeof cpu, "%.200s", line + 4);
-        else if (!strncmp(line, "isa ", 4)) snprintf(isa, sizeof isa, "%.60s", line + 4);
-        else if (!strncmp(line, "model ", 6)) snprintf(rmodel, sizeof rmodel, "%.200s", line + 6);
-        else if (sscanf(line, "threads %d", &threads) == 1 || sscanf(line, "tokens %d", &tokens) == 1) {
-        } else if (sscanf(line, "forward_gflops_per_core.fp32 %lf", &x) == 1) rate[0] = x;
-        else if (sscanf(line, "forward_gflops_per_core.bf16 %lf", &x) == 1) rate[1] = x;
-        else if (sscanf(line, "forward_gflops_per_core.int8 %lf", &x) == 1) rate[2] = x;
-        else if (strncmp(line, "peak_gflops_per_core.", 21)) {
-            fprintf(stderr, "diffu " CMD ": error: --rates %s:%d: unknown line '%s'\n", e->rates, lineno, line);
-            fclose(f);
-            return -1;
-        }
-    }
-    fclose(f);
-    const char *names[3] = {"fp32", "bf16", "int8"};
-    int pi = rate[1] > 0 ? 1 : 0;
-    if (e->precision) {
-        for (pi = 0; pi < 3 && strcmp(e->precision, names[pi]); pi++) {}
-        if (pi == 3) {
-            fprintf(stderr, "diffu " CMD ": --precision: '%s' is not one of fp32, bf16, int8\n", e->precision);
-            return -1;
-        }
-    }
-    if (rate[pi] <= 0) {
-        fprintf(stderr, "diffu " CMD ": error: --rates %s has no forward rate for %s\n", e->rates, names[pi]);
+    if (pi < 0) {
+        fprintf(stderr, "diffu " CMD ": error: --rates %s has no forward rate for %s\n", eo->rates,
+                eo->precision ? eo->precision : diffu_plan_prec_names[DIFFU_PLAN_FP32]);
         return -1;
     }
-    double H = c->hidden, hd = c->head_dim, nq = c->n_heads, nkv = c->n_kv_heads, F = c->inter, V = c->vocab;
-    double n = (double)(e->prompt_tokens + e->new_tokens), rows = 0.5 * (double)e->new_tokens;
-    double per_tok = 2.0 * (H * nq * hd + 2.0 * H * nkv * hd + nq * hd * H + 3.0 * H * F);
-    double fwd = c->n_layers * (n * per_tok + 4.0 * n * n * nq * hd) + 2.0 * H * V * rows;
-    double total = fwd * (double)e->steps * (double)e->dataset;
-    double cores = (double)b->jobs * b->n * (double)C;
-    double eff = rate[pi] * 1e9 * cores * b->balance;
-    /* each job runs its share of the samples; the busiest one sets the wall time */
-    long long per_job = (e->dataset + b->jobs - 1) / b->jobs;
-    double sample_s = fwd * (double)e->steps / (rate[pi] * 1e9 * b->n * (double)C * b->balance);
-    double wall = sample_s * (double)per_job;
-    printf("\nestimate: %lld sample(s) x %lld steps, canvas %lld prompt + %lld new tokens, %s GEMMs\n", e->dataset,
-           e->steps, e->prompt_tokens, e->new_tokens, names[pi]);
+    const diffu_plan_workload *w = &eo->w;
+    const char *prec = diffu_plan_prec_names[pi];
+    double rate = rt.gflops_per_core[pi];
+    diffu_plan_estimate_out e;
+    diffu_plan_estimate(c, w, b, (int)C, rate, &e);
+    printf("\nestimate: %lld sample(s) x %lld steps, canvas %lld prompt + %lld new tokens, %s GEMMs\n", w->dataset,
+           w->steps, w->prompt_tokens, w->new_tokens, prec);
     printf("  per forward: %.1f GFLOP (%d layers x (%.0f tokens x %.3f GFLOP/token/layer + attention %.2f GFLOP) + lm_head on"
-           " %.0f rows %.2f GFLOP)\n", fwd / 1e9, c->n_layers, n, per_tok / 1e9, 4.0 * n * n * nq * hd / 1e9, rows,
-           2.0 * H * V * rows / 1e9);
-    printf("  total: %.3g PFLOP = %lld samples x %lld forwards\n", total / 1e15, e->dataset, e->steps);
+           " %.0f rows %.2f GFLOP)\n", e.fwd / 1e9, c->n_layers, e.canvas, e.per_tok / 1e9, e.attn / 1e9, e.rows,
+           e.head / 1e9);
+    printf("  total: %.3g PFLOP = %lld samples x %lld forwards\n", e.total / 1e15, w->dataset, w->steps);
     printf("  rate: %.2f GFLOP/s per core (%s forward, measured by diffu bench on %s, isa %s, %d thread(s), %d tokens,"
            " model %s) x %.0f cores (%d job(s) x %d node(s) x %lld) x stage balance %.3f = %.1f TFLOP/s\n",
-           rate[pi], names[pi], cpu, isa, threads, tokens, rmodel, cores, b->jobs, b->n, C, b->balance, eff / 1e12);
+           rate, prec, rt.cpu, rt.isa, rt.threads, rt.tokens, rt.model, e.cores, b->jobs, b->n, C, b->balance, e.flops / 1e12);
     printf("  wall time: %.0f s = %.2f h: %lld sample(s) on the busiest job x %.1f s per sample (%.3f s per step on one"
-           " job's %lld cores)\n", wall, wall / 3600.0, per_job, sample_s, sample_s / (double)e->steps, b->n * C);
-    printf("  assumptions: every step is one forward over the whole canvas (no KV cache, no early stop); lm_head on the\n"
-           "  masked rows, L/2 on average; the per-core forward rate measured here holds on the cluster's cores (same ISA\n"
-           "  class and clock; a bigger model's larger GEMMs run at least as close to peak) and scales linearly with\n"
-           "  cores (enough samples in flight to fill every job's pipeline; tensor-parallel all-reduces and stage\n"
-           "  transfers hidden); sampler, tokenizer and I/O not counted; the samples split over the jobs as evenly as whole\n"
-           "  samples allow (diffu split).\n");
+           " job's %lld cores)\n", e.wall, e.wall / 3600.0, e.per_job, e.sample_s, e.sample_s / (double)w->steps, b->n * C);
+    fputs(diffu_plan_estimate_assumptions, stdout);
     return 0;
+}
+
+/* What the display needs of the command line. */
+typedef struct {
+    const char *model;
+    int config_only, all;
+    long long N, C, numa, pp, tp;
+    double G, frac, usable;
+} plan_args;
+
+/* The model, the cluster and the table of layouts. */
+static void print_table(const plan_args *a, const diffu_config *cfg, const diffu_layout_opts *lo, const diffu_plan_row *rows,
+                        size_t nrows, size_t nfit) {
+    long long N = a->N, numa = a->numa;
+    printf("model: %s%s: %.2f B parameters, %d layers, %d heads (%d KV), hidden %d, weights %zu bytes/element\n", a->model,
+           a->config_only ? " (config.json only)" : "", (double)diffu_config_params(cfg) / 1e9, cfg->n_layers, cfg->n_heads,
+           cfg->n_kv_heads, cfg->hidden, lo->weight_elem_size);
+    printf("cluster: %lld node(s) x %lld core(s), %g GiB per node (usable %.2f GiB = x %g), %lld NUMA domain(s) per node%s\n",
+           N, a->C, a->G, a->usable / GIB, a->frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
+    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers", lo->max_tokens);
+    if (lo->cache_slots)
+        printf(" + a KV cache of %d request(s) x %d positions (fp32 K/V of the rank's layers and KV heads)", lo->cache_slots,
+               lo->cache_ctx ? lo->cache_ctx : (lo->max_seq ? lo->max_seq : lo->max_tokens));
+    printf(" per rank\n");
+    printf("\n%s (TP ranks of a stage share a node; stages span nodes; * = recommended):\n",
+           a->pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
+    printf("  %6s %5s %4s %4s %10s %12s %9s %8s %13s %13s\n", "nodes", "jobs", "pp", "tp", "ranks/node", "threads/rank",
+           "cores/node", "balance", "max rank GiB", "max node GiB");
+    size_t show = a->all ? nfit : (nfit < 25 ? nfit : 25);
+    for (size_t i = 0; i < show; i++) {
+        const diffu_plan_row *r = &rows[i];
+        printf("%c %6d %5d %4d %4d %10d %12d %9d %7.1f%% %13.2f %13.2f\n", i == 0 ? '*' : ' ', r->n, r->jobs, r->pp,
+               r->tp, r->rpn, r->threads, r->rpn * r->threads, 100.0 * r->balance, r->rank_max / GIB, r->node_max / GIB);
+    }
+    if (show < nfit) printf("  ... %zu more that fit (--all)\n", nfit - show);
+    if (nrows > nfit) {
+        double least = INFINITY;
+        for (size_t i = nfit; i < nrows; i++) least = rows[i].node_max < least ? rows[i].node_max : least;
+        printf("  %zu more do not fit in memory (the least of them needs %.2f GiB on a node)\n", nrows - nfit, least / GIB);
+    }
+    printf("  (nodes = per job; jobs = independent jobs on the %lld node(s), each on its own input shard;\n"
+           "   balance = stage balance; the ranking weighs nodes busy x balance first)\n", N);
+}
+
+/* The recommendation, why, and how to submit it. */
+static void print_why(const plan_args *a, const diffu_config *cfg, const diffu_plan_cluster *cl, const diffu_plan_row *b) {
+    printf("\nrecommended: --pp %d --tp %d: %d job(s) of %d node(s) each, %d rank(s) per node x %d thread(s) "
+           "(sbatch --nodes=%d --ntasks-per-node=%d --cpus-per-task=%d)\n",
+           b->pp, b->tp, b->jobs, b->n, b->rpn, b->threads, b->n, b->rpn, b->threads);
+    printf("memory: largest rank %.2f GiB, fullest node %.2f GiB of %.2f usable\n", b->rank_max / GIB, b->node_max / GIB,
+           a->usable / GIB);
+    printf("why:\n");
+    diffu_plan_print_why(stdout, cfg, cl, b);
+    char numa_opt[48] = "";
+    if (a->numa > 1) snprintf(numa_opt, sizeof numa_opt, " --numa-per-node %lld", a->numa);
+    printf("\nsubmit: deploy/slurm/submit.sh --model %s --pp %d --tp %d --nodes %d --cores-per-node %lld --mem-per-node %g%s%s \\\n"
+           "            --input IN.jsonl.gz --output OUT.jsonl.gz --time HH:MM:SS\n",
+           a->model, b->pp, b->tp, b->n, a->C, a->G, numa_opt, b->jobs > 1 ? " --shards K" : "");
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -244,38 +159,38 @@ int cmd_plan(int argc, char **argv) {
         {"prompt-tokens", 1, 0, O_PROMPTTOK}, {"rates", 1, 0, O_RATES},   {"precision", 1, 0, O_PREC},
         {"cache-slots", 1, 0, O_KVSLOTS}, {"cache-ctx", 1, 0, O_KVCTX},
         {"help", 0, 0, 'h'},            {0, 0, 0, 0}};
-    const char *model = NULL;
-    est_opts eo = {0, 0, 0, 128, NULL, NULL};
-    long long N = 0, C = 0, numa = 1, pp = 0, tp = 0, v;
-    double G = 0, frac = 0.9, d;
-    int all = 0, shell = 0, config_only = 0;
+    plan_args a = {.numa = 1, .frac = 0.9};
+    est_opts eo = {{0, 0, 0, 128}, NULL, NULL};
+    long long v;
+    double d;
+    int shell = 0;
     diffu_layout_opts lo;
     diffu_layout_opts_default(&lo);
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_MODEL: model = optarg; break;
-        case O_NODES: if (arg_int(CMD, "--nodes", optarg, 1, 1 << 20, &N)) return 2; break;
-        case O_CORES: if (arg_int(CMD, "--cores-per-node", optarg, 1, 1 << 16, &C)) return 2; break;
-        case O_MEM: if (arg_double(CMD, "--mem-per-node", optarg, 1e-3, 1 << 24, &G)) return 2; break;
-        case O_NUMA: if (arg_int(CMD, "--numa-per-node", optarg, 1, 1024, &numa)) return 2; break;
-        case O_FRAC: if (arg_double(CMD, "--mem-fraction", optarg, 0.01, 1.0, &frac)) return 2; break;
-        case O_PP: if (arg_int(CMD, "--pp", optarg, 1, 1 << 20, &pp)) return 2; break;
-        case O_TP: if (arg_int(CMD, "--tp", optarg, 1, 1 << 20, &tp)) return 2; break;
+        case O_MODEL: a.model = optarg; break;
+        case O_NODES: if (arg_int(CMD, "--nodes", optarg, 1, 1 << 20, &a.N)) return 2; break;
+        case O_CORES: if (arg_int(CMD, "--cores-per-node", optarg, 1, 1 << 16, &a.C)) return 2; break;
+        case O_MEM: if (arg_double(CMD, "--mem-per-node", optarg, 1e-3, 1 << 24, &a.G)) return 2; break;
+        case O_NUMA: if (arg_int(CMD, "--numa-per-node", optarg, 1, 1024, &a.numa)) return 2; break;
+        case O_FRAC: if (arg_double(CMD, "--mem-fraction", optarg, 0.01, 1.0, &a.frac)) return 2; break;
+        case O_PP: if (arg_int(CMD, "--pp", optarg, 1, 1 << 20, &a.pp)) return 2; break;
+        case O_TP: if (arg_int(CMD, "--tp", optarg, 1, 1 << 20, &a.tp)) return 2; break;
         case O_MAXTOK: if (arg_int(CMD, "--max-tokens", optarg, 1, 1 << 24, &v)) return 2; lo.max_tokens = (int)v; break;
         case O_MAXSEQ: if (arg_int(CMD, "--max-seq", optarg, 1, 1 << 24, &v)) return 2; lo.max_seq = (int)v; break;
         case O_HEADROWS: if (arg_double(CMD, "--head-rows", optarg, 1e-6, 1.0, &d)) return 2; lo.head_row_frac = d; break;
         case O_F32: lo.weight_elem_size = 4; break;
         case O_KVSLOTS: if (arg_int(CMD, "--cache-slots", optarg, 1, 1 << 20, &v)) return 2; lo.cache_slots = (int)v; break;
         case O_KVCTX: if (arg_int(CMD, "--cache-ctx", optarg, 1, 1 << 24, &v)) return 2; lo.cache_ctx = (int)v; break;
-        case O_ALL: all = 1; break;
+        case O_ALL: a.all = 1; break;
         case O_SHELL: shell = 1; break;
-        case O_CONFIG: config_only = 1; break;
-        case O_DATASET: if (arg_int(CMD, "--dataset", optarg, 1, 1LL << 40, &eo.dataset)) return 2; break;
-        case O_NEWTOK: if (arg_int(CMD, "--new-tokens", optarg, 1, 1 << 24, &eo.new_tokens)) return 2; break;
-        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &eo.steps)) return 2; break;
-        case O_PROMPTTOK: if (arg_int(CMD, "--prompt-tokens", optarg, 0, 1 << 24, &eo.prompt_tokens)) return 2; break;
+        case O_CONFIG: a.config_only = 1; break;
+        case O_DATASET: if (arg_int(CMD, "--dataset", optarg, 1, 1LL << 40, &eo.w.dataset)) return 2; break;
+        case O_NEWTOK: if (arg_int(CMD, "--new-tokens", optarg, 1, 1 << 24, &eo.w.new_tokens)) return 2; break;
+        case O_STEPS: if (arg_int(CMD, "--steps", optarg, 1, 1 << 24, &eo.w.steps)) return 2; break;
+        case O_PROMPTTOK: if (arg_int(CMD, "--prompt-tokens", optarg, 0, 1 << 24, &eo.w.prompt_tokens)) return 2; break;
         case O_RATES: eo.rates = optarg; break;
         case O_PREC: eo.precision = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -286,15 +201,15 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "diffu " CMD ": unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!model || !N || !C || !(G > 0)) {
+    if (!a.model || !a.N || !a.C || !(a.G > 0)) {
         fprintf(stderr, "diffu " CMD ": --model, --nodes, --cores-per-node and --mem-per-node are required\n");
         return 2;
     }
-    if ((pp > 0) != (tp > 0)) {
+    if ((a.pp > 0) != (a.tp > 0)) {
         fprintf(stderr, "diffu " CMD ": give both --pp and --tp, or neither\n");
         return 2;
     }
-    if (eo.dataset && (!eo.new_tokens || !eo.steps || !eo.rates)) {
+    if (eo.w.dataset && (!eo.w.new_tokens || !eo.w.steps || !eo.rates)) {
         fprintf(stderr, "diffu " CMD ": --dataset needs --new-tokens, --steps and --rates FILE (from `diffu bench forward"
                         " --precision fp32,bf16,int8 --peak --save FILE`)\n");
         return 2;
@@ -302,7 +217,7 @@ int cmd_plan(int argc, char **argv) {
     /* the config and the weights' element size, as `diffu layout` reads them */
     diffu_err err;
     diffu_layout *probe;
-    if (diffu_layout_from_dir(model, config_only, 1, 1, 1, &lo, &probe, &err)) {
+    if (diffu_layout_from_dir(a.model, a.config_only, 1, 1, 1, &lo, &probe, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         return 1;
     }
@@ -310,72 +225,15 @@ int cmd_plan(int argc, char **argv) {
     lo.weight_elem_size = diffu_layout_get_opts(probe)->weight_elem_size;
     diffu_layout_free(probe);
 
-    double usable = G * GIB * frac;
-    if (pp > 0) { /* validate the requested layout first: one line with the reason */
-        if (diffu_layout_check(&cfg, (int)(pp * tp), (int)pp, (int)tp, &err)) {
-            fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-            return 1;
-        }
-        if (tp > C) {
-            fprintf(stderr, "diffu " CMD ": error: tp %lld exceeds --cores-per-node %lld (the tp ranks of a stage share a node, one core each at least)\n",
-                    tp, C);
-            return 1;
-        }
-    }
-
-    /* enumerate */
-    size_t cap = 64, nrows = 0;
-    plan_row *rows = diffu_xmalloc(cap * sizeof *rows);
-    int maxn = (int)(N < cfg.n_layers ? N : cfg.n_layers);
-    for (int n = 1; n <= maxn; n++) {
-        if (pp > 0) { /* given P x T: n must divide P; k = P / n stages per node */
-            if (pp % n) continue;
-            int k = (int)pp / n, rpn = k * (int)tp;
-            if (rpn > C) continue;
-            plan_row r = {.n = n, .jobs = (int)(N / n), .pp = (int)pp, .tp = (int)tp, .rpn = rpn, .threads = (int)(C / rpn)};
-            if (evaluate(&cfg, &lo, usable, &r, &err)) goto refused;
-            if (nrows == cap) rows = diffu_xrealloc(rows, (cap *= 2) * sizeof *rows);
-            rows[nrows++] = r;
-            continue;
-        }
-        for (int rpn = 1; rpn <= C; rpn++) {
-            if (C % rpn) continue; /* every core of a node busy, the same count per rank */
-            for (int t = 1; t <= rpn; t++) {
-                if (rpn % t || !tp_allowed(&cfg, t)) continue;
-                int k = rpn / t, P = k * n;
-                if (P > cfg.n_layers) continue;
-                plan_row r = {.n = n, .jobs = (int)(N / n), .pp = P, .tp = t, .rpn = rpn, .threads = (int)(C / rpn)};
-                if (evaluate(&cfg, &lo, usable, &r, &err)) goto refused;
-                if (nrows == cap) rows = diffu_xrealloc(rows, (cap *= 2) * sizeof *rows);
-                rows[nrows++] = r;
-            }
-        }
-    }
-    cmp_ctx_N = (int)N;
-    cmp_ctx_numa = (int)numa;
-    cmp_ctx_placing = pp > 0;
-    qsort(rows, nrows, sizeof *rows, cmp_rows);
-    size_t nfit = 0;
-    while (nfit < nrows && rows[nfit].fits) nfit++;
-
-    if (!nfit) {
-        double least = INFINITY;
-        const plan_row *lr = NULL;
-        for (size_t i = 0; i < nrows; i++)
-            if (rows[i].node_max < least) least = rows[i].node_max, lr = &rows[i];
-        if (!lr)
-            fprintf(stderr, "diffu " CMD ": error: pp %lld x tp %lld cannot be placed on %lld node(s) of %lld cores "
-                            "(the stages must split evenly over the nodes, at most %lld ranks per node)\n",
-                    pp, tp, N, C, C);
-        else
-            fprintf(stderr, "diffu " CMD ": error: no layout fits: the least memory per node is %.2f GiB (pp %d x tp %d on %d node(s)), "
-                            "usable %.2f GiB (--mem-per-node %g x --mem-fraction %g); add nodes or memory, or lower --max-tokens\n",
-                    least / GIB, lr->pp, lr->tp, lr->n, usable / GIB, G, frac);
-        free(rows);
+    a.usable = diffu_plan_usable(a.G, a.frac);
+    diffu_plan_cluster cl = {(int)a.N, (int)a.C, (int)a.numa, a.G, a.frac, (int)a.pp, (int)a.tp};
+    diffu_plan_row *rows;
+    size_t nrows, nfit;
+    if (diffu_plan_rows(&cfg, &lo, &cl, &rows, &nrows, &nfit, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         return 1;
     }
-    const plan_row *best = &rows[0];
-
+    const diffu_plan_row *best = &rows[0];
     if (shell) {
         printf("DIFFU_PP=%d\nDIFFU_TP=%d\nDIFFU_NODES=%d\nDIFFU_TASKS_PER_NODE=%d\nDIFFU_NTASKS=%d\nDIFFU_CPUS_PER_TASK=%d\n"
                "DIFFU_JOBS=%d\nDIFFU_NODE_MEM_MIB=%.0f\nDIFFU_RANK_MEM_MIB=%.0f\n",
@@ -384,84 +242,9 @@ int cmd_plan(int argc, char **argv) {
         free(rows);
         return 0;
     }
-
-    printf("model: %s%s: %.2f B parameters, %d layers, %d heads (%d KV), hidden %d, weights %zu bytes/element\n", model,
-           config_only ? " (config.json only)" : "", (double)diffu_config_params(&cfg) / 1e9, cfg.n_layers, cfg.n_heads,
-           cfg.n_kv_heads, cfg.hidden, lo.weight_elem_size);
-    printf("cluster: %lld node(s) x %lld core(s), %g GiB per node (usable %.2f GiB = x %g), %lld NUMA domain(s) per node%s\n",
-           N, C, G, usable / GIB, frac, numa, numa == 1 ? " (assumed: --numa-per-node)" : "");
-    printf("memory plan: %d tokens per forward (--max-tokens); weights + activations + pipeline buffers", lo.max_tokens);
-    if (lo.cache_slots)
-        printf(" + a KV cache of %d request(s) x %d positions (fp32 K/V of the rank's layers and KV heads)", lo.cache_slots,
-               lo.cache_ctx ? lo.cache_ctx : (lo.max_seq ? lo.max_seq : lo.max_tokens));
-    printf(" per rank\n");
-    printf("\n%s (TP ranks of a stage share a node; stages span nodes; * = recommended):\n",
-           pp > 0 ? "placements of the requested layout" : "layouts that fit, best first");
-    printf("  %6s %5s %4s %4s %10s %12s %9s %8s %13s %13s\n", "nodes", "jobs", "pp", "tp", "ranks/node", "threads/rank",
-           "cores/node", "balance", "max rank GiB", "max node GiB");
-    size_t show = all ? nfit : (nfit < 25 ? nfit : 25);
-    for (size_t i = 0; i < show; i++) print_row(&rows[i], (int)C, i == 0);
-    if (show < nfit) printf("  ... %zu more that fit (--all)\n", nfit - show);
-    if (nrows > nfit) {
-        double least = INFINITY;
-        for (size_t i = nfit; i < nrows; i++) least = rows[i].node_max < least ? rows[i].node_max : least;
-        printf("  %zu more do not fit in memory (the least of them needs %.2f GiB on a node)\n", nrows - nfit, least / GIB);
-    }
-    printf("  (nodes = per job; jobs = independent jobs on the %lld node(s), each on its own input shard;\n"
-           "   balance = stage balance; the ranking weighs nodes busy x balance first)\n", N);
-
-    const plan_row *b = best;
-    printf("\nrecommended: --pp %d --tp %d: %d job(s) of %d node(s) each, %d rank(s) per node x %d thread(s) "
-           "(sbatch --nodes=%d --ntasks-per-node=%d --cpus-per-task=%d)\n",
-           b->pp, b->tp, b->jobs, b->n, b->rpn, b->threads, b->n, b->rpn, b->threads);
-    printf("memory: largest rank %.2f GiB, fullest node %.2f GiB of %.2f usable\n", b->rank_max / GIB, b->node_max / GIB,
-           usable / GIB);
-    printf("why:\n");
-    if (pp > 0)
-        printf("  - pp %d x tp %d as asked, spread over %d node(s) (%d stage(s) per node): the most cores per rank that\n"
-               "    %s; stages span nodes, the tp ranks of a stage share one",
-               b->pp, b->tp, b->n, b->rpn / b->tp, b->fits ? "fit in memory and split evenly" : "split evenly");
-    else if (b->n == 1)
-        printf("  - the model fits in one node's memory, so each node runs its own job on its own shard of the input:\n"
-               "    no traffic between nodes, no pipeline bubble, no stage imbalance between nodes");
-    else
-        printf("  - the model needs %d nodes' memory; fewer nodes per job do not fit. Stages span nodes: between\n"
-               "    nodes only one [tokens x hidden] message per stage boundary per forward",
-               b->n);
-    if (b->jobs > 1)
-        printf("\n  - %d such jobs use the %lld nodes: split the input (diffu split --shards %d, or a multiple of it) and run\n"
-               "    a job array (deploy/slurm/submit.sh --shards K), then diffu merge",
-               b->jobs, N, b->jobs);
-    if (b->jobs * b->n < N) printf("\n  - %lld node(s) stay idle: no layout uses all of them evenly", N - b->jobs * b->n);
-    printf("\n  - %d rank(s) per node for %lld NUMA domain(s): %s", b->rpn, numa,
-           b->rpn == numa ? "one rank per domain, its threads on local memory"
-           : pp > 0        ? (b->rpn < numa ? "a rank spans domains (as the layout asks)" : "several ranks per domain (as the layout asks)")
-           : b->rpn < numa ? "a rank spans domains (the heads or stages do not split further)"
-                           : "several ranks per domain (the layout needs more ranks to fit)");
-    if (b->tp > 1 && b->rpn == b->tp)
-        printf("\n  - the %d ranks of a node are tensor-parallel (two all-reduces per layer, over shared memory) rather\n"
-               "    than pipeline stages (which need >= %d requests in flight and lose to stage imbalance)",
-               b->tp, b->rpn);
-    else if (b->rpn > b->tp)
-        printf("\n  - tp %d (tp %d does not divide the %d heads), so a node holds %d stages of %d rank(s)", b->tp, b->rpn,
-               cfg.n_heads, b->rpn / b->tp, b->tp);
-    if (b->pp > 1) printf("\n  - stage balance %.1f%% (diffu layout --pp %d --tp %d shows the stages)", 100.0 * b->balance, b->pp, b->tp);
-    printf("\n  - %d thread(s) per rank: bind each rank to its cores (mpirun --map-by ppr:%d:node:PE=%d --bind-to core)\n",
-           b->threads, b->rpn, b->threads);
-    char numa_opt[48] = "";
-    if (numa > 1) snprintf(numa_opt, sizeof numa_opt, " --numa-per-node %lld", numa);
-    printf("\nsubmit: deploy/slurm/submit.sh --model %s --pp %d --tp %d --nodes %d --cores-per-node %lld --mem-per-node %g%s%s \\\n"
-           "            --input IN.jsonl.gz --output OUT.jsonl.gz --time HH:MM:SS\n",
-           model, b->pp, b->tp, b->n, C, G, numa_opt, b->jobs > 1 ? " --shards K" : "");
-    if (eo.dataset && estimate(&cfg, &eo, b, C) < 0) {
-        free(rows);
-        return 1;
-    }
+    print_table(&a, &cfg, &lo, rows, nrows, nfit);
+    print_why(&a, &cfg, &cl, best);
+    int rc = eo.w.dataset && estimate(&cfg, &eo, best, a.C) < 0 ? 1 : 0;
     free(rows);
-    return 0;
-
-refused:
-    fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-    free(rows);
-    return 1;
+    return rc;
 }

@@ -16,6 +16,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_jobcheck(int argc, char **argv); /* batch-job input validation and output repair (coordinator/job_*.h) */
 int cmd_plan(int argc, char **argv); /* cluster planning: layouts that fit N nodes, the recommended one (cli/cmd_plan.c) */
 int cmd_split(int argc, char **argv); /* batch input -> K shards for a job array (cli/cmd_split.c) */
-int cmd_merge(int argc, char **argv); /* shard outputs -> one, each (id, sample) exactly once (cli/cmd_split.c) */
+int cmd_merge(int argc, char **argv); /* shard outputs -> one, each (id, sample) exactly once (cli/cmd_merge.c) */
 
 #endif

@@ -153,6 +153,100 @@ int diffu_job_util_is_gz_name(const char *name) {
     return n >= 3 && !strcmp(name + n - 3, ".gz");
 }
 
+/* ------------------------------------------------------------ lines */
+
+#define LN_CHUNK (1u << 16)
+
+struct diffu_job_util_lines {
+    int fd, gz, eof;
+    char *path;
+    diffu_job_util_reader *rd;
+    char *buf;            /* read-ahead */
+    size_t pos, end;
+    diffu_text line;      /* the current line, with its terminator when it had one */
+    long lineno;
+};
+
+diffu_job_util_lines *diffu_job_util_lines_open(const char *path, diffu_err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        diffu_err_set(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        diffu_err_set(err, "%s: not a regular file", path);
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int gz = fd < 0 ? -1 : S_ISREG(st.st_mode) ? diffu_job_util_sniff_gzip(fd, NULL) : diffu_job_util_is_gz_name(path);
+    if (gz < 0) {
+        diffu_err_set(err, "%s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    diffu_job_util_lines *l = diffu_xcalloc(1, sizeof *l);
+    l->fd = fd;
+    l->gz = gz;
+    l->path = diffu_xstrdup(path);
+    l->rd = diffu_job_util_reader_new(fd, gz, l->path);
+    l->buf = diffu_xmalloc(LN_CHUNK);
+    return l;
+}
+
+void diffu_job_util_lines_close(diffu_job_util_lines **lp) {
+    if (!lp || !*lp) return;
+    diffu_job_util_lines *l = *lp;
+    diffu_job_util_reader_free(&l->rd);
+    close(l->fd);
+    free(l->buf);
+    free(l->path);
+    diffu_text_free(&l->line);
+    free(l);
+    *lp = NULL;
+}
+
+long diffu_job_util_lines_lineno(const diffu_job_util_lines *l) { return l->lineno; }
+int diffu_job_util_lines_is_gz(const diffu_job_util_lines *l) { return l->gz; }
+
+/* The reader's failure as the line reader reports it: the reason without its
+ * "PATH: " prefix, after how many lines. */
+static int lines_fail(diffu_job_util_lines *l, diffu_err *err) {
+    int kind = diffu_job_util_reader_fail_kind(l->rd);
+    if (kind == 3 || !err) return -1; /* a read error: the reader's message as it is */
+    char why[sizeof err->msg];
+    size_t pl = strlen(l->path);
+    const char *m = err->msg;
+    if (!strncmp(m, l->path, pl) && !strncmp(m + pl, ": ", 2)) m += pl + 2;
+    snprintf(why, sizeof why, "%s", m);
+    return diffu_err_set(err, "%s: %s gzip data after %ld line(s) (%.900s)", l->path,
+                         kind == 1 ? "truncated or corrupt" : "corrupt", l->lineno, why);
+}
+
+int diffu_job_util_lines_next(diffu_job_util_lines *l, const char **line, size_t *len, diffu_err *err) {
+    l->line.len = 0;
+    for (;;) {
+        if (l->pos == l->end) {
+            if (l->eof) break;
+            long n = diffu_job_util_reader_read(l->rd, l->buf, LN_CHUNK, err);
+            if (n < 0) return lines_fail(l, err);
+            if (n == 0 && !diffu_job_util_reader_member_ended(l->rd)) l->eof = 1;
+            l->pos = 0;
+            l->end = (size_t)n;
+            continue;
+        }
+        char *nl = memchr(l->buf + l->pos, '\n', l->end - l->pos);
+        size_t take = nl ? (size_t)(nl - (l->buf + l->pos)) + 1 : l->end - l->pos;
+        diffu_text_append(&l->line, l->buf + l->pos, take);
+        l->pos += take;
+        if (nl) break;
+    }
+    if (!l->line.len) return 0;
+    l->lineno++;
+    *line = l->line.data;
+    *len = l->line.len;
+    return 1;
+}
+
 /* ------------------------------------------------------------ deflater */
 
 struct diffu_job_util_deflater {
@@ -488,26 +582,46 @@ void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size
 
 /* ---- durable files ------------------------------------------------------- */
 
+/* 0, -1 with errno, or 1 when write() wrote nothing. */
+static int write_all(int fd, const char *bytes, size_t len) {
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, bytes + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? -1 : 1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+/* fsync the directory holding path (a rename there is durable after it). */
+static void fsync_parent(const char *path) {
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
 int diffu_job_util_write_atomic(const char *path, const void *data, size_t len, const char *what, diffu_err *err) {
-    const char *bytes = data;
-    char tmp[4300], dir[4300];
+    char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, strerror(errno));
         return -1;
     }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, bytes + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, w < 0 ? strerror(errno) : "short write");
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
+    int w = write_all(fd, data, len);
+    if (w) {
+        diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, w < 0 ? strerror(errno) : "short write");
+        close(fd);
+        unlink(tmp);
+        return -1;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         diffu_err_set(err, "%s: cannot write %s: %s", tmp, what, strerror(errno));
@@ -519,14 +633,85 @@ int diffu_job_util_write_atomic(const char *path, const void *data, size_t len, 
         unlink(tmp);
         return -1;
     }
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    else snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    fsync_parent(path);
     return 0;
+}
+
+struct diffu_job_util_afile {
+    char *path, *tmp;
+    int fd;
+    gzFile g;             /* on a dup of fd: gzip level 6, or "T" (plain bytes, buffered) */
+};
+
+diffu_job_util_afile *diffu_job_util_afile_open(const char *path, int gz, diffu_err *err) {
+    size_t n = strlen(path) + 32;
+    char *tmp = diffu_xmalloc(n);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int d = fd < 0 ? -1 : dup(fd);
+    gzFile g = d < 0 ? NULL : gzdopen(d, gz ? "wb6" : "wbT");
+    if (!g) {
+        diffu_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+        if (d >= 0) close(d);
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+        return NULL;
+    }
+    diffu_job_util_afile *f = diffu_xcalloc(1, sizeof *f);
+    f->path = diffu_xstrdup(path);
+    f->tmp = tmp;
+    f->fd = fd;
+    f->g = g;
+    return f;
+}
+
+int diffu_job_util_afile_write(diffu_job_util_afile *f, const void *s, size_t n, diffu_err *err) {
+    if (!n) return 0;
+    DIFFU_ASSERT(n < (1u << 31));
+    if (gzwrite(f->g, s, (unsigned)n) != (int)n)
+        return diffu_err_set(err, "%s: write failed: %s", f->tmp, strerror(errno));
+    return 0;
+}
+
+const char *diffu_job_util_afile_path(const diffu_job_util_afile *f) { return f->path; }
+
+static void afile_free(diffu_job_util_afile **fp) {
+    diffu_job_util_afile *f = *fp;
+    free(f->path);
+    free(f->tmp);
+    free(f);
+    *fp = NULL;
+}
+
+void diffu_job_util_afile_abort(diffu_job_util_afile **fp) {
+    if (!fp || !*fp) return;
+    diffu_job_util_afile *f = *fp;
+    gzclose(f->g);
+    close(f->fd);
+    unlink(f->tmp);
+    afile_free(fp);
+}
+
+int diffu_job_util_afile_commit(diffu_job_util_afile **fp, diffu_err *err) {
+    diffu_job_util_afile *f = *fp;
+    int rc = 0;
+    int bad = gzclose(f->g) != Z_OK;
+    bad = bad || fsync(f->fd) != 0;
+    bad = close(f->fd) != 0 || bad;
+    if (bad) {
+        diffu_err_set(err, "%s: write failed: %s", f->tmp, strerror(errno));
+        unlink(f->tmp);
+        rc = -1;
+    } else if (rename(f->tmp, f->path) != 0) {
+        int e = errno;
+        unlink(f->tmp);
+        rc = diffu_err_set(err, "%s: cannot rename to %s: %s", f->tmp, f->path, strerror(e));
+    } else {
+        fsync_parent(f->path);
+    }
+    afile_free(fp);
+    return rc;
 }

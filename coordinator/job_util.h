@@ -1,15 +1,18 @@
 /* job_util.h — internals shared by the job I/O modules (job_input, job_output,
  * job_resume). Not a public API: nothing outside coordinator/job_*.c and
- * tests/job/ should include it.
+ * tests/job/ should include it (job_split: diffu split / merge).
  *
  *   - a streaming reader of a plain or gzip file (any number of concatenated
  *     gzip members, as gzip(1) and Python's gzip module read them) that says
  *     where each member ends in the compressed file, and why it stopped
  *     (clean end, truncated member, corrupt data);
+ *   - a line reader on top of it that opens the file and tells gzip by content
+ *     (diffu split / merge);
  *   - one gzip member from one buffer (what the output writer appends);
  *   - a hash map from byte strings to int64 (duplicate ids, the done set);
  *   - a tiny JSON writer on diffu_text (strings, shortest round-trip doubles,
- *     re-serialising a parsed value), UTF-8 validation, base64, edit distance.
+ *     re-serialising a parsed value), UTF-8 validation, base64, edit distance;
+ *   - files replaced atomically and durably: from one buffer, or streamed.
  *
  * Ownership: every object is created and freed by the caller (init/free
  * pairs); diffu_text buffers are caller-owned (tokenizer.h). Thread-safety:
@@ -59,6 +62,26 @@ int diffu_job_util_reader_fail_kind(const diffu_job_util_reader *r);
 int diffu_job_util_sniff_gzip(int fd, uint64_t *size);
 /* 1 if name ends in ".gz". */
 int diffu_job_util_is_gz_name(const char *name);
+
+/* ---- lines of a plain or gzip file ------------------------------------ */
+
+/* A line reader over diffu_job_util_reader: opens path itself (a regular
+ * file, gzip by its content as the job reads it; a pipe: gzip when named .gz)
+ * and returns one line at a time with its own terminator. Memory: the
+ * reader's buffers plus the longest line. */
+typedef struct diffu_job_util_lines diffu_job_util_lines;
+/* NULL with "PATH: reason" (missing, not a regular file or pipe, unreadable). */
+diffu_job_util_lines *diffu_job_util_lines_open(const char *path, diffu_err *err);
+void diffu_job_util_lines_close(diffu_job_util_lines **l);
+/* 1: *line / *len hold the next line (NUL-terminated, with its '\n' unless it
+ * is a last line without one; valid until the next call); 0: end of file;
+ * -1: err, "PATH: truncated or corrupt gzip data after N line(s) (...)",
+ * "PATH: corrupt gzip data after N line(s) (...)" or a read error. */
+int diffu_job_util_lines_next(diffu_job_util_lines *l, const char **line, size_t *len, diffu_err *err);
+/* Lines returned so far (the number of the current one). */
+long diffu_job_util_lines_lineno(const diffu_job_util_lines *l);
+/* 1 if the file is read as gzip. */
+int diffu_job_util_lines_is_gz(const diffu_job_util_lines *l);
 
 /* ---- writing gzip members ---------------------------------------------- */
 
@@ -122,5 +145,20 @@ void diffu_job_util_excerpt(char *buf, size_t cap, const char *s, size_t n, size
  * it (PATH.tmp.PID), fsync, rename, fsync of the directory. 0, or -1 with one
  * line "FILE: cannot write WHAT: reason" (the temporary file removed). */
 int diffu_job_util_write_atomic(const char *path, const void *data, size_t len, const char *what, diffu_err *err);
+
+/* The same for a file written piece by piece (no size limit, nothing held in
+ * memory): bytes go to PATH.tmp.PID (mode 0666 & umask; gz: one gzip member,
+ * level 6, as gzip(1) writes), commit fsyncs, renames it to path and fsyncs
+ * the directory; abort (or a failed commit) removes it. Errors are one line:
+ * "TMP: cannot create: reason", "TMP: write failed: reason",
+ * "TMP: cannot rename to PATH: reason". */
+typedef struct diffu_job_util_afile diffu_job_util_afile;
+diffu_job_util_afile *diffu_job_util_afile_open(const char *path, int gz, diffu_err *err);
+int diffu_job_util_afile_write(diffu_job_util_afile *f, const void *s, size_t n, diffu_err *err);
+/* 0, or -1 with err; *f is freed either way. */
+int diffu_job_util_afile_commit(diffu_job_util_afile **f, diffu_err *err);
+void diffu_job_util_afile_abort(diffu_job_util_afile **f);
+/* The final path. */
+const char *diffu_job_util_afile_path(const diffu_job_util_afile *f);
 
 #endif
