@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,7 +302,10 @@ struct diffu_jobinf_live {
     size_t state_cap;
     int restored;
     long restored_steps;
-    int trace; /* $DIFFU_TRACE names "inflight": a line before and after every write (below) */
+    int trace;       /* $DIFFU_TRACE names "inflight": a line before and after every write (below) */
+    int trace_fd;    /* $DIFFU_TRACE_FILE (O_APPEND), else 2 */
+    char *tline;     /* one trace line, written with one write() */
+    size_t tline_cap;
 };
 
 diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id, int max_active, diffu_jobinf *resume) {
@@ -313,6 +318,15 @@ diffu_jobinf_live *diffu_jobinf_live_new(const char *output, const char *run_id,
     l->w = diffu_jobinf_writer_new(run_id);
     const char *tr = getenv("DIFFU_TRACE");
     l->trace = tr && strstr(tr, "inflight") != NULL;
+    l->trace_fd = 2;
+    const char *tf = getenv("DIFFU_TRACE_FILE");
+    if (l->trace && tf && *tf) {
+        int fd = open(tf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            l->trace_fd = fd;
+        else
+            DLOG_WARN("DIFFU_TRACE_FILE %s: cannot open (%s); the trace goes to stderr", tf, strerror(errno));
+    }
     return l;
 }
 
@@ -360,28 +374,63 @@ int diffu_jobinf_live_count(const diffu_jobinf_live *l) { return l->n; }
  * "trace inflight begin T KEY@STEPS/FORWARDS ..." with every sample's steps taken and forwards run (the
  * steps that needed logits: the work) as this checkpoint starts, and
  * "trace inflight written T" once it is durable; T is the wall clock (CLOCK_REALTIME, seconds), KEY the
- * sample's id (bytes outside printable ASCII, space and '@' as '?') and '#' its sample index. */
+ * sample's id (bytes outside printable ASCII, space and '@' as '?') and '#' its sample index. The lines go
+ * to $DIFFU_TRACE_FILE (appended) when it is set, else to stderr. */
 static double wall_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void trace_begin(const diffu_jobinf_live *l) {
-    fprintf(stderr, "[diffu] trace inflight begin %.6f", wall_now());
+/* Append to the trace line (grown as needed; the trace is a measuring aid, off in production). */
+static void tput(diffu_jobinf_live *l, size_t *n, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(l->tline + *n, l->tline_cap - *n, fmt, ap);
+        va_end(ap);
+        DIFFU_ASSERT(k >= 0);
+        if (*n + (size_t)k < l->tline_cap) {
+            *n += (size_t)k;
+            return;
+        }
+        l->tline_cap = 2 * (l->tline_cap + (size_t)k + 64);
+        l->tline = diffu_xrealloc(l->tline, l->tline_cap);
+    }
+}
+
+/* One line with one write(): a SIGKILL cannot leave half a line, and with $DIFFU_TRACE_FILE the line is in
+ * the file the moment it is written (stderr under mpirun goes through its forwarding, which a kill can cut). */
+static void tflush(diffu_jobinf_live *l, size_t n) {
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(l->trace_fd, l->tline + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        off += (size_t)w;
+    }
+}
+
+static void trace_begin(diffu_jobinf_live *l) {
+    size_t n = 0;
+    if (!l->tline) {
+        l->tline_cap = 256;
+        l->tline = diffu_xmalloc(l->tline_cap);
+    }
+    tput(l, &n, "[diffu] trace inflight begin %.6f", wall_now());
     for (int i = 0; i < l->n; i++) {
         const live_entry *e = &l->e[i];
         size_t idl = e->key_len >= 5 ? e->key_len - 5 : e->key_len; /* id, 0, sample as 4 bytes (job_util.h) */
-        fputc(' ', stderr);
+        tput(l, &n, " ");
         for (size_t j = 0; j < idl; j++) {
             unsigned char c = (unsigned char)e->key[j];
-            fputc(c > ' ' && c < 127 && c != '@' ? c : '?', stderr);
+            tput(l, &n, "%c", c > ' ' && c < 127 && c != '@' ? c : '?');
         }
         uint32_t si = 0;
         if (e->key_len >= 5) memcpy(&si, e->key + e->key_len - 4, 4);
-        fprintf(stderr, "#%u@%d/%d", si, diffu_denoise_steps_taken(e->d), diffu_denoise_forwards(e->d));
+        tput(l, &n, "#%u@%d/%d", si, diffu_denoise_steps_taken(e->d), diffu_denoise_forwards(e->d));
     }
-    fputc('\n', stderr);
+    tput(l, &n, "\n");
+    tflush(l, n);
 }
 
 int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *err) {
@@ -399,7 +448,11 @@ int diffu_jobinf_live_checkpoint(diffu_jobinf_live *l, long records, diffu_err *
         diffu_jobinf_writer_add(l->w, e->key, e->key_len, e->prompt_hash, l->state, n);
     }
     int rc = diffu_jobinf_writer_commit(l->w, l->output, err);
-    if (l->trace && !rc) fprintf(stderr, "[diffu] trace inflight written %.6f\n", wall_now());
+    if (l->trace && !rc) {
+        size_t n = 0;
+        tput(l, &n, "[diffu] trace inflight written %.6f\n", wall_now());
+        tflush(l, n);
+    }
     return rc;
 }
 
@@ -416,6 +469,8 @@ void diffu_jobinf_live_free(diffu_jobinf_live **lp) {
     free(l->state);
     diffu_jobinf_free(&l->resume);
     diffu_jobinf_writer_free(&l->w);
+    free(l->tline);
+    if (l->trace_fd > 2) close(l->trace_fd);
     free(l);
     *lp = NULL;
 }

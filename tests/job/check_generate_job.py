@@ -27,8 +27,8 @@ holding a sample part-way (step > 0) must be continued by the next run (its
 stderr says so, and the final records are still identical to run 1's); at least
 one kill must have left one (asserted: the kills are spread so that some land
 mid-sample); the finished job leaves no OUT.inflight behind.
-The work a kill costs is measured from the crash runs' trace ($DIFFU_TRACE=inflight,
-job_inflight.c: every checkpoint's samples and steps as it starts, and the moment it
+The work a kill costs is measured from the crash runs' trace ($DIFFU_TRACE=inflight into
+$DIFFU_TRACE_FILE, job_inflight.c: every checkpoint's samples and steps as it starts, and the moment it
 is durable): per kill, the full forwards the next run redoes (a sample's forwards at
 the last write begun minus those of its state in the checkpoint left behind; steps
 that need no logits cost nothing; asserted <= 1 per sample in flight: at most the
@@ -258,8 +258,14 @@ def step_seconds(begun):
 for i in range(a.kills):
     errf = open(os.path.join(W, f"crash{i}.err"), "w+")
     e_run = env()
+    trace_path = os.path.join(W, f"crash{i}.trace")
+    if os.path.exists(trace_path):
+        os.unlink(trace_path)
     if ckpt:
+        # its own file, one write() per line: under mpirun stderr goes through the launcher's forwarding,
+        # which a SIGKILL can cut before the last lines arrive
         e_run["DIFFU_TRACE"] = "inflight"
+        e_run["DIFFU_TRACE_FILE"] = trace_path
     pr = subprocess.Popen(cmd(out, ["--max-active", "1"] + ckpt), stdout=subprocess.DEVNULL, stderr=errf,
                           env=e_run)
     # a random moment within (about) half the time the work left would take, so that later kills
@@ -292,7 +298,8 @@ for i in range(a.kills):
             pending_mid = True
         else:
             pending_mid = False
-        begun, written = trace(err_text)
+        with open(trace_path) if os.path.exists(trace_path) else open(os.devnull) as tf:
+            begun, written = trace(tf.read())
         if begun:
             ck = {k: (s, f) for k, s, f in st}
             reached = begun[-1][1]  # (steps, forwards) at the last write begun (durable or cut by the kill)
