@@ -142,8 +142,9 @@ int arg_genparam(const char *cmd, int row, const char *s, diffu_denoise_params *
     switch (g->type) {
     case DIFFU_GP_FLAG: break;
     case DIFFU_GP_ALG:
-        if ((v = diffu_denoise_alg_parse(s)) < 0) {
-            fprintf(stderr, "diffu %s: %s: '%s' is not origin, maskgit_plus, topk_margin or entropy\n", cmd, opt, s);
+    case DIFFU_GP_CACHE:
+        if ((v = diffu_genparam_enum_parse(g, s)) < 0) {
+            fprintf(stderr, "diffu %s: %s: '%s' is not %s\n", cmd, opt, s, diffu_genparam_enum_choices(g));
             return -1;
         }
         break;

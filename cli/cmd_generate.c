@@ -201,7 +201,8 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     t_load = diffu_now() - t_load;
-    diffu_engine_opts eo = {.sched = {1, n_d, 1, n_d, (int)j.sum_tokens, (int)j.sum_rows, j.max_seq}, .model = m};
+    diffu_engine_opts eo = {.sched = {1, n_d, 1, n_d, (int)j.sum_tokens, (int)j.sum_rows, j.max_seq}, .model = m,
+                            .kv_cache = p->cache != 0};
     if (o.dump_path) {
         dump = fopen(o.dump_path, "wb");
         if (!dump) {

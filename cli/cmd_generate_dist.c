@@ -116,6 +116,11 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
         snprintf(msg, cap, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
         return 1;
     }
+    if (x->o.p.cache || (x->jr && gen_job_wants_cache(x->jr))) {
+        snprintf(msg, cap, "the KV cache (--cache, or a request's cache) runs in one process only: not under mpirun"
+                 " yet");
+        return 1;
+    }
     if (pp < 1 || tp < 1) {
         snprintf(msg, cap, "world size %d is not a multiple of --%s %d", world, x->o.pp ? "pp" : "tp",
                  x->o.pp ? x->o.pp : x->o.tp);

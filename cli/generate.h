@@ -87,6 +87,8 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jr);
 long gen_job_todo(const gen_jobrun *jr);
 /* Longest canvas and largest max_new_tokens over the samples to do. */
 void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new);
+/* 1 when a request to do asks for a KV cache (its cache, or --cache, not none). */
+int gen_job_wants_cache(const gen_jobrun *jr);
 /* Over the samples to do: canvas tokens (prompt + max_new_tokens) and
  * generated positions (the stage balance's lm_head-rows estimate). */
 void gen_job_sums(const gen_jobrun *jr, long *sum_tokens, long *sum_rows);
@@ -123,6 +125,9 @@ int gen_job_rc(const gen_jobrun *jr, const diffu_engine *e);
 int gen_job_close(gen_jobrun **jr, int rc);
 
 /* The [timing] line on stderr (both back ends). */
+/* The local backend's work (rows through the forward, FLOPs) per generated token, one "[timing] work:" line
+ * on stderr; nothing under mpirun. */
+void gen_work(const diffu_engine_stats *st, long gen_tokens);
 void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens);
 
 /* Does this command line ask for the distributed back end? (--pp / --tp, or

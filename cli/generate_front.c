@@ -434,6 +434,14 @@ void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens) {
             " forward), %ld lm_head rows%s, coordinator %.1f ms; %.1f generated tokens/s\n",
             t_load, st->wall, ss->microbatches, ss->seq_steps, ss->skipped_steps, ss->rows, fwd, 1e3 * st->coord,
             st->wall > 0 ? (double)gen_tokens / st->wall : 0.0);
+    gen_work(st, gen_tokens);
+}
+
+void gen_work(const diffu_engine_stats *st, long gen_tokens) {
+    if (st->flops > 0 && gen_tokens > 0) /* the local backend: the work per generated token (the KV cache cuts it) */
+        fprintf(stderr, "[timing] work: %ld rows through the forward, %.1f per generated token; %.4f GFLOP per"
+                " generated token\n", st->computed, (double)st->computed / (double)gen_tokens,
+                1e-9 * st->flops / (double)gen_tokens);
 }
 
 void gen_free(gen_opts *o, gen_job *j) {

@@ -50,6 +50,7 @@ struct gen_jobrun {
     int *todo_req, *todo_s, *left;
     long s_total, s_todo, s_done, req_total, req_done, tokens;
     int max_seq, max_new;
+    int cache;           /* a request to do asks for a KV cache */
     long forwards;       /* sequence-forwards so far (gen_job_tick) */
     long committed;      /* positions unmasked so far in this run (gen_job_tick) */
     long sum_tokens;     /* canvas tokens over the samples to do */
@@ -164,6 +165,8 @@ void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new) {
     *max_seq = jr->max_seq;
     *max_new = jr->max_new;
 }
+
+int gen_job_wants_cache(const gen_jobrun *jr) { return jr->cache; }
 
 void gen_job_sums(const gen_jobrun *jr, long *sum_tokens, long *sum_rows) {
     *sum_tokens = jr->sum_tokens;
@@ -284,6 +287,7 @@ int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jrp) {
         int len = (int)r->ids.len + q->params.max_new_tokens;
         if (len > r->max_seq) r->max_seq = len;
         if (q->params.max_new_tokens > r->max_new) r->max_new = q->params.max_new_tokens;
+        if (q->params.cache) r->cache = 1;
         r->new_total += (long)r->left[i] * q->params.max_new_tokens;
         r->sum_tokens += (long)r->left[i] * len;
     }
@@ -491,7 +495,8 @@ int gen_run_job(gen_opts *o) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
     }
-    diffu_engine_opts eo = {.sched = {1, W, 1, W, W * max_seq, W * max_new, max_seq}, .model = m};
+    diffu_engine_opts eo = {.sched = {1, W, 1, W, W * max_seq, W * max_new, max_seq}, .model = m,
+                            .kv_cache = gen_job_wants_cache(r)};
     gen_job_engine(r, &eo);
     if (!(e = diffu_engine_create(&eo, NULL, (int)todo, &err))) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -504,6 +509,8 @@ int gen_run_job(gen_opts *o) {
         goto out;
     }
     rc = gen_job_rc(r, e);
+    gen_job_note(r);
+    gen_work(diffu_engine_get_stats(e), diffu_engine_get_stats(e)->sched.committed);
 out:
     rc = gen_job_close(&r, rc); /* first: it checkpoints the samples still in flight */
     diffu_engine_free(&e);

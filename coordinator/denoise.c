@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvpolicy.h"
+
 typedef enum { MODE_DREAM, MODE_BLOCKS, MODE_THRESHOLD } mode_t_;
 
 struct diffu_denoise {
@@ -79,6 +81,7 @@ int diffu_denoise_params_check(const diffu_denoise_params *p, int vocab, diffu_e
     if (thr && p->alg_temp > 0)
         return diffu_err_set(err, "alg_temp: threshold / factor decoding ranks by confidence; alg_temp does not apply");
     if (p->block_length < 0) return diffu_err_set(err, "block_length: %d, must be >= 0", p->block_length);
+    if (diffu_kvpolicy_check(p->cache, p->cache_refresh, p->block_length, err)) return -1;
     if (p->block_length > 0) {
         if (p->max_new_tokens % p->block_length)
             return diffu_err_set(err, "block_length: %d does not divide max_new_tokens %d", p->block_length,

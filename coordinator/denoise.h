@@ -103,6 +103,12 @@ typedef struct diffu_denoise_params {
     int n_end;           /* end tokens for early_stop */
     int32_t end_ids[DIFFU_MAX_END_IDS];
     int32_t mask_id;     /* <|mask|> */
+    /* Approximate KV cache (coordinator/kvpolicy.h: which rows each forward
+     * computes; the backend runs them): a diffu_cache_mode (0: none, exact)
+     * and its refresh period. The policy here ignores both: they are the
+     * request's, carried to the backend and into the record. */
+    int cache;
+    int cache_refresh;
 } diffu_denoise_params;
 
 /* Dream's defaults: steps = max_new_tokens = 0 (caller sets), alg entropy,

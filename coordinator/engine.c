@@ -17,9 +17,20 @@ struct diffu_engine {
     diffu_engine_stats st;
 };
 
+/* The scheduler's finished callback: the local backend's cache slot first, then the caller's. */
+static void seq_finished(void *user, int i, diffu_denoise *d) {
+    diffu_engine *e = user;
+    if (e->local) diffu_local_release(e->local, d);
+    if (e->o.sched.finished) e->o.sched.finished(e->o.sched.finished_user, i, d);
+}
+
 diffu_engine *diffu_engine_create(const diffu_engine_opts *o, diffu_denoise *const *seqs, int n, diffu_err *err) {
     if (!o->model == !o->wire) {
         diffu_err_set(err, "engine: exactly one backend (a model or a wire backend)");
+        return NULL;
+    }
+    if (o->wire && o->kv_cache) {
+        diffu_err_set(err, "engine: the KV cache runs in the local backend only (not under mpirun yet)");
         return NULL;
     }
     if (o->model && o->sched.microbatches != 1) {
@@ -31,9 +42,11 @@ diffu_engine *diffu_engine_create(const diffu_engine_opts *o, diffu_denoise *con
     e->n_seqs = n;
     diffu_sched_opts so = o->sched;
     so.structured = o->model != NULL;
+    so.finished = seq_finished;
+    so.finished_user = e;
     if (o->model) {
         diffu_local_plan lp = {so.mb_max_seqs, so.mb_max_tokens, so.max_seq > 0 ? so.max_seq : so.mb_max_tokens,
-                               so.mb_max_rows};
+                               so.mb_max_rows, o->kv_cache ? so.max_active : 0};
         if (!(e->local = diffu_local_create(o->model, &lp, err))) {
             diffu_engine_free(&e);
             return NULL;
@@ -67,6 +80,8 @@ static void sync_stats(diffu_engine *e) {
     if (e->local) {
         e->st.forward = diffu_local_get_stats(e->local)->t_forward;
         e->st.sample = diffu_local_get_stats(e->local)->t_sample;
+        e->st.flops = diffu_local_get_stats(e->local)->flops;
+        e->st.computed = diffu_local_get_stats(e->local)->tokens;
     }
     if (e->wire && e->wire->waited) e->st.wait = e->wire->waited(e->wire->self);
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "job_util.h"
+#include "kvpolicy.h"
 
 #define F(m) ((long)offsetof(diffu_denoise_params, m))
 
@@ -31,6 +32,10 @@ static const diffu_genparam TABLE[] = {
     {"factor", "factor", "F", DIFFU_GP_NUM, 0, 1e6, 0, F(factor), 1, "Fast-dLLM factor rule, steps unused (default 0: off)"},
     {"early_stop", "early-stop", NULL, DIFFU_GP_FLAG, 0, 1, 0, F(early_stop), 1,
      "stop once an end token is committed with nothing masked to its left"},
+    {"cache", "cache", "MODE", DIFFU_GP_CACHE, 0, 3, 0, F(cache), 2,
+     "approximate KV cache: none | prefix | dual | delayed (default none: exact; prefix/dual need --block-length)"},
+    {"cache_refresh", "cache-refresh", "N", DIFFU_GP_INT, 0, 1 << 20, 0, F(cache_refresh), 2,
+     "prefix/dual: also a full pass every N forwards of a block; delayed: every N forwards (default 0: block starts)"},
     {"n", "n", "N", DIFFU_GP_INT, 1, 65536, 0, DIFFU_GP_NO_FIELD, 0, "samples per prompt (default 1)"},
 };
 #define N_ROWS ((int)(sizeof TABLE / sizeof TABLE[0]))
@@ -58,6 +63,18 @@ const char *diffu_genparam_range(const diffu_genparam *g, char *buf, size_t cap)
     return buf;
 }
 
+int diffu_genparam_is_enum(const diffu_genparam *g) { return g->type == DIFFU_GP_ALG || g->type == DIFFU_GP_CACHE; }
+
+int diffu_genparam_enum_parse(const diffu_genparam *g, const char *s) {
+    DIFFU_ASSERTF(diffu_genparam_is_enum(g), "%s is not a named choice", g->name);
+    return g->type == DIFFU_GP_ALG ? diffu_denoise_alg_parse(s) : diffu_cache_mode_parse(s);
+}
+
+const char *diffu_genparam_enum_choices(const diffu_genparam *g) {
+    DIFFU_ASSERTF(diffu_genparam_is_enum(g), "%s is not a named choice", g->name);
+    return g->type == DIFFU_GP_ALG ? "origin, maskgit_plus, topk_margin or entropy" : "none, prefix, dual or delayed";
+}
+
 int diffu_genparam_int_ok(const diffu_genparam *g, long long v) {
     if (g->type == DIFFU_GP_SEED) return v >= (long long)g->lo; /* hi is INT64_MAX: every int64 below it */
     return (double)v >= g->lo && (double)v <= g->hi && !(g->lo_open && (double)v == g->lo);
@@ -74,6 +91,7 @@ void diffu_genparam_set_int(const diffu_genparam *g, diffu_denoise_params *p, lo
     case DIFFU_GP_SEED: { uint64_t u = (uint64_t)v; memcpy(f, &u, sizeof u); break; }
     case DIFFU_GP_ALG: { diffu_alg a = (diffu_alg)v; memcpy(f, &a, sizeof a); break; }
     case DIFFU_GP_INT:
+    case DIFFU_GP_CACHE:
     case DIFFU_GP_FLAG: { int i = (int)v; memcpy(f, &i, sizeof i); break; }
     case DIFFU_GP_NUM: DIFFU_ASSERTF(0, "%s is a number: diffu_genparam_set_num", g->name);
     }
@@ -90,6 +108,11 @@ void diffu_genparam_put_json(const diffu_denoise_params *p, diffu_text *t) {
         const diffu_genparam *g = &TABLE[i];
         if (!g->record || g->field == DIFFU_GP_NO_FIELD) continue;
         const char *f = (const char *)p + g->field;
+        if (g->record == 2) {
+            int v;
+            memcpy(&v, f, sizeof v);
+            if (!v) continue;
+        }
         diffu_job_util_put_key(t, g->name, first);
         first = 0;
         switch (g->type) {
@@ -101,6 +124,13 @@ void diffu_genparam_put_json(const diffu_denoise_params *p, diffu_text *t) {
             diffu_alg a;
             memcpy(&a, f, sizeof a);
             const char *nm = diffu_denoise_alg_name(a);
+            diffu_job_util_put_str(t, nm, strlen(nm));
+            break;
+        }
+        case DIFFU_GP_CACHE: {
+            int v;
+            memcpy(&v, f, sizeof v);
+            const char *nm = diffu_cache_mode_name((diffu_cache_mode)v);
             diffu_job_util_put_str(t, nm, strlen(nm));
             break;
         }

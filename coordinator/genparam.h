@@ -36,7 +36,8 @@ typedef enum {
     DIFFU_GP_NUM,  /* double field, number in [lo, hi] ((lo, hi] with lo_open) */
     DIFFU_GP_SEED, /* uint64_t field, integer in [lo, hi] */
     DIFFU_GP_ALG,  /* diffu_alg field: origin | maskgit_plus | topk_margin | entropy */
-    DIFFU_GP_FLAG  /* int field 0/1: a flag without a value; a JSON boolean */
+    DIFFU_GP_FLAG, /* int field 0/1: a flag without a value; a JSON boolean */
+    DIFFU_GP_CACHE /* int field, a diffu_cache_mode: none | prefix | dual | delayed (kvpolicy.h) */
 } diffu_gp_type;
 
 enum { DIFFU_GP_NO_FIELD = -1 };
@@ -49,9 +50,16 @@ typedef struct diffu_genparam {
     double lo, hi;       /* the range (integers: exact below 2^53, and INT64_MAX for seed) */
     int lo_open;         /* the lower bound excluded */
     long field;          /* offsetof(diffu_denoise_params, ...), or DIFFU_GP_NO_FIELD */
-    int record;          /* written in a record's "params" by diffu_genparam_put_json */
+    int record;          /* written in a record's "params" by diffu_genparam_put_json: 1 always,
+                            2 only when not 0 (the KV-cache rows: records of exact runs stay as they were) */
     const char *help;    /* one line, with the default */
 } diffu_genparam;
+
+/* Rows whose value is one of named choices (alg, cache): the value of a name
+ * (-1 if unknown), and the choices as one phrase for messages. */
+int diffu_genparam_is_enum(const diffu_genparam *g);
+int diffu_genparam_enum_parse(const diffu_genparam *g, const char *s);
+const char *diffu_genparam_enum_choices(const diffu_genparam *g);
 
 /* The rows, in the order of a record's "params". */
 int diffu_genparam_count(void);

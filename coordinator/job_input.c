@@ -197,8 +197,8 @@ static int get_param(line_ctx *c, const diffu_json *obj, const diffu_genparam *g
             return -1;
         }
         *iv = v->u.b;
-    } else if (g->type == DIFFU_GP_ALG) {
-        int a = v->type == DJ_STR ? diffu_denoise_alg_parse(v->u.str.s) : 0;
+    } else if (diffu_genparam_is_enum(g)) {
+        int a = v->type == DJ_STR ? diffu_genparam_enum_parse(g, v->u.str.s) : 0;
         if (v->type != DJ_STR) {
             reject(c, k, "field '%s': expected a string, got %s", k, type_desc(v));
             return -1;
@@ -206,7 +206,7 @@ static int get_param(line_ctx *c, const diffu_json *obj, const diffu_genparam *g
         if (a < 0 || strlen(v->u.str.s) != v->u.str.len) {
             char ex[96];
             diffu_job_util_excerpt(ex, sizeof ex, v->u.str.s, v->u.str.len, 40);
-            reject(c, k, "field '%s': '%s' is not origin, maskgit_plus, topk_margin or entropy", k, ex);
+            reject(c, k, "field '%s': '%s' is not %s", k, ex, diffu_genparam_enum_choices(g));
             return -1;
         }
         *iv = a;

@@ -23,25 +23,30 @@ int diffu_cache_mode_parse(const char *s) {
 
 const char *diffu_cache_mode_name(diffu_cache_mode m) { return (unsigned)m < 4 ? NAMES[m] : "?"; }
 
-diffu_kvpolicy *diffu_kvpolicy_create(diffu_cache_mode mode, int refresh, int block_length, int prompt_len,
-                                      int canvas_len, diffu_err *err) {
-    if ((unsigned)mode > DIFFU_CACHE_DELAYED) {
-        diffu_err_set(err, "cache: unknown mode %d", (int)mode);
-        return NULL;
+int diffu_kvpolicy_check(int mode, int refresh, int block_length, diffu_err *err) {
+    if (mode < 0 || mode > DIFFU_CACHE_DELAYED) {
+        diffu_err_set(err, "cache: unknown mode %d", mode);
+        return -1;
     }
     if ((mode == DIFFU_CACHE_PREFIX || mode == DIFFU_CACHE_DUAL) && block_length <= 0) {
         diffu_err_set(err, "cache %s: needs block decoding (--block-length B): it caches around the current block",
                       NAMES[mode]);
-        return NULL;
+        return -1;
     }
     if (mode == DIFFU_CACHE_DELAYED && refresh < 1) {
         diffu_err_set(err, "cache delayed: --cache-refresh N >= 1 is required (a full pass every N forwards)");
-        return NULL;
+        return -1;
     }
     if (refresh < 0) {
         diffu_err_set(err, "cache-refresh: %d, must be >= 0", refresh);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+diffu_kvpolicy *diffu_kvpolicy_create(diffu_cache_mode mode, int refresh, int block_length, int prompt_len,
+                                      int canvas_len, diffu_err *err) {
+    if (diffu_kvpolicy_check((int)mode, refresh, block_length, err)) return NULL;
     if (prompt_len < 0 || canvas_len <= prompt_len) {
         diffu_err_set(err, "cache: canvas of %d positions after a prompt of %d", canvas_len, prompt_len);
         return NULL;

@@ -38,6 +38,11 @@ typedef enum { DIFFU_CACHE_NONE = 0, DIFFU_CACHE_PREFIX, DIFFU_CACHE_DUAL, DIFFU
 int diffu_cache_mode_parse(const char *s);
 const char *diffu_cache_mode_name(diffu_cache_mode m);
 
+/* The mode's parameters alone (what create checks before sizes): 0, or -1
+ * with one line (prefix/dual without block decoding, delayed without a
+ * refresh, a negative refresh). */
+int diffu_kvpolicy_check(int mode, int refresh, int block_length, diffu_err *err);
+
 typedef struct diffu_kvpolicy diffu_kvpolicy;
 /* prompt_len L and canvas_len N = L + max_new_tokens; block_length B > 0
  * required by prefix and dual; refresh: prefix/dual >= 0 (0: block starts

@@ -4,7 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvcache.h"
+#include "kvpolicy.h"
 #include "sampler.h"
+
+/* A sequence holding a cache slot: from its first step to diffu_local_release. */
+typedef struct kv_seq {
+    const diffu_denoise *d; /* NULL: free entry */
+    int slot;
+    diffu_kvpolicy *kp;
+} kv_seq;
 
 struct diffu_local {
     diffu_model *m;
@@ -19,6 +28,13 @@ struct diffu_local {
     diffu_local_forward_fn fwd;
     void *fwd_user;
     diffu_local_stats st;
+    /* the KV cache (plan.cache_slots > 0) */
+    diffu_kvcache *kv;
+    kv_seq *kvs;              /* [cache_slots] */
+    int32_t *pos;             /* [max_tokens] the computed rows' canvas positions */
+    int *slot, *ctx;          /* [max_seqs] */
+    int32_t *crows;           /* [max_seq] one sequence's computed rows */
+    int *where;               /* [max_seq] canvas position -> index among them, or -1 */
 };
 
 static int model_forward(void *user, const diffu_batch *b, float *logits, diffu_err *err) {
@@ -63,6 +79,18 @@ diffu_local *diffu_local_create(diffu_model *m, const diffu_local_plan *plan, di
     l->jobs = diffu_xmalloc((size_t)plan->max_rows * sizeof *l->jobs);
     /* the forward groups each canvas's rows on a row panel: room for the padding (forward.h) */
     l->logits = diffu_xaligned((size_t)diffu_model_logit_rows(m) * (size_t)l->vocab * sizeof(float));
+    if (plan->cache_slots > 0) {
+        if (diffu_kvcache_create(m, plan->cache_slots, plan->max_seq, &l->kv, err)) {
+            diffu_local_free(&l);
+            return NULL;
+        }
+        l->kvs = diffu_xcalloc((size_t)plan->cache_slots, sizeof *l->kvs);
+        l->pos = diffu_xmalloc((size_t)plan->max_tokens * sizeof *l->pos);
+        l->slot = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->slot);
+        l->ctx = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->ctx);
+        l->crows = diffu_xmalloc((size_t)plan->max_seq * sizeof *l->crows);
+        l->where = diffu_xmalloc((size_t)plan->max_seq * sizeof *l->where);
+    }
     return l;
 }
 
@@ -75,18 +103,112 @@ void diffu_local_free(diffu_local **lp) {
     free(l->rows);
     free(l->jobs);
     free(l->logits);
+    if (l->kvs)
+        for (int i = 0; i < l->plan.cache_slots; i++) diffu_kvpolicy_free(&l->kvs[i].kp);
+    diffu_kvcache_free(l->kv);
+    free(l->kvs);
+    free(l->pos);
+    free(l->slot);
+    free(l->ctx);
+    free(l->crows);
+    free(l->where);
     free(l);
     *lp = NULL;
 }
 
+int diffu_local_has_cache(const diffu_local *l) { return l->kv != NULL; }
+
+void diffu_local_release(diffu_local *l, const diffu_denoise *d) {
+    if (!l->kv) return;
+    for (int i = 0; i < l->plan.cache_slots; i++)
+        if (l->kvs[i].d == d) {
+            diffu_kvcache_release(l->kv, l->kvs[i].slot);
+            diffu_kvpolicy_free(&l->kvs[i].kp);
+            l->kvs[i].d = NULL;
+            return;
+        }
+}
+
+/* The sequence's cache entry; a slot and a fresh policy on its first step
+ * (a policy allocates [canvas] scratch once per request, not per step). */
+static kv_seq *kv_entry(diffu_local *l, const diffu_denoise *d, diffu_err *err) {
+    kv_seq *free_e = NULL;
+    for (int i = 0; i < l->plan.cache_slots; i++) {
+        if (l->kvs[i].d == d) return &l->kvs[i];
+        if (!l->kvs[i].d && !free_e) free_e = &l->kvs[i];
+    }
+    DIFFU_ASSERTF(free_e, "more sequences in flight than the %d KV-cache slots (the scheduler's max_active)",
+                  l->plan.cache_slots);
+    const diffu_denoise_params *p = diffu_denoise_get_params(d);
+    int len, L = diffu_denoise_prompt_len(d);
+    diffu_denoise_canvas(d, &len);
+    if (!(free_e->kp = diffu_kvpolicy_create((diffu_cache_mode)p->cache, p->cache_refresh, p->block_length, L, len,
+                                             err)))
+        return NULL;
+    free_e->slot = diffu_kvcache_acquire(l->kv);
+    DIFFU_ASSERT(free_e->slot >= 0);
+    free_e->d = d;
+    return free_e;
+}
+
+/* The cached forward: each sequence's rows as its policy chooses (kvpolicy.h),
+ * lm_head on the rows predicting its wanted positions. */
+static int step_kv(diffu_local *l, diffu_denoise *const *ds, const int *n_want, int n, int *n_tok_out,
+                   int *n_rows_out, diffu_err *err) {
+    int n_tok = 0, n_rows = 0;
+    const diffu_denoise_params *p0 = diffu_denoise_get_params(ds[0]);
+    for (int i = 0; i < n; i++) {
+        int len, w = n_want[i], full;
+        kv_seq *e = kv_entry(l, ds[i], err);
+        if (!e) return -1;
+        const int32_t *canvas = diffu_denoise_canvas(ds[i], &len);
+        const int32_t *want = diffu_denoise_positions(ds[i]);
+        const diffu_sample_job *jobs = diffu_denoise_jobs(ds[i]);
+        int nr = diffu_kvpolicy_rows(e->kp, p0->mask_id, want, w, l->crows, &full);
+        DIFFU_ASSERT(nr >= 1 && nr <= len && n_tok + nr <= l->plan.max_tokens && n_rows + w <= l->plan.max_rows);
+        for (int k = 0; k < len; k++) l->where[k] = -1;
+        for (int k = 0; k < nr; k++) {
+            l->tokens[n_tok + k] = canvas[l->crows[k]];
+            l->pos[n_tok + k] = l->crows[k];
+            l->where[l->crows[k]] = k;
+        }
+        for (int k = 0; k < w; k++) {
+            int src = diffu_sampler_row_of(want[k]); /* the logit shift: row p - 1 predicts p */
+            DIFFU_ASSERTF(l->where[src] >= 0, "the cache policy left out row %d, which predicts position %d", src,
+                          want[k]);
+            l->rows[n_rows + k] = n_tok + l->where[src];
+            l->jobs[n_rows + k] = jobs[k];
+        }
+        l->seq_len[i] = nr;
+        l->slot[i] = e->slot;
+        l->ctx[i] = len;
+        n_tok += nr;
+        n_rows += w;
+    }
+    diffu_kv_batch kb = {{n, l->seq_len, l->tokens, l->pos, n_rows, l->rows}, l->slot, l->ctx};
+    l->st.flops += diffu_forward_kv_flops(l->m, &kb);
+    if (diffu_forward_kv(l->m, l->kv, &kb, l->logits, err)) return -1;
+    for (int i = 0; i < n; i++) /* the canvases are still those the rows were chosen on (commit comes after) */
+        diffu_kvpolicy_done(kv_entry(l, ds[i], err)->kp, diffu_denoise_canvas(ds[i], NULL));
+    *n_tok_out = n_tok;
+    *n_rows_out = n_rows;
+    return 0;
+}
+
 const diffu_local_stats *diffu_local_get_stats(const diffu_local *l) { return &l->st; }
 
-int diffu_local_step(diffu_local *l, diffu_denoise *const *ds, const int *n_want, int n, diffu_sample *out,
-                     diffu_err *err) {
-    DIFFU_ASSERT(n >= 1 && n <= l->plan.max_seqs);
+/* The no-cache forward: every canvas whole, lm_head on the rows predicting the wanted positions. */
+static int step_full(diffu_local *l, diffu_denoise *const *ds, const int *n_want, int n, int *n_tok_out,
+                     int *n_rows_out, diffu_err *err) {
     int n_tok = 0, n_rows = 0;
     for (int i = 0; i < n; i++) {
         int len, w = n_want[i];
+        if (diffu_denoise_get_params(ds[i])->cache != DIFFU_CACHE_NONE) {
+            diffu_err_set(err, "request %u asks for the KV cache '%s', but this run holds none (start it with --cache"
+                          " prefix|dual|delayed)", diffu_denoise_request(ds[i]),
+                          diffu_cache_mode_name((diffu_cache_mode)diffu_denoise_get_params(ds[i])->cache));
+            return -1;
+        }
         const int32_t *canvas = diffu_denoise_canvas(ds[i], &len);
         const int32_t *pos = diffu_denoise_positions(ds[i]);
         const diffu_sample_job *jobs = diffu_denoise_jobs(ds[i]);
@@ -101,9 +223,20 @@ int diffu_local_step(diffu_local *l, diffu_denoise *const *ds, const int *n_want
         n_rows += w;
         n_tok += len;
     }
-    double t1 = diffu_now();
     diffu_batch b = {n, l->seq_len, l->tokens, NULL, n_rows, l->rows};
+    l->st.flops += diffu_forward_flops(l->m, &b);
     if (l->fwd(l->fwd_user, &b, l->logits, err)) return -1;
+    *n_tok_out = n_tok;
+    *n_rows_out = n_rows;
+    return 0;
+}
+
+int diffu_local_step(diffu_local *l, diffu_denoise *const *ds, const int *n_want, int n, diffu_sample *out,
+                     diffu_err *err) {
+    DIFFU_ASSERT(n >= 1 && n <= l->plan.max_seqs);
+    int n_tok = 0, n_rows = 0;
+    double t1 = diffu_now();
+    if ((l->kv ? step_kv : step_full)(l, ds, n_want, n, &n_tok, &n_rows, err)) return -1;
     double t2 = diffu_now();
     diffu_sampler_run(l->sampler, n_rows, l->logits, (size_t)l->vocab, l->jobs, out);
     l->st.t_forward += t2 - t1;

@@ -33,11 +33,13 @@ SPEC = [
     ("block_length", "block-length", "int", 0, 2**20, False),
     ("threshold", "threshold", "num", 0, 1, False),
     ("factor", "factor", "num", 0, 1e6, False),
+    ("cache_refresh", "cache-refresh", "int", 0, 2**20, False),
     ("n", "n", "int", 1, 65536, False),
 ]
 fails = []
 # parameters whose whole range needs another one set (block_length must divide max_new_tokens)
-CTX = {"block_length": {"max_new_tokens": 2**20}}
+CTX = {"block_length": {"max_new_tokens": 2**20},
+       "cache": {"max_new_tokens": 32, "block_length": 8, "cache_refresh": 2}}  # (prefix/dual: blocks; delayed: refresh)
 
 
 def jobcheck(lines, args):
@@ -50,7 +52,10 @@ def jobcheck(lines, args):
 
 
 def params_of(rec, key):
-    return rec["n"] if key == "n" else rec["params"][key]
+    if key == "n":
+        return rec["n"]
+    # the KV-cache rows are recorded only when not their default (records of exact runs unchanged)
+    return rec["params"].get(key, {"cache": "none", "cache_refresh": 0}.get(key))
 
 
 def case(key, flag, value, want):
@@ -93,11 +98,25 @@ for v, want in [("origin", True), ("maskgit_plus", True), ("topk_margin", True),
                 ("foo", False), (3, False)]:
     case("alg", "alg", v, want)
     n_cases += 1
+for v, want in [("none", True), ("prefix", True), ("dual", True), ("delayed", True), ("full", False), (1, False)]:
+    case("cache", "cache", v, want)
+    n_cases += 1
+# the modes' own rules, refused alike both ways: prefix/dual need block decoding, delayed a refresh
+for args, line in [(["--cache", "dual"], {"cache": "dual"}),
+                   (["--cache", "delayed", "--block-length", "8", "--max-new-tokens", "32"],
+                    {"cache": "delayed", "block_length": 8, "max_new_tokens": 32})]:
+    rc, out, err = jobcheck([{"id": "x", "prompt": "a"}], args)
+    rc2, out2, err2 = jobcheck([dict({"id": "x", "prompt": "a"}, **line), {"id": "y", "prompt": "b"}], [])
+    if rc == 0 or len(err.strip().splitlines()) != 1 or "cache" not in err:
+        fails.append(f"{' '.join(args)}: expected a one-line refusal naming the cache, got exit {rc}: {err!r}")
+    if any(r["id"] == "x" for r in out2) or "cache" not in err2:
+        fails.append(f"{line}: expected the line refused naming the cache, got {err2!r}")
+    n_cases += 1
 
 # every flag in both commands' help
 for cmd in ("generate", "jobcheck"):
     h = subprocess.run([diffu, cmd, "--help"], capture_output=True, text=True).stdout
-    for key, flag, *_ in SPEC + [("alg", "alg"), ("early_stop", "early-stop")]:
+    for key, flag, *_ in SPEC + [("alg", "alg"), ("early_stop", "early-stop"), ("cache", "cache")]:
         if f"--{flag}" not in h:
             fails.append(f"diffu {cmd} --help does not list --{flag}")
 
@@ -108,9 +127,15 @@ want_order = ["max_new_tokens", "steps", "alg", "temperature", "top_p", "top_k",
               "block_length", "threshold", "factor", "early_stop", "n"]
 if order != want_order:
     fails.append(f"params keys {order} != {want_order}")
+rc, out, _ = jobcheck([{"id": "x", "prompt": "a", "cache": "prefix", "cache_refresh": 3, "max_new_tokens": 32,
+                        "block_length": 8}], [])
+order = list(out[0]["params"].keys())
+want_order = want_order[:-1] + ["cache", "cache_refresh", "n"]
+if order != want_order or out[0]["params"]["cache"] != "prefix" or out[0]["params"]["cache_refresh"] != 3:
+    fails.append(f"a cached request's params {out[0]['params']} (keys {order} != {want_order})")
 
 for f in fails:
     print("FAIL:", f)
-print(f"{n_cases} cases over {len(SPEC) + 1} parameters, flag vs JSON key")
+print(f"{n_cases} cases over {len(SPEC) + 2} parameters, flag vs JSON key")
 print("PASS" if not fails else "FAILED")
 sys.exit(1 if fails else 0)

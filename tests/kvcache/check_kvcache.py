@@ -13,6 +13,8 @@ every 3 forwards) at temperature 0:
   * refresh every forward (prefix/dual/delayed --refresh 1) equals `none` token for token,
     in C and in the reference;
   * cached modes compute fewer rows than none (prefix < none, dual < prefix).
+The same requests through `diffu generate --cache MODE --cache-refresh N` (the engine's local
+backend: coordinator/local.h) give the reference's tokens too.
 The C runs admit request i at step i (--stagger), so full passes share microbatches with
 few-row steps; test_kvcache itself asserts full-pass logits == the no-cache forward,
 alone == in the microbatch (0 ulp, 1 and 2 threads), a two-stage pipeline of the same
@@ -87,18 +89,32 @@ def prompts_of(lengths, vocab, seed):
     return [r.integers(0, vocab - 2, n).tolist() for n in lengths]
 
 
-def ours(model, prompts, B, policy, mode, refresh, tag):
-    out = os.path.join(WORK, "c_%s.json" % tag)
-    cmd = [TK, "--model", model, "--prompts", ";".join(",".join(map(str, p)) for p in prompts), "--gen", str(G),
-           "--block", str(B), "--cache", mode, "--refresh", str(refresh), "--stagger", "--out", out] + policy
+def run_json(cmd, out, what):
+    """Run cmd (checked: exit 0, `what` names it) and load the JSON it wrote to out; None on a failure."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-    ck.check(r.returncode == 0, "test_kvcache %s: internal checks (%s)" % (tag, last),
-             r.stderr[-2000:] if r.returncode else "")
+    ck.check(r.returncode == 0, what % last, r.stderr[-2000:] if r.returncode else "")
     if r.returncode:
         return None
     with open(out) as f:
         return json.load(f)
+
+
+def ours(model, prompts, B, policy, mode, refresh, tag):
+    out = os.path.join(WORK, "c_%s.json" % tag)
+    cmd = [TK, "--model", model, "--prompts", ";".join(",".join(map(str, p)) for p in prompts), "--gen", str(G),
+           "--block", str(B), "--cache", mode, "--refresh", str(refresh), "--stagger", "--out", out] + policy
+    return run_json(cmd, out, "test_kvcache " + tag + ": internal checks (%s)")
+
+
+def engine(model, prompts, B, policy, mode, refresh, tag):
+    """The same requests through `diffu generate --cache` (the engine's local backend, one microbatch)."""
+    out = os.path.join(WORK, "e_%s.json" % tag)
+    cmd = [BIN, "generate", "--model", model, "--max-new-tokens", str(G), "--block-length", str(B), "--cache", mode,
+           "--cache-refresh", str(refresh), "--out", out] + policy
+    for p in prompts:
+        cmd += ["--prompt-ids", ",".join(map(str, p))]
+    return run_json(cmd, out, "diffu generate --cache %s --cache-refresh %d runs" % (mode, refresh) + "%.0s")
 
 
 def reference(model, prompts, B, policy, mode, refresh, tag):
@@ -128,6 +144,9 @@ def run_case(model, prompts, B, policy, label, vocab):
         if c is None:
             continue
         res[(mode, refresh)] = c
+        e = engine(model, prompts, B, policy, mode, refresh, tag)
+        ck.check(e == r["seqs"], "%s %s refresh %d: diffu generate's tokens == NumPy reference" % (label, mode, refresh),
+                 "generate %s\nref %s" % (e, r["seqs"]))
         ck.check(c["seqs"] == r["seqs"], "%s %s refresh %d: tokens == NumPy reference" % (label, mode, refresh),
                  "C %s\nref %s" % (c["seqs"], r["seqs"]))
         ck.check(c["forwards"] == r["forwards"] and c["rows"] == r["rows"],
