@@ -39,14 +39,14 @@ CONFIGS = {
 }
 
 
-def prompts(n, length, seed=20250611):
+def prompts(n, length, seed=20250611, vocab=151643):
     x = seed
     out = []
     for _ in range(n):
         ids = []
         for _ in range(length):
             x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
-            ids.append((x >> 33) % 151643)
+            ids.append((x >> 33) % vocab)
         out.append(ids)
     return out
 

@@ -84,6 +84,7 @@ diffu_local *diffu_local_create(diffu_model *m, const diffu_local_plan *plan, di
             diffu_local_free(&l);
             return NULL;
         }
+        diffu_kvcache_plan_print(l->kv); /* (the model may be quiet: the cache is the run's choice, say it) */
         l->kvs = diffu_xcalloc((size_t)plan->cache_slots, sizeof *l->kvs);
         l->pos = diffu_xmalloc((size_t)plan->max_tokens * sizeof *l->pos);
         l->slot = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->slot);

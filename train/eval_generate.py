@@ -22,6 +22,9 @@ Modes (all with steps = --max-new, i.e. one token per step, unless a threshold i
   precision  default decoding with --precision fp32 / bf16 / int8 (the GEMM paths of model/gemm.h):
              share of completions identical to fp32's, token agreement position by position,
              parse rate (a precision the CPU lacks is recorded as unsupported).
+  cache      the KV-cache modes none / prefix / dual / delayed (refresh 4) in blocks of 8, without and
+             with threshold 0.9: agreement with none (identical completions, tokens), parse rate,
+             forwards and rows through the forward per generated token.
   threshold  Fast-dLLM confidence threshold tau 0.7/0.8/0.9/0.95 and 1.0 (= one token per
              step under the same confidence), temperature 0: forwards per generated token,
              parse rate, and agreement with tau = 1.0 (share of identical completions, and share
@@ -106,7 +109,7 @@ def run_ids(diffu, model, prompts, args, threads=2):
     ids = {i: [int(x) for x in l.replace(",", " ").split()] for i, l in enumerate(lines)}
     if len(ids) != len(prompts):
         sys.exit("eval_generate.py: parsed ids of %d of %d prompts" % (len(ids), len(prompts)))
-    return [ids[i] for i in range(len(prompts))], wall, " ".join(cmd[:7] + args) + " --prompt ..."
+    return [ids[i] for i in range(len(prompts))], wall, " ".join(cmd[:7] + args) + " --prompt ...", r.stderr
 
 
 def decode_replies(diffu, model, ids):
@@ -145,6 +148,42 @@ def nonempty(prompts, comps):
     completion after a docstring parses trivially)."""
     ne = [(p, c) for p, c in zip(prompts, comps) if c.strip()]
     return len(ne) / len(comps), (sum(parses(p["prompt"], c) for p, c in ne) / len(ne) if ne else 0.0)
+
+
+def eval_cache(a, prompts, L):
+    """The KV-cache modes (--cache, coordinator/kvpolicy.h) in blocks of 8, without and with threshold 0.9:
+    agreement with none at the same threshold (identical completions, tokens position by position), parse
+    rate, forwards and rows through the forward per generated token."""
+    rows = []
+    for tau in (0.0, 0.9):
+        ref = None
+        for mode in ("none", "prefix", "dual", "delayed"):
+            args = ["--max-new-tokens", L, "--block-length", "8", "--alg", "entropy", "--temperature", "0",
+                    "--cache", mode, "--emit-ids"]
+            args += ["--cache-refresh", "4"] if mode == "delayed" else []
+            args += ["--threshold", str(tau)] if tau > 0 else ["--steps", L]
+            got = run_ids(a.diffu, a.model, prompts, args, a.threads)
+            if got is None:
+                sys.exit("eval_generate.py: diffu refused --cache %s" % mode)
+            ids, wall, cmd, err = got
+            comps = decode_replies(a.diffu, a.model, ids)
+            pr, fl = quality(prompts, comps)
+            ne, pne = nonempty(prompts, comps)
+            ref = ref or ids
+            same = sum(x == y for x, y in zip(ids, ref)) / len(ids)
+            pos = sum(sum(u == v for u, v in zip(x, y)) for x, y in zip(ids, ref)) / sum(len(y) for y in ref)
+            st = [STAT_RE.match(l) for l in err.splitlines()]
+            fw = sum(int(m.group(5)) for m in st if m)
+            tk = sum(int(m.group(3)) for m in st if m)
+            w = re.search(r"\[timing\] work: (\d+) rows through the forward, ([0-9.]+) per generated token", err)
+            rows.append({"cache": mode, "threshold": tau, "identical_to_none": same, "token_agreement_none": pos,
+                         "parse_rate": pr, "first_line_match": fl, "nonempty": ne, "parse_rate_nonempty": pne,
+                         "forwards_per_token": fw / tk if tk else None,
+                         "rows_per_token": float(w.group(2)) if w else None, "command": cmd,
+                         "wall_s": round(wall, 1), "completions": comps})
+            print("cache %s tau %.1f: identical-to-none %.3f token agreement %.3f parse %.3f non-empty %.3f "
+                  "rows/token %s (%.0f s)" % (mode, tau, same, pos, pr, ne, w.group(2) if w else "?", wall))
+    return rows
 
 
 def main():
@@ -245,7 +284,7 @@ def main():
                 rows.append({"precision": prec, "supported": False})
                 print("precision %s: not supported by this CPU (diffu refused it)" % prec)
                 continue
-            ids, wall, cmd = got
+            ids, wall, cmd, _ = got
             comps = decode_replies(a.diffu, a.model, ids)
             pr, fl = quality(prompts, comps)
             ne, pne = nonempty(prompts, comps)
@@ -261,6 +300,8 @@ def main():
             print("precision %s: identical-to-fp32 %.3f token agreement %.3f parse %.3f (%.0f s)" % (
                 prec, same, pos / tot, pr, wall))
         res["precision"] = rows
+    if "cache" in modes:
+        res["cache"] = eval_cache(a, prompts, L)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
 
