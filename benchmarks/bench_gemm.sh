@@ -147,7 +147,7 @@ echo "### GEMM paths per forward, small model (Qwen2.5-0.5B shape, BF16), $(date
 echo
 echo "CPU: $cpu. Command: \`benchmarks/bench_gemm.sh --reps $REPS\` (one run; every configuration's diffu paths"
 echo "alternate rep by rep, llama.cpp runs right after them). Kernel paths:"
-grep -h -o 'gemm [a-z0-9]* [^)]*)' "$LAST" | sort -u | sed 's/^/- /'
+grep -h '^forward:' "$LAST" | grep -o 'gemm [a-z0-9]* [^)]*)' | sort -u | sed 's/^/- /'
 echo "- llama.cpp: ${llama_why:-llama-diffusion-cli ($(cd "$LLAMA_DIR" 2>/dev/null && grep -o 'GGML_NATIVE[^ ]*' build/CMakeCache.txt | head -1), CPU backend), time per step over $STEPS steps}"
 echo
 echo "| tokens | threads | fp32 ms | fp32 GFLOP/s | fp32 GEMM % of peak | bf16 ms | bf16 GFLOP/s | bf16 GEMM % of peak | int8 ms | int8 GOP/s | int8 GEMM % of peak | llama.cpp ms | llama.cpp GFLOP/s | bf16 speed-up vs llama.cpp | int8 vs bf16 |"
