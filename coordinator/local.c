@@ -157,7 +157,6 @@ static kv_seq *kv_entry(diffu_local *l, const diffu_denoise *d, diffu_err *err) 
 static int step_kv(diffu_local *l, diffu_denoise *const *ds, const int *n_want, int n, int *n_tok_out,
                    int *n_rows_out, diffu_err *err) {
     int n_tok = 0, n_rows = 0;
-    const diffu_denoise_params *p0 = diffu_denoise_get_params(ds[0]);
     for (int i = 0; i < n; i++) {
         int len, w = n_want[i], full;
         kv_seq *e = kv_entry(l, ds[i], err);
@@ -165,7 +164,7 @@ static int step_kv(diffu_local *l, diffu_denoise *const *ds, const int *n_want, 
         const int32_t *canvas = diffu_denoise_canvas(ds[i], &len);
         const int32_t *want = diffu_denoise_positions(ds[i]);
         const diffu_sample_job *jobs = diffu_denoise_jobs(ds[i]);
-        int nr = diffu_kvpolicy_rows(e->kp, p0->mask_id, want, w, l->crows, &full);
+        int nr = diffu_kvpolicy_rows(e->kp, diffu_denoise_get_params(ds[i])->mask_id, want, w, l->crows, &full);
         DIFFU_ASSERT(nr >= 1 && nr <= len && n_tok + nr <= l->plan.max_tokens && n_rows + w <= l->plan.max_rows);
         for (int k = 0; k < len; k++) l->where[k] = -1;
         for (int k = 0; k < nr; k++) {
