@@ -33,6 +33,7 @@ struct diffu_local {
     kv_seq *kvs;              /* [cache_slots] */
     int32_t *pos;             /* [max_tokens] the computed rows' canvas positions */
     int *slot, *ctx;          /* [max_seqs] */
+    kv_seq **cur;             /* [max_seqs] the microbatch's entries */
     int32_t *crows;           /* [max_seq] one sequence's computed rows */
     int *where;               /* [max_seq] canvas position -> index among them, or -1 */
 };
@@ -89,6 +90,7 @@ diffu_local *diffu_local_create(diffu_model *m, const diffu_local_plan *plan, di
         l->pos = diffu_xmalloc((size_t)plan->max_tokens * sizeof *l->pos);
         l->slot = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->slot);
         l->ctx = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->ctx);
+        l->cur = diffu_xmalloc((size_t)plan->max_seqs * sizeof *l->cur);
         l->crows = diffu_xmalloc((size_t)plan->max_seq * sizeof *l->crows);
         l->where = diffu_xmalloc((size_t)plan->max_seq * sizeof *l->where);
     }
@@ -111,13 +113,12 @@ void diffu_local_free(diffu_local **lp) {
     free(l->pos);
     free(l->slot);
     free(l->ctx);
+    free(l->cur);
     free(l->crows);
     free(l->where);
     free(l);
     *lp = NULL;
 }
-
-int diffu_local_has_cache(const diffu_local *l) { return l->kv != NULL; }
 
 void diffu_local_release(diffu_local *l, const diffu_denoise *d) {
     if (!l->kv) return;
@@ -159,7 +160,7 @@ static int step_kv(diffu_local *l, diffu_denoise *const *ds, const int *n_want, 
     int n_tok = 0, n_rows = 0;
     for (int i = 0; i < n; i++) {
         int len, w = n_want[i], full;
-        kv_seq *e = kv_entry(l, ds[i], err);
+        kv_seq *e = l->cur[i] = kv_entry(l, ds[i], err);
         if (!e) return -1;
         const int32_t *canvas = diffu_denoise_canvas(ds[i], &len);
         const int32_t *want = diffu_denoise_positions(ds[i]);
@@ -189,7 +190,7 @@ static int step_kv(diffu_local *l, diffu_denoise *const *ds, const int *n_want, 
     l->st.flops += diffu_forward_kv_flops(l->m, &kb);
     if (diffu_forward_kv(l->m, l->kv, &kb, l->logits, err)) return -1;
     for (int i = 0; i < n; i++) /* the canvases are still those the rows were chosen on (commit comes after) */
-        diffu_kvpolicy_done(kv_entry(l, ds[i], err)->kp, diffu_denoise_canvas(ds[i], NULL));
+        diffu_kvpolicy_done(l->cur[i]->kp, diffu_denoise_canvas(ds[i], NULL));
     *n_tok_out = n_tok;
     *n_rows_out = n_rows;
     return 0;

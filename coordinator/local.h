@@ -59,7 +59,6 @@ void diffu_local_free(diffu_local **l);
  * Must be called before d is freed (the engine does, from the scheduler's
  * finished callback). */
 void diffu_local_release(diffu_local *l, const diffu_denoise *d);
-int diffu_local_has_cache(const diffu_local *l);
 
 /* Replace the forward (tests; not with a KV cache): fn gets the batch built here and fills logits
  * [b->n_rows x vocab]; 0 or -1 with err. NULL restores diffu_forward. */
