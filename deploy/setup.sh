@@ -2,7 +2,8 @@
 # deploy/setup.sh — one command from a fresh Debian 12 machine to a result.
 #
 #   bash deploy/setup.sh main    install what is missing, build, run the main job on the embedded default
-#   bash deploy/setup.sh test    install what is missing, build (Release + AddressSanitizer), run every test
+#   bash deploy/setup.sh test    install what is missing (with python3-torch, the tests' PyTorch reference),
+#                                build (Release + AddressSanitizer), run every test
 #   bash deploy/setup.sh build   install what is missing and build only
 #   bash deploy/setup.sh train   also install the optional training tools (python3-torch,
 #                                python3-matplotlib; train/README.md), build; never needed to run diffu
@@ -29,6 +30,8 @@ PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-de
 install_deps() {
     local missing=()
     if [[ "${1:-}" == train ]]; then PKGS+=(python3-torch python3-matplotlib); fi
+    # the suite's PyTorch reference (tests/forward/check_precision.py: the bf16 / int8 forwards against torch)
+    if [[ "${1:-}" == test ]]; then PKGS+=(python3-torch); fi
     for p in "${PKGS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
@@ -74,7 +77,7 @@ case "$cmd" in
 build)
     install_deps; fetch_vocab; build ;;
 test)
-    install_deps; fetch_vocab; build; build_asan
+    install_deps test; fetch_vocab; build; build_asan
     say "running the test suite (ctest, Release build)"
     rc=0
     ctest --test-dir "$BUILD" --output-on-failure -LE asan-only || rc=1

@@ -36,15 +36,19 @@ static int load_gemm(diffu_model *m, int max_k, diffu_err *err) {
     int rows = m->act_rows > m->logit_rows ? m->act_rows : m->logit_rows;
     if (diffu_gemm_create(p, m->o.threads, rows, max_k, &m->gemm, err)) return -1;
     diffu_weights *w = m->w;
-    int nl = w->shard.layer_end - w->shard.layer_begin;
+    int nl = w->shard.layer_end - w->shard.layer_begin, sgemm = p == DIFFU_PREC_FP32;
+    size_t ks0 = diffu_kscratch_bytes(&m->ks);
     for (int l = 0; l < nl; l++) {
         diffu_layer_weights *lw = &w->layers[l];
         diffu_mat *mats[7] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->gate, &lw->up, &lw->down};
-        for (int i = 0; i < 7; i++)
+        for (int i = 0; i < 7; i++) {
             if (diffu_gemm_pack(m->gemm, mats[i], err)) return diffu_err_prefix(err, "layer %d", w->shard.layer_begin + l);
+            if (sgemm) diffu_kscratch_prepare(&m->ks, mats[i]);
+        }
     }
     if (w->shard.head && diffu_gemm_pack(m->gemm, &w->lm_head, err)) return diffu_err_prefix(err, "lm_head");
-    m->plan_bytes += diffu_gemm_scratch_bytes(m->gemm);
+    if (w->shard.head && sgemm) diffu_kscratch_prepare(&m->ks, &w->lm_head);
+    m->plan_bytes += diffu_gemm_scratch_bytes(m->gemm) + (diffu_kscratch_bytes(&m->ks) - ks0);
     return 0;
 }
 

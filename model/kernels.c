@@ -20,6 +20,12 @@ static size_t env_size(const char *name, size_t dflt) {
     return x > 0 ? (size_t)x : dflt;
 }
 
+static float *zeroed(size_t floats) {
+    float *p = diffu_xaligned((floats ? floats : 1) * 4);
+    memset(p, 0, (floats ? floats : 1) * 4); /* padding rows stay finite */
+    return p;
+}
+
 void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq, int max_hd) {
     memset(s, 0, sizeof *s);
     s->n_threads = n_threads;
@@ -39,12 +45,14 @@ void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_se
     s->kt = diffu_xcalloc((size_t)n_threads, sizeof *s->kt);
     s->att = diffu_xcalloc((size_t)n_threads, sizeof *s->att);
     s->rowpad = diffu_xcalloc((size_t)n_threads, sizeof *s->rowpad);
+    s->xpad = diffu_xcalloc((size_t)n_threads, sizeof *s->xpad);
     s->panel = diffu_row_panel();
+    s->pad_rows = s->panel;
     for (int t = 0; t < n_threads; t++) {
         s->tile[t] = diffu_xaligned(s->tile_floats * 4);
         s->att[t] = diffu_xaligned(s->att_floats * 4);
         s->kt[t] = diffu_xaligned(s->kt_floats * 4);
-        s->rowpad[t] = diffu_xaligned((size_t)s->panel * s->tile_n * 4);
+        s->rowpad[t] = zeroed((size_t)s->pad_rows * s->tile_n);
     }
 }
 
@@ -54,16 +62,19 @@ void diffu_kscratch_free(diffu_kscratch *s) {
         free(s->att[t]);
         free(s->kt[t]);
         free(s->rowpad[t]);
+        free(s->xpad[t]);
     }
     free(s->tile);
     free(s->att);
     free(s->kt);
     free(s->rowpad);
+    free(s->xpad);
     memset(s, 0, sizeof *s);
 }
 
 size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
-    return (size_t)s->n_threads * (s->tile_floats + s->att_floats + s->kt_floats + (size_t)s->panel * s->tile_n) * 4;
+    return (size_t)s->n_threads *
+           (s->tile_floats + s->att_floats + s->kt_floats + (size_t)s->pad_rows * s->tile_n + s->xpad_floats) * 4;
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -149,7 +160,79 @@ int diffu_row_panel(void) {
     return g_panel;
 }
 
-#define ROW_PANEL (s->panel)
+/* Rows r of an m-row call at row offset off, against the same rows of the
+ * reference call C0 (all at the row stride N). */
+static int rows_same(int m, int off, int N, int K, const float *X, const float *W, const float *C0, float *C1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, N, K, 1.0f, X + (size_t)off * K, K, W, K, 0.0f, C1, N);
+    return !memcmp(C1, C0 + (size_t)off * N, (size_t)m * N * 4);
+}
+
+/* The fewest rows R (a multiple of P) such that calls of R, R + P and 2R rows,
+ * at offsets 0 and P, give each row the bits it gets in a call of MREF rows:
+ * below R the BLAS runs another kernel for this shape (random data). */
+static int probe_min_rows(int P, int nt, int kn) {
+    int mref = (384 + P - 1) / P * P;
+    float *W = diffu_xmalloc((size_t)nt * kn * 4), *X = diffu_xmalloc((size_t)mref * kn * 4);
+    float *C0 = diffu_xmalloc((size_t)mref * nt * 4), *C1 = diffu_xmalloc((size_t)mref * nt * 4);
+    uint32_t st = 777u + (uint32_t)nt * 31u + (uint32_t)kn;
+    for (size_t i = 0; i < (size_t)nt * kn; i++) W[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)mref * kn; i++) X[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mref, nt, kn, 1.0f, X, kn, W, kn, 0.0f, C0, nt);
+    int R = P;
+    for (; R + P <= mref / 2; R += P)
+        if (rows_same(R, 0, nt, kn, X, W, C0, C1) && rows_same(R, P, nt, kn, X, W, C0, C1) &&
+            rows_same(R + P, 0, nt, kn, X, W, C0, C1) && rows_same(2 * R, 0, nt, kn, X, W, C0, C1))
+            break;
+    free(W);
+    free(X);
+    free(C0);
+    free(C1);
+    return R;
+}
+
+static int shape_rows(const diffu_kscratch *s, int nt, int kn) {
+    for (int i = 0; i < s->n_shapes; i++)
+        if (s->shape[i].nt == nt && s->shape[i].kn == kn) return s->shape[i].rows;
+    DIFFU_ASSERTF(0, "matmul shape %d x %d was not prepared (diffu_kscratch_prepare)", nt, kn);
+    return 0;
+}
+
+static void prepare_shape(diffu_kscratch *s, int nt, int kn) {
+    for (int i = 0; i < s->n_shapes; i++)
+        if (s->shape[i].nt == nt && s->shape[i].kn == kn) return;
+    DIFFU_ASSERT(s->n_shapes < (int)(sizeof s->shape / sizeof s->shape[0]));
+    openblas_set_num_threads(1); /* as the pool threads run it */
+    int R = probe_min_rows(s->panel, nt, kn);
+    s->shape[s->n_shapes].nt = nt;
+    s->shape[s->n_shapes].kn = kn;
+    s->shape[s->n_shapes++].rows = R;
+    if (R > s->panel) DLOG_DEBUG("sgemm: calls of %d x %d need at least %d rows (padded below)", nt, kn, R);
+    if (R > s->pad_rows) {
+        s->pad_rows = R;
+        for (int t = 0; t < s->n_threads; t++) {
+            free(s->rowpad[t]);
+            s->rowpad[t] = zeroed((size_t)R * s->tile_n);
+        }
+    }
+    if ((size_t)R * kn > s->xpad_floats) {
+        s->xpad_floats = (size_t)R * kn;
+        for (int t = 0; t < s->n_threads; t++) {
+            free(s->xpad[t]);
+            s->xpad[t] = zeroed(s->xpad_floats);
+        }
+    }
+}
+
+void diffu_kscratch_prepare(diffu_kscratch *s, const diffu_mat *w) {
+    int N = w->rows, K = w->cols;
+    if (N <= 0 || K <= 0) return;
+    int nts[2] = {N < s->tile_n ? N : s->tile_n, N > s->tile_n ? N % s->tile_n : 0};
+    int kt = w->dtype == DIFFU_F32 ? K : s->tile_k; /* as mm_tile splits K */
+    int kns[2] = {K < kt ? K : kt, K > kt ? K % kt : 0};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            if (nts[a] > 0 && kns[b] > 0) prepare_shape(s, nts[a], kns[b]);
+}
 
 typedef struct {
     diffu_kscratch *s;
@@ -158,22 +241,38 @@ typedef struct {
     int *first_task; /* [n_jobs + 1] task index where each job starts */
 } mm_ctx;
 
-/* Y[rows m0..m0+M) cols [nb, nb+nt) (+)= X[.., kb..kb+kn) . Wt^T, Wt [nt x kn] with row stride ldw. */
+/* Y[rows m0..m0+M) cols [nb, nb+nt) (+)= X[.., kb..kb+kn) . Wt^T, Wt [nt x kn] with row stride ldw.
+ * Every sgemm call has a multiple of P rows at an offset that is a multiple of
+ * P, and at least R (shape_rows) of them: a job of fewer rows is copied into
+ * padded scratch; a last partial panel is computed in an R-row window that
+ * ends on it (the window's other rows are computed again and dropped). */
 static void mm_rows(const diffu_matmul_job *j, const float *wt, int ldw, int nb, int nt, int kb, int kn, float beta,
                     diffu_kscratch *s, int tid) {
-    int T = j->t, full = T - T % ROW_PANEL, rem = T - full;
-    if (full)
+    int T = j->t, P = s->panel, R = shape_rows(s, nt, kn), full = T - T % P, rem = T - full;
+    float *tmp = s->rowpad[tid]; /* [R x nt] */
+    int r0 = 0, nout = T;        /* rows of tmp to copy out, from tmp row r0 to Y row full - (full < R ? full : 0) */
+    const float *xin;
+    int ldx;
+    if (full < R) {
+        float *xp = s->xpad[tid]; /* [R x kn] */
+        for (int r = 0; r < T; r++) memcpy(xp + (size_t)r * kn, j->x + (size_t)r * j->ldx + kb, (size_t)kn * 4);
+        xin = xp;
+        ldx = kn;
+        full = 0;
+    } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, full, nt, kn, 1.0f, j->x + kb, j->ldx, wt, ldw, beta,
                     j->y + nb, j->ldy);
-    if (rem) {
-        float *tmp = s->rowpad[tid]; /* [ROW_PANEL x tile_n] */
-        float *ybase = j->y + (size_t)full * j->ldy + nb;
-        if (beta != 0.0f)
-            for (int r = 0; r < rem; r++) memcpy(tmp + (size_t)r * nt, ybase + (size_t)r * j->ldy, (size_t)nt * 4);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ROW_PANEL, nt, kn, 1.0f,
-                    j->x + (size_t)full * j->ldx + kb, j->ldx, wt, ldw, beta, tmp, nt);
-        for (int r = 0; r < rem; r++) memcpy(ybase + (size_t)r * j->ldy, tmp + (size_t)r * nt, (size_t)nt * 4);
+        if (!rem) return;
+        r0 = R - P; /* the window starts R - P rows before the partial panel */
+        nout = rem;
+        xin = j->x + (size_t)(full - r0) * j->ldx + kb;
+        ldx = j->ldx;
     }
+    float *ybase = j->y + (size_t)full * j->ldy + nb;
+    if (beta != 0.0f)
+        for (int r = 0; r < nout; r++) memcpy(tmp + (size_t)(r0 + r) * nt, ybase + (size_t)r * j->ldy, (size_t)nt * 4);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nt, kn, 1.0f, xin, ldx, wt, ldw, beta, tmp, nt);
+    for (int r = 0; r < nout; r++) memcpy(ybase + (size_t)r * j->ldy, tmp + (size_t)(r0 + r) * nt, (size_t)nt * 4);
 }
 
 static void mm_tile(const diffu_matmul_job *j, int nb, diffu_kscratch *s, int tid) {

@@ -44,12 +44,28 @@ typedef struct diffu_kscratch {
     int tile_n;           /* output rows per widened tile: the matmul work unit */
     int tile_k;           /* inputs per widened tile (fixed K split) */
     int panel;            /* diffu_row_panel() */
-    float **rowpad;       /* [n_threads][panel x tile_n] last partial row panel */
+    /* The fewest rows per sgemm call, per (tile width, K) shape of the model's
+     * products (diffu_kscratch_prepare): some BLAS kernels switch to another
+     * summation order for small calls (OpenBLAS 0.3.21's SkylakeX/Cooperlake
+     * "small matrix" kernel when m x nt <= 1200), so a row's bits would depend
+     * on how many rows its call has. Calls below the minimum are padded. */
+    int n_shapes;
+    struct { int nt, kn, rows; } shape[32];
+    int pad_rows;         /* the largest minimum */
+    size_t xpad_floats;   /* per thread: the largest minimum x its K */
+    float **rowpad;       /* [n_threads][pad_rows x tile_n] padded call's output */
+    float **xpad;         /* [n_threads][xpad_floats] padded call's input */
 } diffu_kscratch;
 
 void diffu_kscratch_init(diffu_kscratch *s, int n_threads, int max_k, int max_seq, int max_hd);
 void diffu_kscratch_free(diffu_kscratch *s);
 size_t diffu_kscratch_bytes(const diffu_kscratch *s);
+
+/* Before the first diffu_matmul with fp32 sgemm on w: probe (random data, a
+ * few sgemm calls per tile shape) the fewest rows from which a row's result
+ * no longer depends on its call's row count, and size the padding scratch.
+ * Start-up only (allocates); a product with an unprepared shape asserts. */
+void diffu_kscratch_prepare(diffu_kscratch *s, const diffu_mat *w);
 
 /* One product Y[T x W.rows] (row stride ldy) = X[T x W.cols] (stride ldx) . W^T (+ bias).
  * X needs diffu_round_rows(T) rows of storage; Y gets exactly T rows. A row's
