@@ -5,10 +5,10 @@ confidence threshold, on the same requests (issue 13).
 usage: bench_cache.py --bin build/bin/diffu --model LABEL=DIR [--model LABEL=DIR ...]
                       [--workloads 8x256,4x512] [--prompt-len 16] [--block 32]
                       [--steps-per-token 1] [--thresholds 0,0.9] [--delayed-refresh 8]
-                      [--threads 2] [--reps 1] [--extra "..."]
+                      [--threads 2] [--reps 1] [--extra "..."] [--pp 1,2]
 
-Every configuration is one `diffu generate` run (one process; the cache does not run under
-mpirun yet) of R requests of PROMPT_LEN random token ids (fixed seed, ids below the
+Every configuration is one `diffu generate` run (one process, or with --pp P under
+`mpirun -np P ... --pp P`, the stages holding the cache, THREADS / P threads per rank) of R requests of PROMPT_LEN random token ids (fixed seed, ids below the
 model's special tokens) with N new tokens in blocks of BLOCK, alg entropy, temperature 0;
 steps = N x steps-per-token when no threshold is set (1: Dream's one token per step).
 The configurations of one workload alternate rep by rep (other load hits them alike).
@@ -43,14 +43,20 @@ def plain_vocab(model):
     return min(ids + [c["vocab_size"]]) if ids else c["vocab_size"]
 
 
-def one(a, model, R, N, mode, tau):
+def one(a, model, R, N, mode, tau, pp=1):
+    """One run; pp > 1: under `mpirun -np pp ... --pp pp` (the stages hold the cache), threads per rank
+    a.threads // pp (the same cores)."""
     ids = prompts(R, a.prompt_len, seed=20251206, vocab=plain_vocab(model))
-    cmd = [a.bin, "generate", "--model", model, "--threads", str(a.threads), "--max-new-tokens", str(N),
+    th = max(1, a.threads // pp)
+    launch = ["mpirun", "-np", str(pp), "--oversubscribe", "--bind-to", "none"] if pp > 1 else []
+    cmd = launch + [a.bin, "generate", "--model", model, "--threads", str(th), "--max-new-tokens", str(N),
            "--block-length", str(a.block), "--alg", "entropy", "--temperature", "0", "--cache", mode, "--emit-ids"]
     if mode == "delayed":
         cmd += ["--cache-refresh", str(a.delayed_refresh)]
     cmd += ["--threshold", str(tau)] if tau > 0 else ["--steps", str(max(1, int(N * a.steps_per_token)))]
     cmd += a.extra.split()
+    if pp > 1:
+        cmd += ["--pp", str(pp), "--verbose"]  # (--verbose: the stages print their cache's plan line)
     for p in ids:
         cmd += ["--prompt-ids", ",".join(map(str, p))]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -58,15 +64,16 @@ def one(a, model, R, N, mode, tau):
         sys.stderr.write(r.stderr[-3000:])
         sys.exit("bench_cache.py: %s %dx%d %s tau %g failed (%d)" % (model, R, N, mode, tau, r.returncode))
     t = re.search(r"\[timing\].*generate ([0-9.]+) s: (\d+) microbatches", r.stderr)
-    w = re.search(r"\[timing\] work: (\d+) rows through the forward, ([0-9.]+) per generated token; ([0-9.]+) GFLOP",
+    w = re.search(r"\[timing\] work: (\d+) rows through the forward, ([0-9.]+) per generated token(?:; ([0-9.]+) GFLOP)?",
                   r.stderr)
-    mem = re.search(r"memory plan: kv cache .* = ([0-9.]+) MiB", r.stderr)
+    # the cache's memory: the one process's plan line, or the largest stage's (every rank prints its own)
+    mem = [float(x) for x in re.findall(r"memory plan: kv cache .* = ([0-9.]+) MiB", r.stderr)]
     if not t or not w:
         sys.exit("bench_cache.py: no [timing] lines in the output of " + " ".join(cmd[:14]))
     gen_s = float(t.group(1))
     return {"s": gen_s, "tps": R * N / gen_s if gen_s > 0 else 0.0, "forwards": int(t.group(2)),
-            "rows_tok": float(w.group(2)), "gflop_tok": float(w.group(3)),
-            "mem": float(mem.group(1)) if mem else 0.0,
+            "rows_tok": float(w.group(2)), "gflop_tok": float(w.group(3)) if w.group(3) else None,
+            "mem": max(mem) if mem else 0.0,
             "ids": [l for l in r.stdout.split("\n") if l.strip()], "cmd": " ".join(cmd[:cmd.index("--prompt-ids")]) + " --prompt-ids ..."}
 
 
@@ -104,11 +111,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--extra", default="")
+    ap.add_argument("--pp", default="1", help="comma list of layouts: 1 = one process, P = mpirun -np P --pp P")
     a = ap.parse_args()
+    pps = [int(x) for x in a.pp.split(",")]
     modes = a.modes.split(",")
     taus = [float(x) for x in a.thresholds.split(",")]
-    print("CPU: %s, %d threads, one process; %s" % (cpu_name(), a.threads, time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                        time.gmtime())))
+    print("CPU: %s, %d threads in all; layouts: %s; %s" % (
+        cpu_name(), a.threads, ", ".join("one process" if p == 1 else "mpirun --pp %d" % p for p in pps),
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     print("Command: `%s`\n" % " ".join(shlex.quote(x) for x in ["benchmarks/bench_cache.py"] + sys.argv[1:]))
     for spec in a.model:
         label, model = spec.split("=", 1)
@@ -118,26 +128,32 @@ def main():
             for rep in range(a.reps):
                 for tau in taus:
                     for mode in modes:
-                        x = one(a, model, R, N, mode, tau)
-                        res.setdefault((mode, tau), []).append(x)
-                        print("  %s %s rep %d %s tau %g: %.2f s, %.1f tokens/s" % (label, wl, rep, mode, tau, x["s"],
-                                                                                 x["tps"]), file=sys.stderr)
+                        for pp in pps:  # side by side: the layouts of a mode one after the other
+                            x = one(a, model, R, N, mode, tau, pp)
+                            res.setdefault((mode, tau, pp), []).append(x)
+                            print("  %s %s rep %d pp %d %s tau %g: %.2f s, %.1f tokens/s" % (
+                                label, wl, rep, pp, mode, tau, x["s"], x["tps"]), file=sys.stderr)
             print("#### %s, %d requests x %d new tokens (prompts of %d), block %d\n" % (label, R, N, a.prompt_len,
                                                                                       a.block))
-            print("example: `%s`\n" % res[(modes[-1], taus[-1])][0]["cmd"])
-            print("| mode | threshold | forwards | rows / token | GFLOP / token | tokens/s | vs none | KV cache MiB |"
-                  " tokens as none |")
-            print("|---|---|---|---|---|---|---|---|---|")
-            for tau in taus:
-                base = statistics.median(x["tps"] for x in res[("none", tau)]) if ("none", tau) in res else None
-                for mode in modes:
-                    xs = res[(mode, tau)]
-                    tps = statistics.median(x["tps"] for x in xs)
-                    ag = agree(xs[0]["ids"], res[("none", tau)][0]["ids"]) if ("none", tau) in res else float("nan")
-                    print("| %s | %s | %d | %.1f | %.3f | %.1f | %s | %.1f | %.3f |" % (
-                        mode, ("%g" % tau) if tau > 0 else "off (steps %d)" % max(1, int(N * a.steps_per_token)),
-                        xs[0]["forwards"], xs[0]["rows_tok"], xs[0]["gflop_tok"], tps,
-                        ("%.2fx" % (tps / base)) if base else "-", xs[0]["mem"], ag))
+            print("example: `%s`\n" % res[(modes[-1], taus[-1], pps[-1])][0]["cmd"])
+            print("| layout | mode | threshold | forwards | rows / token | GFLOP / token | tokens/s | vs none |"
+                  " KV cache MiB | tokens as none |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for pp in pps:
+                for tau in taus:
+                    key0 = ("none", tau, pp)
+                    base = statistics.median(x["tps"] for x in res[key0]) if key0 in res else None
+                    for mode in modes:
+                        xs = res[(mode, tau, pp)]
+                        tps = statistics.median(x["tps"] for x in xs)
+                        ag = agree(xs[0]["ids"], res[key0][0]["ids"]) if key0 in res else float("nan")
+                        g = xs[0]["gflop_tok"]
+                        print("| %s | %s | %s | %d | %.1f | %s | %.1f | %s | %.1f | %.3f |" % (
+                            "one process, %d threads" % a.threads if pp == 1 else
+                            "mpirun --pp %d, %d thread(s) per rank" % (pp, max(1, a.threads // pp)),
+                            mode, ("%g" % tau) if tau > 0 else "off (steps %d)" % max(1, int(N * a.steps_per_token)),
+                            xs[0]["forwards"], xs[0]["rows_tok"], "%.3f" % g if g is not None else "-", tps,
+                            ("%.2fx" % (tps / base)) if base else "-", xs[0]["mem"], ag))
             print()
 
 

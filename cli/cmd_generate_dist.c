@@ -116,11 +116,6 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
         snprintf(msg, cap, "%s", st < 0 ? NOTHING_LEFT : "the prompts or options (see above)");
         return 1;
     }
-    if (x->o.p.cache || (x->jr && gen_job_wants_cache(x->jr))) {
-        snprintf(msg, cap, "the KV cache (--cache, or a request's cache) runs in one process only: not under mpirun"
-                 " yet");
-        return 1;
-    }
     if (pp < 1 || tp < 1) {
         snprintf(msg, cap, "world size %d is not a multiple of --%s %d", world, x->o.pp ? "pp" : "tp",
                  x->o.pp ? x->o.pp : x->o.tp);
@@ -141,6 +136,7 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     jp.microbatches = (uint32_t)M;
     jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->n_seq, x->j.cfg.hidden);
     jp.vocab = (uint32_t)x->j.cfg.vocab;
+    jp.kv_cache = x->o.p.cache || (x->jr && gen_job_wants_cache(x->jr)); /* (--cache, or a request's cache) */
     *plen = diffu__job_plan__get_packed_size(&jp);
     *pbuf = diffu_xmalloc(*plen + 1);
     diffu__job_plan__pack(&jp, *pbuf);
@@ -161,7 +157,7 @@ static int load_stage(dctx *x, const Diffu__JobPlan *plan, int threads, diffu_er
     mo.quiet = !x->o.verbose;
     if (diffu_stage_init(x->c, x->l, x->o.model, &mo, &x->st, err)) return -1;
     diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
-                            (int)plan->mb_max_tokens, (int)plan->mb_max_rows};
+                            (int)plan->mb_max_tokens, (int)plan->mb_max_rows, plan->kv_cache};
     x->w = diffu_worker_create(x->c, x->st, &wp, err);
     return x->w ? 0 : -1;
 }
@@ -230,6 +226,8 @@ int cmd_generate_dist(int argc, char **argv) {
     lo.max_rows = (int)plan->mb_max_rows;
     lo.threads = threads;
     lo.head_row_frac = plan->head_row_frac;
+    lo.cache_slots = plan->kv_cache ? (int)plan->max_active : 0; /* counted in the memory check below */
+    lo.cache_ctx = (int)plan->max_seq;
     diffu_runtime_opts ro = {x.o.model, pp, tp, x.o.pp, x.o.tp, threads, plan->vocab, &lo};
     if (diffu_runtime_join(c, &ro, &x.l, &err)) {
         if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
@@ -276,7 +274,7 @@ int cmd_generate_dist(int argc, char **argv) {
         diffu_engine_opts eo = {
             .sched = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
                       (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows, (int)plan->max_seq},
-            .wire = diffu_pipeline_backend(x.pl)};
+            .wire = diffu_pipeline_backend(x.pl), .kv_cache = plan->kv_cache};
         if (x.jr) {
             gen_job_engine(x.jr, &eo);
         } else {

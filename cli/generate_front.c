@@ -438,10 +438,12 @@ void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens) {
 }
 
 void gen_work(const diffu_engine_stats *st, long gen_tokens) {
-    if (st->flops > 0 && gen_tokens > 0) /* the local backend: the work per generated token (the KV cache cuts it) */
-        fprintf(stderr, "[timing] work: %ld rows through the forward, %.1f per generated token; %.4f GFLOP per"
-                " generated token\n", st->computed, (double)st->computed / (double)gen_tokens,
-                1e-9 * st->flops / (double)gen_tokens);
+    if (st->computed <= 0 || gen_tokens <= 0) return;
+    char fl[64] = ""; /* FLOPs: counted by the local backend only */
+    if (st->flops > 0) snprintf(fl, sizeof fl, "; %.4f GFLOP per generated token", 1e-9 * st->flops / (double)gen_tokens);
+    /* the work per generated token (the KV cache cuts it) */
+    fprintf(stderr, "[timing] work: %ld rows through the forward, %.1f per generated token%s\n", st->computed,
+            (double)st->computed / (double)gen_tokens, fl);
 }
 
 void gen_free(gen_opts *o, gen_job *j) {

@@ -29,10 +29,6 @@ diffu_engine *diffu_engine_create(const diffu_engine_opts *o, diffu_denoise *con
         diffu_err_set(err, "engine: exactly one backend (a model or a wire backend)");
         return NULL;
     }
-    if (o->wire && o->kv_cache) {
-        diffu_err_set(err, "engine: the KV cache runs in the local backend only (not under mpirun yet)");
-        return NULL;
-    }
     if (o->model && o->sched.microbatches != 1) {
         diffu_err_set(err, "engine: the local backend runs one microbatch at a time (%d asked)", o->sched.microbatches);
         return NULL;
@@ -42,6 +38,7 @@ diffu_engine *diffu_engine_create(const diffu_engine_opts *o, diffu_denoise *con
     e->n_seqs = n;
     diffu_sched_opts so = o->sched;
     so.structured = o->model != NULL;
+    so.stage_cache = o->wire && o->kv_cache; /* the pipeline's stages hold it; the scheduler picks the rows */
     so.finished = seq_finished;
     so.finished_user = e;
     if (o->model) {
@@ -82,6 +79,8 @@ static void sync_stats(diffu_engine *e) {
         e->st.sample = diffu_local_get_stats(e->local)->t_sample;
         e->st.flops = diffu_local_get_stats(e->local)->flops;
         e->st.computed = diffu_local_get_stats(e->local)->tokens;
+    } else {
+        e->st.computed = e->st.sched.computed;
     }
     if (e->wire && e->wire->waited) e->st.wait = e->wire->waited(e->wire->self);
 }

@@ -40,8 +40,8 @@ typedef struct diffu_engine_stats {
     double wait;              /* blocked for a result with nothing to send (pipeline) */
     double forward, sample;   /* the local backend's forward and sampler */
     double flops;             /* the local backend's forwards' FLOPs */
-    long computed;            /* the local backend's rows through the forward (fewer than
-                                 sched.tokens with a KV cache: only the rows its policy chose) */
+    long computed;            /* rows through the forward (fewer than sched.tokens with a KV
+                                 cache: only the rows the policies chose) */
 } diffu_engine_stats;
 
 typedef struct diffu_engine diffu_engine;
@@ -53,10 +53,12 @@ typedef struct diffu_engine_opts {
     diffu_sched_opts sched;
     diffu_model *model;              /* the local backend (borrowed) */
     const diffu_wire_backend *wire;  /* or the pipeline (borrowed) */
-    /* 1: the local backend holds a KV cache of sched.max_active requests of
-     * sched.max_seq positions (coordinator/local.h), so requests may ask for
-     * an approximate cache (their params' cache mode); 0: every request must
-     * use none. Not with a wire backend (yet). */
+    /* 1: a KV cache of sched.max_active requests of sched.max_seq positions,
+     * so requests may ask for an approximate cache (their params' cache
+     * mode); 0: every request must use none. The local backend holds it
+     * (coordinator/local.h); with a wire backend the stages hold it (the
+     * JobPlan said so) and the scheduler names each step's rows
+     * (diffu_sched_opts.stage_cache). */
     int kv_cache;
     /* Optional hooks, each given user: */
     int (*stop)(void *user);         /* 0 run; 1 admit nothing more; 2 abandon (above) */

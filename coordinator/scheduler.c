@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "diffu.pb-c.h"
+#include "kvpolicy.h"
 #include "philox.h"
 #include "wire.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     int N, G;                 /* canvas, generated lengths */
     int32_t *shadow;          /* [N] the canvas as stage 0 holds it (the slot's shadow) */
     diffu_sampler_params sp;  /* as sent on the first step (checked unchanged) */
+    diffu_kvpolicy *kp;       /* stage_cache: which rows each step computes */
 } sseq;
 
 typedef struct {
@@ -54,6 +56,8 @@ struct diffu_sched {
     uint32_t *chg_pos;        /* [mb_max_tokens] */
     int32_t *chg_tok;         /* [mb_max_tokens] */
     uint32_t *pos_buf;        /* [mb_max_rows] */
+    uint32_t *row_buf;        /* [mb_max_tokens] stage_cache: the rows computed */
+    int32_t *row_tmp;         /* [max_seq] one sequence's */
     diffu_sample *samples;    /* [mb_max_rows] */
     diffu_wire_arena arena;        /* StepResult unpacking */
     diffu_wire_packbuf shutdown;
@@ -120,6 +124,10 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
     s->chg_pos = diffu_xmalloc((size_t)o->mb_max_tokens * sizeof *s->chg_pos);
     s->chg_tok = diffu_xmalloc((size_t)o->mb_max_tokens * sizeof *s->chg_tok);
     s->pos_buf = diffu_xmalloc((size_t)o->mb_max_rows * sizeof *s->pos_buf);
+    if (o->stage_cache) {
+        s->row_buf = diffu_xmalloc((size_t)o->mb_max_tokens * sizeof *s->row_buf);
+        s->row_tmp = diffu_xmalloc((size_t)s->max_seq * sizeof *s->row_tmp);
+    }
     s->samples = diffu_xmalloc((size_t)o->mb_max_rows * sizeof *s->samples);
     diffu_wire_arena_init(&s->arena, (size_t)o->mb_max_rows * 24 + 4096);
     return s;
@@ -128,6 +136,7 @@ diffu_sched *diffu_sched_create(const diffu_sched_opts *o, diffu_denoise *const 
 void diffu_sched_free(diffu_sched **sp) {
     if (!sp || !*sp) return;
     diffu_sched *s = *sp;
+    for (int i = 0; i < s->n; i++) diffu_kvpolicy_free(&s->seqs[i].kp);
     free(s->seqs);
     free(s->shadows);
     free(s->ready);
@@ -148,6 +157,8 @@ void diffu_sched_free(diffu_sched **sp) {
     free(s->chg_pos);
     free(s->chg_tok);
     free(s->pos_buf);
+    free(s->row_buf);
+    free(s->row_tmp);
     free(s->samples);
     diffu_wire_arena_free(&s->arena);
     diffu_wire_packbuf_free(&s->shutdown);
@@ -191,6 +202,7 @@ static void finish(diffu_sched *s, int i) {
     s->release[s->n_release++] = (uint32_t)q->slot;
     q->slot = -1;
     q->shadow = NULL;
+    diffu_kvpolicy_free(&q->kp);
     diffu_denoise *d = q->d;
     q->d = NULL; /* the caller's to free from now on */
     s->n_active--;
@@ -221,6 +233,14 @@ static void admit(diffu_sched *s) {
         if (s->o.spread > 1) {
             q->young = 1;
             s->n_young++;
+        }
+        if (s->o.stage_cache && !s->o.structured) {
+            const diffu_denoise_params *p = diffu_denoise_get_params(q->d);
+            diffu_err err;
+            q->kp = diffu_kvpolicy_create((diffu_cache_mode)p->cache, p->cache_refresh, p->block_length,
+                                          diffu_denoise_prompt_len(q->d), q->N, &err);
+            /* (the parameters were checked when the request was read: diffu_kvpolicy_check) */
+            DIFFU_ASSERTF(q->kp, "request %u: %s", diffu_denoise_request(q->d), err.msg);
         }
         DIFFU_ASSERT(s->n_free > 0);
         q->id = (uint64_t)diffu_denoise_request(q->d) << 24 | diffu_denoise_sample(q->d);
@@ -265,8 +285,8 @@ static Diffu__Confidence conf_wire(diffu_conf_kind k) {
 }
 
 /* The full SeqStep of sequence i at slot k of the microbatch; the arrays come
- * from the scheduler's buffers (cursor at *tok / *chg / *pos). */
-static void build_step(diffu_sched *s, int i, int k, int *tok, int *chg, int *pos) {
+ * from the scheduler's buffers (cursor at *tok / *chg / *pos / *rows). */
+static void build_step(diffu_sched *s, int i, int k, int *tok, int *chg, int *pos, int *rows) {
     sseq *q = &s->seqs[i];
     Diffu__SeqStep *m = &s->steps[k];
     diffu__seq_step__init(m);
@@ -313,6 +333,20 @@ static void build_step(diffu_sched *s, int i, int k, int *tok, int *chg, int *po
     m->n_positions = (size_t)q->n_want;
     m->positions = s->pos_buf + *pos;
     *pos += q->n_want;
+    /* every stage: the rows this step computes (stage cache) */
+    int nr = q->N;
+    if (q->kp) {
+        int full;
+        nr = diffu_kvpolicy_rows(q->kp, diffu_denoise_get_params(q->d)->mask_id, want, q->n_want, s->row_tmp, &full);
+        DIFFU_ASSERT(nr >= 1 && nr <= q->N && (!q->first || full));
+        if (!full) {
+            for (int j = 0; j < nr; j++) s->row_buf[*rows + j] = (uint32_t)s->row_tmp[j];
+            m->n_rows = (size_t)nr;
+            m->rows = s->row_buf + *rows;
+            *rows += nr;
+        }
+    }
+    s->st.computed += nr;
     m->step = step;
     const diffu_sampler_params *sp = jobs[0].params;
     if (q->first) {
@@ -359,7 +393,7 @@ long diffu_sched_next(diffu_sched *s) {
     if (target > s->o.mb_max_seqs) target = s->o.mb_max_seqs;
     if (target < 1) target = 1;
     mbrec *mb = &s->ring[s->next_id % s->n_ring];
-    int n = 0, tokens = 0, rows = 0, tok = 0, chg = 0, pos = 0;
+    int n = 0, tokens = 0, rows = 0, tok = 0, chg = 0, pos = 0, crow = 0;
     while (s->r_len > 0 && n < target) {
         int i = s->ready[s->r_head];
         if (!prepare(s, i)) { /* finished without a forward: its slot frees, maybe another enters */
@@ -372,7 +406,8 @@ long diffu_sched_next(diffu_sched *s) {
         if (tokens + q->N > s->o.mb_max_tokens || rows + q->n_want > s->o.mb_max_rows) break;
         s->r_head = (s->r_head + 1) % s->n;
         s->r_len--;
-        if (!s->o.structured) build_step(s, i, n, &tok, &chg, &pos);
+        if (!s->o.structured) build_step(s, i, n, &tok, &chg, &pos, &crow);
+        else s->st.computed += q->N; /* (the local backend counts its own cached rows) */
         q->state = S_INFLIGHT;
         q->first = 0;
         mb->seq[n] = i;
@@ -432,6 +467,7 @@ static void commit(diffu_sched *s, const diffu_sample *samples) {
         sseq *q = &s->seqs[i];
         DIFFU_ASSERT(q->state == S_INFLIGHT && q->prepared && q->n_want == mb->n_want[k]);
         int before = diffu_denoise_masked(q->d);
+        if (q->kp) diffu_kvpolicy_done(q->kp, diffu_denoise_canvas(q->d, NULL)); /* the canvas it chose rows on */
         diffu_denoise_commit(q->d, samples + at);
         at += q->n_want;
         q->prepared = 0;

@@ -89,6 +89,12 @@ typedef struct diffu_sched_opts {
      * (--dump-origin-uniforms) read the step's draws here. */
     void (*stepping)(void *user, int i, const diffu_denoise *d);
     void *stepping_user;
+    /* 1 (a pipeline, not structured): the stages hold a KV cache (proto
+     * JobPlan.kv_cache). Every sequence gets its cache policy (kvpolicy.h,
+     * its params' cache mode) at admission; each step names the rows the
+     * policy chose (SeqStep.rows; a slot's first step computes every row);
+     * the policy learns of the step when its result is committed. */
+    int stage_cache;
 } diffu_sched_opts;
 
 typedef struct diffu_sched_stats {
@@ -96,7 +102,8 @@ typedef struct diffu_sched_stats {
     long seq_steps;      /* sequence-steps dispatched */
     long skipped_steps;  /* steps committed without a forward */
     long rows;           /* positions sampled */
-    long tokens;         /* tokens through the forward */
+    long tokens;         /* canvas tokens of the sequence-steps dispatched */
+    long computed;       /* rows the forwards computed: tokens, or fewer with a stage cache */
     long committed;      /* positions unmasked */
     long finished;       /* sequences done */
     uint64_t ctrl_bytes[4]; /* packed Control bytes per role (one copy each) */

@@ -22,6 +22,7 @@ struct diffu_stage {
     size_t io_bytes;
     int cur;              /* diffu_stage_step: the buffer of the next microbatch */
     double t_busy, t_idle;
+    diffu_kvcache *kv;    /* the KV cache of this rank's layers and KV heads, or NULL */
 };
 
 /* With tp = 1 the model's all-reduce hook (called twice per layer from this
@@ -153,11 +154,21 @@ void diffu_stage_free(diffu_stage *s) {
     free(s->x[0]);
     free(s->x[1]);
     free(s->logits);
+    diffu_kvcache_free(s->kv);
     diffu_model_free(s->m);
     free(s);
 }
 
 diffu_model *diffu_stage_model(diffu_stage *s) { return s->m; }
+
+int diffu_stage_cache_create(diffu_stage *s, int slots, int max_ctx, diffu_err *err) {
+    DIFFU_ASSERT(!s->kv);
+    if (diffu_kvcache_create(s->m, slots, max_ctx, &s->kv, err)) return -1;
+    if (!diffu_model_get_opts(s->m)->quiet) diffu_kvcache_plan_print(s->kv);
+    return 0;
+}
+
+diffu_kvcache *diffu_stage_cache(diffu_stage *s) { return s->kv; }
 
 /* VmRSS of this process in bytes (Linux), 0 if unknown. */
 static size_t rss_bytes(void) {
@@ -193,7 +204,8 @@ static int check_batch(diffu_stage *s, const diffu_batch *b, int mb, diffu_err *
 
 int diffu_stage_check(diffu_stage *s, const diffu_batch *b, diffu_err *err) { return check_batch(s, b, 0, err); }
 
-const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b) {
+/* One microbatch: kb (the cached forward over its rows) or the plain forward of b. */
+static const float *step(diffu_stage *s, const diffu_batch *b, const diffu_kv_batch *kb) {
     const diffu_rank_plan *p = s->p;
     int first = p->prev_rank < 0, last = p->next_rank < 0, H = s->hidden;
     uint64_t id = s->next_id++;
@@ -223,13 +235,21 @@ const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b) {
         if (diffu_comm_test(s->c, s->tx[nx])) diffu_comm_recv_act(s->c, s->rx[nx], p->prev_rank, s->x[nx], s->max_tokens, H);
         waited = diffu_now() - t0;
     }
-    diffu_forward_layers(s->m, b, x);
+    if (kb) diffu_forward_layers_kv(s->m, s->kv, kb, x);
+    else diffu_forward_layers(s->m, b, x);
     if (!last) diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, T, H, id);
     else diffu_forward_head(s->m, b, x, s->logits);
     s->cur ^= 1;
     s->t_idle += waited;
     s->t_busy += diffu_now() - t0 - waited;
     return last ? s->logits : NULL;
+}
+
+const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b) { return step(s, b, NULL); }
+
+const float *diffu_stage_step_kv(diffu_stage *s, const diffu_kv_batch *kb) {
+    DIFFU_ASSERT(s->kv);
+    return step(s, &kb->b, kb);
 }
 
 void diffu_stage_drain(diffu_stage *s) {

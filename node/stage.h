@@ -21,6 +21,7 @@
 
 #include "comm.h"
 #include "forward.h"
+#include "kvcache.h"
 #include "layout.h"
 #include "log.h"
 
@@ -87,6 +88,16 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
  * real all-reduce does that. */
 int diffu_stage_check(diffu_stage *s, const diffu_batch *b, diffu_err *err); /* local; same verdict everywhere */
 const float *diffu_stage_step(diffu_stage *s, const diffu_batch *b);
+/* The KV cache of this rank's layers and KV heads (model/kvcache.h): slots
+ * requests of max_ctx positions, made once after diffu_stage_init (the memory
+ * plan; its line printed unless the model is quiet). Local. -1 with err. */
+int diffu_stage_cache_create(diffu_stage *s, int slots, int max_ctx, diffu_err *err);
+diffu_kvcache *diffu_stage_cache(diffu_stage *s); /* NULL without one */
+/* As diffu_stage_step, the cached forward: kb->b holds only the computed rows
+ * (their canvas positions in b.pos), and only their activations travel; every
+ * stage's cache slots are written by the rows it computes. kb must pass
+ * diffu_kv_batch_check against this stage's cache (asserted by the caller). */
+const float *diffu_stage_step_kv(diffu_stage *s, const diffu_kv_batch *kb);
 /* Local: after the last step: cancel the pre-posted receive, wait for the sends to be taken. */
 void diffu_stage_drain(diffu_stage *s);
 /* Local: seconds computing (tp all-reduce included) and waiting for

@@ -19,6 +19,7 @@ typedef struct {
     diffu_sampler_params sp;
     diffu_philox_key key;
     uint32_t request, sample;
+    int kslot;              /* its KV-cache slot (kv_cache runs), -1: none */
 } wslot;
 
 struct diffu_worker {
@@ -28,6 +29,9 @@ struct diffu_worker {
     diffu_worker_plan plan;
     int embed, head, tp0, rank, vocab;
     wslot *slots;           /* [max_active] */
+    diffu_kvcache *kv;      /* the stage's KV cache, or NULL */
+    int32_t *pos;           /* [mb_max_tokens] kv: the computed rows' canvas positions */
+    int *kslot, *kctx;      /* [mb_max_seqs] kv: the sequences' cache slots and canvas lengths */
     int32_t *canvas;        /* [max_active x max_seq] stage 0 */
     /* the batch */
     int *seq_len;           /* [mb_max_seqs] */
@@ -82,6 +86,18 @@ diffu_worker *diffu_worker_create(diffu_comm *c, diffu_stage *st, const diffu_wo
     w->rank = diffu_comm_rank(c);
     w->vocab = diffu_model_config(m)->vocab;
     w->slots = diffu_xcalloc((size_t)plan->max_active, sizeof *w->slots);
+    for (int i = 0; i < plan->max_active; i++) w->slots[i].kslot = -1;
+    if (plan->kv_cache) {
+        if (diffu_stage_cache_create(st, plan->max_active, plan->max_seq, err)) {
+            free(w->slots);
+            free(w);
+            return NULL;
+        }
+        w->kv = diffu_stage_cache(st);
+        w->pos = diffu_xmalloc((size_t)plan->mb_max_tokens * sizeof *w->pos);
+        w->kslot = diffu_xmalloc((size_t)plan->mb_max_seqs * sizeof *w->kslot);
+        w->kctx = diffu_xmalloc((size_t)plan->mb_max_seqs * sizeof *w->kctx);
+    }
     if (w->embed) w->canvas = diffu_xmalloc((size_t)plan->max_active * (size_t)plan->max_seq * sizeof *w->canvas);
     w->seq_len = diffu_xmalloc((size_t)plan->mb_max_seqs * sizeof *w->seq_len);
     if (w->embed) w->tokens = diffu_xmalloc((size_t)plan->mb_max_tokens * sizeof *w->tokens);
@@ -112,6 +128,9 @@ void diffu_worker_free(diffu_worker *w) {
     diffu_comm_wait(w->c, w->tx_live, NULL, NULL);
     diffu_xfer_free(w->tx_live);
     free(w->slots);
+    free(w->pos);
+    free(w->kslot);
+    free(w->kctx);
     free(w->canvas);
     free(w->seq_len);
     free(w->tokens);
@@ -144,15 +163,36 @@ static void take_step(diffu_worker *w, const Diffu__SeqStep *q, int k, int *tok,
     wslot *sl = &w->slots[q->slot];
     int L = (int)q->length;
     if (q->first) {
+        int ks = sl->kslot;
         memset(sl, 0, sizeof *sl);
         sl->used = 1;
         sl->seq_id = q->seq_id;
         sl->len = L;
+        sl->kslot = -1;
+        if (w->kv) { /* a fresh cache slot: every row must be computed before it is attended to */
+            if (ks >= 0) diffu_kvcache_release(w->kv, ks);
+            sl->kslot = diffu_kvcache_acquire(w->kv);
+            DIFFU_ASSERT(sl->kslot >= 0); /* as many cache slots as state slots */
+        }
     }
     DIFFU_ASSERTF(sl->used && sl->seq_id == q->seq_id && sl->len == L,
                   "step command: slot %u holds sequence %llx of %d tokens, the command says %llx of %d", q->slot,
                   (unsigned long long)sl->seq_id, sl->len, (unsigned long long)q->seq_id, L);
-    w->seq_len[k] = L;
+    /* the rows computed: every position, or (KV cache) those the step names */
+    const uint32_t *rows = q->n_rows ? q->rows : NULL;
+    int nr = rows ? (int)q->n_rows : L;
+    DIFFU_ASSERTF(w->kv || !rows, "slot %u: a step naming %zu rows, but this run holds no KV cache", q->slot, q->n_rows);
+    DIFFU_ASSERTF(!rows || !q->first, "slot %u: the first step of a sequence must compute every row", q->slot);
+    if (w->kv) {
+        for (int j = 0; j < nr; j++) {
+            DIFFU_ASSERTF(!rows || (rows[j] < (uint32_t)L && (j == 0 || rows[j] > rows[j - 1])), "slot %u: row %u outside"
+                          " the canvas of %d or not ascending", q->slot, rows ? rows[j] : 0, L);
+            w->pos[*tok + j] = rows ? (int32_t)rows[j] : j;
+        }
+        w->kslot[k] = sl->kslot;
+        w->kctx[k] = L;
+    }
+    w->seq_len[k] = nr;
     if (w->embed) {
         int32_t *cv = w->canvas + (size_t)q->slot * (size_t)w->plan.max_seq;
         if (q->first) {
@@ -171,7 +211,9 @@ static void take_step(diffu_worker *w, const Diffu__SeqStep *q, int k, int *tok,
         DIFFU_ASSERTF(diffu_wire_hash_i32(cv, (size_t)L) == q->canvas_hash,
                       "slot %u: stage 0's canvas of sequence %llx differs from the coordinator's (hash)", q->slot,
                       (unsigned long long)q->seq_id);
-        memcpy(w->tokens + *tok, cv, (size_t)L * sizeof *cv);
+        if (rows)
+            for (int j = 0; j < nr; j++) w->tokens[*tok + j] = cv[rows[j]];
+        else memcpy(w->tokens + *tok, cv, (size_t)L * sizeof *cv);
     }
     if (w->head) {
         if (q->first) {
@@ -192,15 +234,26 @@ static void take_step(diffu_worker *w, const Diffu__SeqStep *q, int k, int *tok,
             uint32_t p = q->positions[j];
             DIFFU_ASSERTF(p < (uint32_t)L && (j == 0 || p > q->positions[j - 1]), "position %u: outside the canvas or"
                           " not ascending", p);
-            int r = *nrows + (int)j;
-            w->rows[r] = *tok + diffu_sampler_row_of((int)p);
+            int r = *nrows + (int)j, src = diffu_sampler_row_of((int)p); /* the logit shift: row p - 1 predicts p */
+            if (rows) { /* its index among the computed rows */
+                int lo = 0, hi = nr - 1;
+                while (lo < hi) {
+                    int mid = (lo + hi) / 2;
+                    if ((int)rows[mid] < src) lo = mid + 1;
+                    else hi = mid;
+                }
+                DIFFU_ASSERTF((int)rows[lo] == src, "slot %u: row %d, which predicts position %u, is not computed",
+                              q->slot, src, p);
+                src = lo;
+            }
+            w->rows[r] = *tok + src;
             w->jobs[r].params = &sl->sp;
             w->jobs[r].key = sl->key;
             w->jobs[r].ctr = diffu_philox_addr(sl->request, sl->sample, q->step, p, DIFFU_RNG_TOKEN);
         }
         *nrows += (int)q->n_positions;
     }
-    *tok += L;
+    *tok += nr;
 }
 
 static void send_result(diffu_worker *w, uint64_t mb, int n_rows, double busy) {
@@ -265,7 +318,10 @@ int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit
     w->next_mb++;
     for (size_t i = 0; i < cmd->n_release; i++) {
         DIFFU_ASSERT(cmd->release[i] < (uint32_t)w->plan.max_active);
-        w->slots[cmd->release[i]].used = 0;
+        wslot *sl = &w->slots[cmd->release[i]];
+        sl->used = 0;
+        if (sl->kslot >= 0) diffu_kvcache_release(w->kv, sl->kslot);
+        sl->kslot = -1;
     }
     int tok = 0, nrows = 0;
     for (size_t i = 0; i < cmd->n_seqs; i++) {
@@ -273,13 +329,17 @@ int diffu_worker_exec(diffu_worker *w, const uint8_t *msg, size_t len, int *exit
                       " plan's %d", w->plan.mb_max_tokens);
         take_step(w, cmd->seqs[i], (int)i, &tok, &nrows);
     }
-    diffu_batch b = {(int)cmd->n_seqs, w->seq_len, w->embed ? w->tokens : NULL, NULL, w->head ? nrows : 0, w->rows};
+    diffu_batch b = {(int)cmd->n_seqs, w->seq_len, w->embed ? w->tokens : NULL, w->kv ? w->pos : NULL,
+                     w->head ? nrows : 0, w->rows};
+    diffu_kv_batch kb = {b, w->kslot, w->kctx};
     diffu_err err;
     DIFFU_ASSERTF(diffu_stage_check(w->st, &b, &err) == 0, "microbatch %llu: %s", (unsigned long long)cmd->microbatch,
                   err.msg);
+    DIFFU_ASSERTF(!w->kv || diffu_kv_batch_check(w->m, w->kv, &kb, &err) == 0, "microbatch %llu: %s",
+                  (unsigned long long)cmd->microbatch, err.msg);
     double t1 = diffu_now();
     w->t_msg += t1 - t0;
-    const float *logits = diffu_stage_step(w->st, &b);
+    const float *logits = w->kv ? diffu_stage_step_kv(w->st, &kb) : diffu_stage_step(w->st, &b);
     if (w->head) {
         double t2 = diffu_now();
         int nv = diffu_model_vocab_local(w->m);

@@ -38,6 +38,8 @@ typedef struct diffu_worker_plan {
     int max_active;    /* state slots */
     int max_seq;       /* longest canvas */
     int mb_max_seqs, mb_max_tokens, mb_max_rows; /* one microbatch at most */
+    int kv_cache;      /* 1: the stage holds a KV cache of max_active x max_seq (made by create);
+                          the steps name their rows (proto SeqStep.rows) */
 } diffu_worker_plan;
 
 /* Where this rank's time went (seconds since creation) and what it did. */

@@ -143,7 +143,7 @@ static void run_case(const char *label, const diffu_denoise_params *p, int n_pro
     }
     lazy_src lz = {ours, n, 0, max_active, -1, label};
     diffu_sched_opts o = {M, max_active, spread, mb_cap, mb_cap * max_len, mb_cap * p->max_new_tokens, max_len,
-                          lazy ? lazy_make : NULL, &lz, NULL, NULL, 0, NULL, NULL};
+                          lazy ? lazy_make : NULL, &lz, NULL, NULL, 0, NULL, NULL, 0};
     fin_log fl = {ours, n, calloc((size_t)n, sizeof(int)), label};
     o.finished = on_finished;
     o.finished_user = &fl;
@@ -307,7 +307,7 @@ static void run_fail(const diffu_denoise_params *p) {
     for (int i = 0; i < N; i++) seqs[i] = diffu_denoise_create(p, V, prompt, 4, (uint32_t)i, 0, &err);
     lazy_src lz = {seqs, N, 0, ACTIVE, 3, "make fails"};
     int len = 4 + p->max_new_tokens;
-    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz, NULL, NULL, 0, NULL, NULL};
+    diffu_sched_opts o = {2, ACTIVE, 1, ACTIVE, ACTIVE * len, ACTIVE * p->max_new_tokens, len, lazy_make, &lz, NULL, NULL, 0, NULL, NULL, 0};
     diffu_sched *sc = diffu_sched_create(&o, NULL, N, &err);
     CHECK(sc != NULL, "make fails: create: %s", err.msg);
     diffu_wire_packbuf pk = {0};
@@ -382,7 +382,7 @@ static void run_structured(const char *label, const diffu_denoise_params *p, int
     }
     step_log sl = {calloc((size_t)n, sizeof(int)), n};
     diffu_sched_opts o = {1, max_active, 1, max_active, max_active * max_len, max_active * p->max_new_tokens, max_len,
-                          NULL, NULL, NULL, NULL, 1, on_stepping, &sl};
+                          NULL, NULL, NULL, NULL, 1, on_stepping, &sl, 0};
     diffu_sched *sc = diffu_sched_create(&o, ours, n, &err);
     CHECK(sc != NULL, "%s: create: %s", label, err.msg);
     diffu_sample smp[MAXSLOT * MAXSEQ];

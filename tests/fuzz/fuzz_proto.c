@@ -139,7 +139,7 @@ static void do_result(const uint8_t *d, size_t n) {
         FZ_CHECK(seqs[i], "denoise_create: %s", err.msg);
     }
     int len = 3 + p.max_new_tokens;
-    diffu_sched_opts o = {1, NSEQ, 1, NSEQ, NSEQ * len, NSEQ * p.max_new_tokens, len, NULL, NULL, NULL, NULL, 0, NULL, NULL};
+    diffu_sched_opts o = {1, NSEQ, 1, NSEQ, NSEQ * len, NSEQ * p.max_new_tokens, len, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0};
     diffu_sched *sc = diffu_sched_create(&o, seqs, NSEQ, &err);
     FZ_CHECK(sc, "sched_create: %s", err.msg);
     long id = diffu_sched_next(sc);

@@ -18,6 +18,8 @@ N x S records (tests/job/crash_resume_long.sh: 50 x 2 under mpirun, 5 kills).
 3. SIGTERM: exit non-zero with the resume hint; the rerun completes (with
    in-flight checkpoints: the sample in flight is saved and continued).
 With --mpi, every run is `mpirun -np NP diffu generate --pp P ...`.
+With --cache MODE:REFRESH, every run decodes in blocks of 4 through the KV cache (under --mpi the
+stages hold it); a sample continued from a checkpoint starts with a full pass (a fresh policy).
 With --checkpoint-every S (coordinator/job_inflight.h), the crash runs write
 their samples in flight to OUT.inflight every S seconds (S tiny: every step, so a
 kill loses at most the step in flight of each sample); after each kill the
@@ -56,6 +58,8 @@ ap.add_argument("--seed", type=int, default=int(time.time()))
 ap.add_argument("--prompts", type=int, default=16)
 ap.add_argument("--n", type=int, default=0)
 ap.add_argument("--checkpoint-every", type=float, default=None)
+ap.add_argument("--cache", default=None, help="MODE:REFRESH: every run with --cache MODE --cache-refresh REFRESH"
+                " and blocks of 4 (the KV cache; prefix:1 is exact, so resumed records still equal run 1's)")
 a = ap.parse_args()
 rng = random.Random(a.seed)
 print(f"seed {a.seed}")
@@ -77,7 +81,8 @@ with gzip.open(inp, "wt") as f:
         elif i % 4 == 2:
             r = {"id": f"p{i}", "prompt": f"# task {i}\n", "max_new_tokens": 8, "temperature": 0.9}
         else:
-            r = {"id": f"q{i}", "prompt": "print(", "seed": i, "alg": "origin"}
+            # (origin commits at random: never with blocks, so not in the cached runs)
+            r = {"id": f"q{i}", "prompt": "print(", "seed": i, "alg": "maskgit_plus" if a.cache else "origin"}
         if a.n:
             r["n"] = a.n
         f.write(json.dumps(r) + "\n")
@@ -87,6 +92,9 @@ with gzip.open(inp, "wt") as f:
 
 common = ["--model", model, "--input", inp, "--max-new-tokens", "12", "--temperature", "0.6", "--emit-ids",
           "--threads", "1"]
+if a.cache:
+    mode, refresh = a.cache.split(":")
+    common += ["--block-length", "4", "--cache", mode, "--cache-refresh", refresh]
 
 
 def cmd(out, extra=()):

@@ -14,7 +14,11 @@ every 3 forwards) at temperature 0:
     in C and in the reference;
   * cached modes compute fewer rows than none (prefix < none, dual < prefix).
 The same requests through `diffu generate --cache MODE --cache-refresh N` (the engine's local
-backend: coordinator/local.h) give the reference's tokens too.
+backend: coordinator/local.h) give the reference's tokens too, and so do they under
+`mpirun ... --pp P --tp T` (the stages hold the cache: node/worker.h) for none, prefix, dual,
+delayed refresh 2 and prefix refresh 3, in every layout of --pp 2, --tp 2 and --pp 2 --tp 2
+(tp only where the KV heads split: not gqa7's single KV head; cases blocks steps 32, threshold
+0.9 and gqa7).
 The C runs admit request i at step i (--stagger), so full passes share microbatches with
 few-row steps; test_kvcache itself asserts full-pass logits == the no-cache forward,
 alone == in the microbatch (0 ulp, 1 and 2 threads), a two-stage pipeline of the same
@@ -32,6 +36,7 @@ Prints one line per comparison and "N passed, M failed"; exit 1 on a failure.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -43,6 +48,14 @@ REF = os.path.join(HERE, "..", "ref")
 PY = "/usr/bin/python3"
 TK, BIN, WORK, CASE = sys.argv[1:5]
 os.makedirs(WORK, exist_ok=True)
+# Open MPI on one machine, as tests/dist/lib.sh: as root; no single-copy transfers in containers; under the
+# AddressSanitizer build, Open MPI's own leaks suppressed
+if os.getuid() == 0:
+    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+os.environ["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+os.environ["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "fast_unwind_on_malloc=0"]))
+os.environ["LSAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("LSAN_OPTIONS"), "suppressions=" + os.path.join(
+    HERE, "..", "dist", "lsan-openmpi.supp"), "print_suppressions=0"]))
 
 
 class _Ck:
@@ -117,6 +130,27 @@ def engine(model, prompts, B, policy, mode, refresh, tag):
     return run_json(cmd, out, "diffu generate --cache %s --cache-refresh %d runs" % (mode, refresh) + "%.0s")
 
 
+LAYOUTS = [(2, 1), (1, 2), (2, 2)]  # (pp, tp) under mpirun
+
+
+def dist(model, prompts, B, policy, mode, refresh, pp, tp):
+    """The same requests under `mpirun -np pp*tp diffu generate --pp pp --tp tp --cache ...`: every stage
+    holds the KV cache of its layers and KV heads, the coordinator names each step's rows."""
+    out = os.path.join(WORK, "d_%s_%d_pp%d_tp%d.json" % (mode, refresh, pp, tp))
+    cmd = ["mpirun", "-np", str(pp * tp), "--oversubscribe", "--bind-to", "none", BIN, "generate", "--pp", str(pp), "--tp", str(tp),
+           "--threads", "1", "--model", model, "--max-new-tokens", str(G), "--block-length", str(B), "--cache", mode,
+           "--cache-refresh", str(refresh), "--out", out] + policy
+    for p in prompts:
+        cmd += ["--prompt-ids", ",".join(map(str, p))]
+    return run_json(cmd, out, "mpirun --pp %d --tp %d diffu generate --cache %s --cache-refresh %d runs" %
+                    (pp, tp, mode, refresh) + "%.0s")
+
+
+def kv_heads(model):
+    with open(os.path.join(model, "config.json")) as f:
+        return json.load(f)["num_key_value_heads"]
+
+
 def reference(model, prompts, B, policy, mode, refresh, tag):
     pj = os.path.join(WORK, "prompts.json")
     with open(pj, "w") as f:
@@ -133,7 +167,11 @@ def agree(a, b):
     return sum(x == y for p, q in zip(a, b) for x, y in zip(p, q)), sum(len(p) for p in a)
 
 
-def run_case(model, prompts, B, policy, label, vocab):
+DIST_MODES = [("none", 0), ("prefix", 0), ("dual", 0), ("delayed", 2), ("prefix", 3)]
+
+
+def run_case(model, prompts, B, policy, label, vocab, layouts=False):
+    """layouts: also every mpirun layout of LAYOUTS (tp only where the KV heads split) for DIST_MODES."""
     modes = [("none", 0), ("prefix", 0), ("dual", 0), ("delayed", 4), ("delayed", 2), ("prefix", 3),
              ("prefix", 1), ("dual", 1), ("delayed", 1)]
     res = {}
@@ -147,6 +185,17 @@ def run_case(model, prompts, B, policy, label, vocab):
         e = engine(model, prompts, B, policy, mode, refresh, tag)
         ck.check(e == r["seqs"], "%s %s refresh %d: diffu generate's tokens == NumPy reference" % (label, mode, refresh),
                  "generate %s\nref %s" % (e, r["seqs"]))
+        if layouts and (mode, refresh) in DIST_MODES:
+            if not shutil.which("mpirun"):
+                print("skip %s %s: no mpirun" % (label, mode))
+            for pp, tp in LAYOUTS if shutil.which("mpirun") else []:
+                if kv_heads(model) % tp:
+                    print("skip %s %s --tp %d: %d KV head(s) do not split over %d ranks" % (label, mode, tp,
+                                                                                          kv_heads(model), tp))
+                    continue
+                d = dist(model, prompts, B, policy, mode, refresh, pp, tp)
+                ck.check(d == r["seqs"], "%s %s refresh %d, mpirun --pp %d --tp %d: tokens == NumPy reference" %
+                         (label, mode, refresh, pp, tp), "mpirun %s\nref %s" % (d, r["seqs"]))
         ck.check(c["seqs"] == r["seqs"], "%s %s refresh %d: tokens == NumPy reference" % (label, mode, refresh),
                  "C %s\nref %s" % (c["seqs"], r["seqs"]))
         ck.check(c["forwards"] == r["forwards"] and c["rows"] == r["rows"],
@@ -173,21 +222,21 @@ if CASE == "blocks":
     m = numpy_model("np_bf16", "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--inter", "128",
                     "--vocab", "1000", "--dtype", "bf16", "--seed", "5")
     pr = prompts_of([5, 11, 3], 1000, 1)
-    run_case(m, pr, 8, ["--steps", "32", "--alg", "entropy"], "blocks8_steps32_entropy", 1000)
+    run_case(m, pr, 8, ["--steps", "32", "--alg", "entropy"], "blocks8_steps32_entropy", 1000, layouts=True)
     run_case(m, pr, 8, ["--steps", "16", "--alg", "maskgit_plus"], "blocks8_steps16_maskgit", 1000)
 elif CASE == "threshold":
     m = numpy_model("np_peaked", "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--inter",
                     "128", "--vocab", "1000", "--dtype", "bf16", "--seed", "2", "--lm-head-scale", "6")
     pr = prompts_of([5, 9, 4], 1000, 2)
     for tau in ("0.9", "0.7"):
-        res = run_case(m, pr, 8, ["--threshold", tau], "threshold%s" % tau, 1000)
+        res = run_case(m, pr, 8, ["--threshold", tau], "threshold%s" % tau, 1000, layouts=tau == "0.9")
         fw = res[("none", 0)]["forwards"]
         ck.check(sum(fw) < G * len(pr), "threshold %s: %s forwards for %d tokens each (parallel commits)" % (tau, fw, G))
 elif CASE == "gqa7":
     m = diffu_model("gqa7_f32", "--hidden", "112", "--heads", "7", "--kv-heads", "1", "--inter", "96", "--layers", "3",
                     "--dtype", "f32", "--vocab", "1000")
     pr = prompts_of([6, 2, 13], 1000, 3)
-    run_case(m, pr, 16, ["--steps", "32", "--alg", "topk_margin"], "gqa7_blocks16", 1000)
+    run_case(m, pr, 16, ["--steps", "32", "--alg", "topk_margin"], "gqa7_blocks16", 1000, layouts=True)
 else:
     sys.exit("unknown case " + CASE)
 sys.exit(ck.report())
