@@ -163,9 +163,7 @@ diffu_model *diffu_stage_model(diffu_stage *s) { return s->m; }
 
 int diffu_stage_cache_create(diffu_stage *s, int slots, int max_ctx, diffu_err *err) {
     DIFFU_ASSERT(!s->kv);
-    if (diffu_kvcache_create(s->m, slots, max_ctx, &s->kv, err)) return -1;
-    if (!diffu_model_get_opts(s->m)->quiet) diffu_kvcache_plan_print(s->kv);
-    return 0;
+    return diffu_kvcache_create(s->m, slots, max_ctx, &s->kv, err); /* (prints its plan line unless quiet) */
 }
 
 diffu_kvcache *diffu_stage_cache(diffu_stage *s) { return s->kv; }
