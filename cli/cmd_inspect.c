@@ -12,8 +12,10 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: diffu inspect DIR [--pp P] [--tp T] [--max-tokens N] [--threads N] [--f32-weights] [--config-only]\n"
+            "                         [--cache-slots N [--cache-ctx L]]\n"
             "  Validates the checkpoint (every header, tensor, shape and dtype) and prints its config, parameter\n"
-            "  count, bytes by dtype, and the memory each rank of a P x T layout needs (weights + activations).\n"
+            "  count, bytes by dtype, and the memory each rank of a P x T layout needs (weights + activations,\n"
+            "  and with --cache-slots the KV cache of N requests of L positions, default --max-tokens).\n"
             "  --config-only  plan from config.json alone (no weights needed, e.g. `mkmodel --preset 7b --config-only`)\n");
 }
 
@@ -23,9 +25,10 @@ int cmd_inspect(int argc, char **argv) {
     static const struct option opts[] = {{"pp", 1, 0, 'p'},          {"tp", 1, 0, 't'},
                                          {"max-tokens", 1, 0, 'n'},  {"threads", 1, 0, 'j'},
                                          {"f32-weights", 0, 0, 'f'}, {"config-only", 0, 0, 'c'},
+                                         {"cache-slots", 1, 0, 'S'}, {"cache-ctx", 1, 0, 'L'},
                                          {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     long long pp = 1, tp = 1, v;
-    int f32 = 0, config_only = 0;
+    int f32 = 0, config_only = 0, cache_slots = 0, cache_ctx = 0;
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);
     mo.threads = 1;
@@ -39,6 +42,8 @@ int cmd_inspect(int argc, char **argv) {
         case 'j': if (arg_int("inspect", "--threads", optarg, 1, 1024, &v)) return 2; mo.threads = (int)v; break;
         case 'f': f32 = 1; break;
         case 'c': config_only = 1; break;
+        case 'S': if (arg_int("inspect", "--cache-slots", optarg, 1, 1 << 20, &v)) return 2; cache_slots = (int)v; break;
+        case 'L': if (arg_int("inspect", "--cache-ctx", optarg, 1, 1 << 24, &v)) return 2; cache_ctx = (int)v; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -93,6 +98,8 @@ int cmd_inspect(int argc, char **argv) {
     lo.max_tokens = mo.max_tokens;
     lo.threads = mo.threads;
     lo.weight_elem_size = es;
+    lo.cache_slots = cache_slots; /* the KV cache per rank (model/kvcache.h), as diffu layout / plan count it */
+    lo.cache_ctx = cache_ctx;
     diffu_layout *lay;
     if (diffu_layout_init(&cfg, (int)(pp * tp), (int)pp, (int)tp, &lo, &lay, &err)) {
         fprintf(stderr, "diffu inspect: error: layout pp %lld x tp %lld: %s\n", pp, tp, err.msg);
