@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "denoise.h"
+
 struct diffu_kvpolicy {
     diffu_cache_mode mode;
     int refresh, B, L, N;
@@ -61,6 +63,14 @@ diffu_kvpolicy *diffu_kvpolicy_create(diffu_cache_mode mode, int refresh, int bl
     p->before_prev = diffu_xmalloc((size_t)canvas_len * sizeof *p->before_prev);
     p->need = diffu_xmalloc((size_t)canvas_len);
     return p;
+}
+
+diffu_kvpolicy *diffu_kvpolicy_for(const diffu_denoise *d, diffu_err *err) {
+    const diffu_denoise_params *p = diffu_denoise_get_params(d);
+    int len;
+    diffu_denoise_canvas(d, &len);
+    return diffu_kvpolicy_create((diffu_cache_mode)p->cache, p->cache_refresh, p->block_length,
+                                 diffu_denoise_prompt_len(d), len, err);
 }
 
 void diffu_kvpolicy_free(diffu_kvpolicy **pp) {

@@ -50,6 +50,10 @@ typedef struct diffu_kvpolicy diffu_kvpolicy;
 diffu_kvpolicy *diffu_kvpolicy_create(diffu_cache_mode mode, int refresh, int block_length, int prompt_len,
                                       int canvas_len, diffu_err *err);
 void diffu_kvpolicy_free(diffu_kvpolicy **p);
+/* The policy of request d (denoise.h): its params' cache mode, refresh and
+ * block length, its prompt and canvas lengths; as create. */
+struct diffu_denoise;
+diffu_kvpolicy *diffu_kvpolicy_for(const struct diffu_denoise *d, diffu_err *err);
 
 /* The rows of the forward about to run: want [n_want] the positions needing
  * logits (ascending, diffu_denoise_positions; n_want >= 1). Writes the rows (ascending canvas positions) into rows[N] and returns their

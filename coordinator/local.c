@@ -141,12 +141,7 @@ static kv_seq *kv_entry(diffu_local *l, const diffu_denoise *d, diffu_err *err) 
     }
     DIFFU_ASSERTF(free_e, "more sequences in flight than the %d KV-cache slots (the scheduler's max_active)",
                   l->plan.cache_slots);
-    const diffu_denoise_params *p = diffu_denoise_get_params(d);
-    int len, L = diffu_denoise_prompt_len(d);
-    diffu_denoise_canvas(d, &len);
-    if (!(free_e->kp = diffu_kvpolicy_create((diffu_cache_mode)p->cache, p->cache_refresh, p->block_length, L, len,
-                                             err)))
-        return NULL;
+    if (!(free_e->kp = diffu_kvpolicy_for(d, err))) return NULL;
     free_e->slot = diffu_kvcache_acquire(l->kv);
     DIFFU_ASSERT(free_e->slot >= 0);
     free_e->d = d;

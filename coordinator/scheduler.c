@@ -235,10 +235,8 @@ static void admit(diffu_sched *s) {
             s->n_young++;
         }
         if (s->o.stage_cache && !s->o.structured) {
-            const diffu_denoise_params *p = diffu_denoise_get_params(q->d);
             diffu_err err;
-            q->kp = diffu_kvpolicy_create((diffu_cache_mode)p->cache, p->cache_refresh, p->block_length,
-                                          diffu_denoise_prompt_len(q->d), q->N, &err);
+            q->kp = diffu_kvpolicy_for(q->d, &err);
             /* (the parameters were checked when the request was read: diffu_kvpolicy_check) */
             DIFFU_ASSERTF(q->kp, "request %u: %s", diffu_denoise_request(q->d), err.msg);
         }

@@ -93,6 +93,18 @@ size_t diffu_kscratch_bytes(const diffu_kscratch *s) {
  * sequence at a multiple of P (forward.c), so a row's offset modulo P is its
  * position in its own sequence modulo P. */
 
+/* x[n] uniform in [-0.5, 0.5) from the LCG state *st (the probes' random data). */
+static void fill_uniform(float *x, size_t n, uint32_t *st) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)((*st = *st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+}
+
+/* Rows r of an m-row call at row offset off, against the same rows of the
+ * reference call C0 (all at the row stride N). */
+static int rows_same(int m, int off, int N, int K, const float *X, const float *W, const float *C0, float *C1) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, N, K, 1.0f, X + (size_t)off * K, K, W, K, 0.0f, C1, N);
+    return !memcmp(C1, C0 + (size_t)off * N, (size_t)m * N * 4);
+}
+
 /* Does sgemm give row r the same bits for calls of m rows at offset off, for
  * multiples m, off of P, as inside one big call? (Random data; the reference
  * call has 192 rows, a multiple of every candidate; two K sizes; a K split
@@ -109,8 +121,8 @@ static int panel_ok(int P) {
         float *C0 = diffu_xcalloc((size_t)MREF * N, 4), *C1 = diffu_xcalloc((size_t)MREF * N, 4);
         float *S0 = diffu_xcalloc((size_t)MREF * N, 4);
         uint32_t st = 12345u + (uint32_t)K;
-        for (size_t i = 0; i < (size_t)N * K; i++) W[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-        for (size_t i = 0; i < (size_t)MREF * K; i++) X[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        fill_uniform(W, (size_t)N * K, &st);
+        fill_uniform(X, (size_t)MREF * K, &st);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, K, 1.0f, X, K, W, K, 0.0f, C0, N);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, h, 1.0f, X, K, W, K, 0.0f, S0, N);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MREF, N, K - h, 1.0f, X + h, K, W + h, K, 1.0f, S0, N);
@@ -118,9 +130,7 @@ static int panel_ok(int P) {
         for (int t = 0; t < 4 && ok; t++) {
             if (offs[t] + ms[t] > MREF) continue;
             const float *Xo = X + (size_t)offs[t] * K;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, K, 1.0f, Xo, K, W, K, 0.0f, C1, N);
-            ok = !memcmp(C1, C0 + (size_t)offs[t] * N, (size_t)ms[t] * N * 4);
-            if (!ok) break;
+            if (!(ok = rows_same(ms[t], offs[t], N, K, X, W, C0, C1))) break;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, h, 1.0f, Xo, K, W, K, 0.0f, C1, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ms[t], N, K - h, 1.0f, Xo + h, K, W + h, K, 1.0f, C1, N);
             ok = !memcmp(C1, S0 + (size_t)offs[t] * N, (size_t)ms[t] * N * 4);
@@ -160,13 +170,6 @@ int diffu_row_panel(void) {
     return g_panel;
 }
 
-/* Rows r of an m-row call at row offset off, against the same rows of the
- * reference call C0 (all at the row stride N). */
-static int rows_same(int m, int off, int N, int K, const float *X, const float *W, const float *C0, float *C1) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, N, K, 1.0f, X + (size_t)off * K, K, W, K, 0.0f, C1, N);
-    return !memcmp(C1, C0 + (size_t)off * N, (size_t)m * N * 4);
-}
-
 /* The fewest rows R (a multiple of P) such that calls of R, R + P and 2R rows,
  * at offsets 0 and P, give each row the bits it gets in a call of MREF rows:
  * below R the BLAS runs another kernel for this shape (random data). */
@@ -175,8 +178,8 @@ static int probe_min_rows(int P, int nt, int kn) {
     float *W = diffu_xmalloc((size_t)nt * kn * 4), *X = diffu_xmalloc((size_t)mref * kn * 4);
     float *C0 = diffu_xmalloc((size_t)mref * nt * 4), *C1 = diffu_xmalloc((size_t)mref * nt * 4);
     uint32_t st = 777u + (uint32_t)nt * 31u + (uint32_t)kn;
-    for (size_t i = 0; i < (size_t)nt * kn; i++) W[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-    for (size_t i = 0; i < (size_t)mref * kn; i++) X[i] = (float)((st = st * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    fill_uniform(W, (size_t)nt * kn, &st);
+    fill_uniform(X, (size_t)mref * kn, &st);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mref, nt, kn, 1.0f, X, kn, W, kn, 0.0f, C0, nt);
     int R = P;
     for (; R + P <= mref / 2; R += P)
@@ -190,16 +193,21 @@ static int probe_min_rows(int P, int nt, int kn) {
     return R;
 }
 
-static int shape_rows(const diffu_kscratch *s, int nt, int kn) {
+/* The index of shape (nt, kn) in s->shape, or -1. */
+static int find_shape(const diffu_kscratch *s, int nt, int kn) {
     for (int i = 0; i < s->n_shapes; i++)
-        if (s->shape[i].nt == nt && s->shape[i].kn == kn) return s->shape[i].rows;
-    DIFFU_ASSERTF(0, "matmul shape %d x %d was not prepared (diffu_kscratch_prepare)", nt, kn);
-    return 0;
+        if (s->shape[i].nt == nt && s->shape[i].kn == kn) return i;
+    return -1;
+}
+
+static int shape_rows(const diffu_kscratch *s, int nt, int kn) {
+    int i = find_shape(s, nt, kn);
+    DIFFU_ASSERTF(i >= 0, "matmul shape %d x %d was not prepared (diffu_kscratch_prepare)", nt, kn);
+    return s->shape[i].rows;
 }
 
 static void prepare_shape(diffu_kscratch *s, int nt, int kn) {
-    for (int i = 0; i < s->n_shapes; i++)
-        if (s->shape[i].nt == nt && s->shape[i].kn == kn) return;
+    if (find_shape(s, nt, kn) >= 0) return;
     DIFFU_ASSERT(s->n_shapes < (int)(sizeof s->shape / sizeof s->shape[0]));
     openblas_set_num_threads(1); /* as the pool threads run it */
     int R = probe_min_rows(s->panel, nt, kn);
@@ -241,38 +249,44 @@ typedef struct {
     int *first_task; /* [n_jobs + 1] task index where each job starts */
 } mm_ctx;
 
-/* Y[rows m0..m0+M) cols [nb, nb+nt) (+)= X[.., kb..kb+kn) . Wt^T, Wt [nt x kn] with row stride ldw.
+/* Y[rows 0..T) cols [nb, nb+nt) (+)= X[0..T, kb..kb+kn) . Wt^T, Wt [nt x kn] with row stride ldw.
  * Every sgemm call has a multiple of P rows at an offset that is a multiple of
- * P, and at least R (shape_rows) of them: a job of fewer rows is copied into
- * padded scratch; a last partial panel is computed in an R-row window that
- * ends on it (the window's other rows are computed again and dropped). */
+ * P, and at least R (shape_rows) of them. The whole panels go in one call when
+ * there are at least R of them; the rows left (a last partial panel, or every
+ * row) go through one R-row call into scratch: a window of X that ends on the
+ * storage's last padded row when that holds R rows (the window's other rows
+ * are computed again and dropped), else a zero-padded copy of the rows. */
 static void mm_rows(const diffu_matmul_job *j, const float *wt, int ldw, int nb, int nt, int kb, int kn, float beta,
                     diffu_kscratch *s, int tid) {
-    int T = j->t, P = s->panel, R = shape_rows(s, nt, kn), full = T - T % P, rem = T - full;
-    float *tmp = s->rowpad[tid]; /* [R x nt] */
-    int r0 = 0, nout = T;        /* rows of tmp to copy out, from tmp row r0 to Y row full - (full < R ? full : 0) */
-    const float *xin;
-    int ldx;
-    if (full < R) {
-        float *xp = s->xpad[tid]; /* [R x kn] */
-        for (int r = 0; r < T; r++) memcpy(xp + (size_t)r * kn, j->x + (size_t)r * j->ldx + kb, (size_t)kn * 4);
-        xin = xp;
-        ldx = kn;
-        full = 0;
-    } else {
+    int T = j->t, P = s->panel, R = shape_rows(s, nt, kn), full = T - T % P;
+    int y0 = 0; /* the first row of Y the scratch call delivers */
+    if (full >= R) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, full, nt, kn, 1.0f, j->x + kb, j->ldx, wt, ldw, beta,
                     j->y + nb, j->ldy);
-        if (!rem) return;
-        r0 = R - P; /* the window starts R - P rows before the partial panel */
-        nout = rem;
-        xin = j->x + (size_t)(full - r0) * j->ldx + kb;
-        ldx = j->ldx;
+        if (full == T) return;
+        y0 = full;
     }
-    float *ybase = j->y + (size_t)full * j->ldy + nb;
+    int avail = diffu_round_rows(T), ws; /* rows of X's storage (kernels.h); the window's first row */
+    const float *xin;
+    int ldx;
+    if (avail >= R) {
+        ws = avail - R;
+        xin = j->x + (size_t)ws * j->ldx + kb;
+        ldx = j->ldx;
+    } else {
+        float *xp = s->xpad[tid]; /* [R x kn] */
+        for (int r = 0; r < T; r++) memcpy(xp + (size_t)r * kn, j->x + (size_t)r * j->ldx + kb, (size_t)kn * 4);
+        ws = 0;
+        xin = xp;
+        ldx = kn;
+    }
+    float *tmp = s->rowpad[tid] + (size_t)(y0 - ws) * nt, *ybase = j->y + (size_t)y0 * j->ldy + nb; /* [R x nt] */
+    int nout = T - y0;
     if (beta != 0.0f)
-        for (int r = 0; r < nout; r++) memcpy(tmp + (size_t)(r0 + r) * nt, ybase + (size_t)r * j->ldy, (size_t)nt * 4);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nt, kn, 1.0f, xin, ldx, wt, ldw, beta, tmp, nt);
-    for (int r = 0; r < nout; r++) memcpy(ybase + (size_t)r * j->ldy, tmp + (size_t)(r0 + r) * nt, (size_t)nt * 4);
+        for (int r = 0; r < nout; r++) memcpy(tmp + (size_t)r * nt, ybase + (size_t)r * j->ldy, (size_t)nt * 4);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nt, kn, 1.0f, xin, ldx, wt, ldw, beta,
+                s->rowpad[tid], nt);
+    for (int r = 0; r < nout; r++) memcpy(ybase + (size_t)r * j->ldy, tmp + (size_t)r * nt, (size_t)nt * 4);
 }
 
 static void mm_tile(const diffu_matmul_job *j, int nb, diffu_kscratch *s, int tid) {

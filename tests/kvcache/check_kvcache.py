@@ -120,30 +120,22 @@ def ours(model, prompts, B, policy, mode, refresh, tag):
     return run_json(cmd, out, "test_kvcache " + tag + ": internal checks (%s)")
 
 
-def engine(model, prompts, B, policy, mode, refresh, tag):
-    """The same requests through `diffu generate --cache` (the engine's local backend, one microbatch)."""
-    out = os.path.join(WORK, "e_%s.json" % tag)
-    cmd = [BIN, "generate", "--model", model, "--max-new-tokens", str(G), "--block-length", str(B), "--cache", mode,
-           "--cache-refresh", str(refresh), "--out", out] + policy
+def engine(model, prompts, B, policy, mode, refresh, tag, pp=0, tp=0):
+    """The same requests through `diffu generate --cache` (the engine's local backend, one microbatch), or with
+    pp, tp under `mpirun -np pp*tp diffu generate --pp pp --tp tp`: every stage holds the KV cache of its layers
+    and KV heads, the coordinator names each step's rows."""
+    out = os.path.join(WORK, ("d_%s_pp%d_tp%d.json" % (tag, pp, tp)) if pp else "e_%s.json" % tag)
+    launch = ["mpirun", "-np", str(pp * tp), "--oversubscribe", "--bind-to", "none"] if pp else []
+    layout = ["--pp", str(pp), "--tp", str(tp), "--threads", "1"] if pp else []
+    cmd = launch + [BIN, "generate"] + layout + ["--model", model, "--max-new-tokens", str(G), "--block-length", str(B),
+                                                 "--cache", mode, "--cache-refresh", str(refresh), "--out", out] + policy
     for p in prompts:
         cmd += ["--prompt-ids", ",".join(map(str, p))]
-    return run_json(cmd, out, "diffu generate --cache %s --cache-refresh %d runs" % (mode, refresh) + "%.0s")
+    where = "mpirun --pp %d --tp %d diffu generate" % (pp, tp) if pp else "diffu generate"
+    return run_json(cmd, out, where + " --cache %s --cache-refresh %d runs" % (mode, refresh) + "%.0s")
 
 
 LAYOUTS = [(2, 1), (1, 2), (2, 2)]  # (pp, tp) under mpirun
-
-
-def dist(model, prompts, B, policy, mode, refresh, pp, tp):
-    """The same requests under `mpirun -np pp*tp diffu generate --pp pp --tp tp --cache ...`: every stage
-    holds the KV cache of its layers and KV heads, the coordinator names each step's rows."""
-    out = os.path.join(WORK, "d_%s_%d_pp%d_tp%d.json" % (mode, refresh, pp, tp))
-    cmd = ["mpirun", "-np", str(pp * tp), "--oversubscribe", "--bind-to", "none", BIN, "generate", "--pp", str(pp), "--tp", str(tp),
-           "--threads", "1", "--model", model, "--max-new-tokens", str(G), "--block-length", str(B), "--cache", mode,
-           "--cache-refresh", str(refresh), "--out", out] + policy
-    for p in prompts:
-        cmd += ["--prompt-ids", ",".join(map(str, p))]
-    return run_json(cmd, out, "mpirun --pp %d --tp %d diffu generate --cache %s --cache-refresh %d runs" %
-                    (pp, tp, mode, refresh) + "%.0s")
 
 
 def kv_heads(model):
@@ -193,7 +185,7 @@ def run_case(model, prompts, B, policy, label, vocab, layouts=False):
                     print("skip %s %s --tp %d: %d KV head(s) do not split over %d ranks" % (label, mode, tp,
                                                                                           kv_heads(model), tp))
                     continue
-                d = dist(model, prompts, B, policy, mode, refresh, pp, tp)
+                d = engine(model, prompts, B, policy, mode, refresh, tag, pp, tp)
                 ck.check(d == r["seqs"], "%s %s refresh %d, mpirun --pp %d --tp %d: tokens == NumPy reference" %
                          (label, mode, refresh, pp, tp), "mpirun %s\nref %s" % (d, r["seqs"]))
         ck.check(c["seqs"] == r["seqs"], "%s %s refresh %d: tokens == NumPy reference" % (label, mode, refresh),
