@@ -30,9 +30,7 @@ static float *plan_alloc(diffu_model *m, size_t floats) {
 
 /* The GEMM engine of o.precision, and every matrix converted once into its layout. */
 static int load_gemm(diffu_model *m, int max_k, diffu_err *err) {
-    diffu_precision p;
-    if (diffu_precision_resolve((diffu_precision)m->o.precision, &p, err)) return -1;
-    m->o.precision = (int)p;
+    diffu_precision p = (diffu_precision)m->o.precision; /* resolved by diffu_model_load */
     int rows = m->act_rows > m->logit_rows ? m->act_rows : m->logit_rows;
     if (diffu_gemm_create(p, m->o.threads, rows, max_k, &m->gemm, err)) return -1;
     diffu_weights *w = m->w;
@@ -69,6 +67,9 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     if (o->threads <= 0) o->threads = diffu_affinity_cpus();
     if (o->tp_size <= 0) o->tp_size = 1;
     if (o->layer_end <= 0) o->layer_end = m->cfg.n_layers;
+    diffu_precision prec;
+    if (diffu_precision_resolve((diffu_precision)o->precision, &prec, err)) goto fail_ck;
+    o->precision = (int)prec;
     if (o->max_seq > m->cfg.max_pos) {
         diffu_err_set(err, "%s: a sequence of %d tokens exceeds max_position_embeddings %d", dir, o->max_seq,
                       m->cfg.max_pos);
@@ -88,7 +89,7 @@ int diffu_model_load(const char *dir, const diffu_model_opts *opts, diffu_model 
     m->nkv = sh.kv_head_end - sh.kv_head_begin;
     m->nffn = sh.ffn_end - sh.ffn_begin;
     m->nvocab = sh.vocab_end - sh.vocab_begin;
-    m->panel = diffu_row_panel();
+    m->panel = diffu_forward_panel(o->precision);
     m->act_rows = o->max_tokens + o->max_seqs * (m->panel - 1);
     m->logit_rows = o->max_rows + o->max_seqs * (m->panel - 1);
     size_t T = (size_t)m->act_rows;
@@ -192,6 +193,42 @@ int diffu_batch_tokens(const diffu_batch *b) {
 }
 
 static int round_up(int n, int p) { return (n + p - 1) / p * p; }
+
+int diffu_forward_panel(int precision) {
+    diffu_precision p;
+    diffu_err e;
+    if (diffu_precision_resolve((diffu_precision)precision, &p, &e)) p = DIFFU_PREC_FP32;
+    /* oneDNN's fixed-shape primitives give a row the same bits at every offset (gemm.h, probed at create) */
+    return p == DIFFU_PREC_FP32 ? diffu_row_panel() : 1;
+}
+
+int diffu_model_panel(const diffu_model *m) { return m->panel; }
+
+/* Row i of the compact rows goes to padded row pad_row(i); rows move up (expand)
+ * or down (compact) only, so both run in place, in opposite orders. */
+int diffu_batch_compact(const diffu_model *m, const diffu_batch *b, float *x) {
+    size_t H = (size_t)m->cfg.hidden;
+    int row = 0, tok = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        int L = b->seq_len[i];
+        if (row != tok) memmove(x + (size_t)tok * H, x + (size_t)row * H, (size_t)L * H * 4);
+        row += round_up(L, m->panel);
+        tok += L;
+    }
+    return tok;
+}
+
+void diffu_batch_expand(const diffu_model *m, const diffu_batch *b, float *x) {
+    size_t H = (size_t)m->cfg.hidden;
+    int rows = diffu_batch_rows(m, b), tok = diffu_batch_tokens(b);
+    for (int i = b->n_seq - 1; i >= 0; i--) {
+        int L = b->seq_len[i], R = round_up(L, m->panel);
+        rows -= R;
+        tok -= L;
+        if (rows != tok) memmove(x + (size_t)rows * H, x + (size_t)tok * H, (size_t)L * H * 4);
+        memset(x + (size_t)(rows + L) * H, 0, (size_t)(R - L) * H * 4); /* padding rows: finite */
+    }
+}
 
 int diffu_batch_rows(const diffu_model *m, const diffu_batch *b) {
     int r = 0;

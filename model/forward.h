@@ -8,14 +8,18 @@
  * sequences of different lengths back to back (ragged, no padding); each
  * token's RoPE position is given, or 0..len-1 within its sequence.
  *
- * Row layout (batch invariance): inside the forward, and in the activations a
- * pipeline stage passes on, sequence i occupies rows [start_i, start_i +
- * round_up(len_i, P)) where P = diffu_row_panel() — every sequence begins on a
- * row panel, so its rows are computed bit for bit the same whatever else is
- * in the batch and on any thread count (the padding rows are computed and
- * ignored). diffu_batch_rows gives the padded row count. lm_head rows are
- * grouped the same way, so a logits buffer needs diffu_batch_logit_rows rows
- * of room; the result is returned compacted to [n_rows x vocab_local].
+ * Row layout (batch invariance): inside the forward, sequence i occupies rows
+ * [start_i, start_i + round_up(len_i, P)) where P = diffu_model_panel(), the
+ * row panel its GEMM path needs (diffu_forward_panel: the BLAS's sgemm panel
+ * in fp32, 1 in bf16/int8) — every sequence begins on a row panel, so its rows
+ * are computed bit for bit the same whatever else is in the batch and on any
+ * thread count (the padding rows are computed and ignored). diffu_batch_rows
+ * gives the padded row count. lm_head rows are grouped the same way, so a
+ * logits buffer needs diffu_batch_logit_rows rows of room; the result is
+ * returned compacted to [n_rows x vocab_local]. Between pipeline stages the
+ * activations travel compact (one row per token, diffu_batch_compact /
+ * diffu_batch_expand), so stages of different panels (another BLAS, another
+ * precision) line up.
  *
  * Memory: every activation buffer is allocated once at load from the plan
  * (max_tokens, max_seq, max_rows, max_seqs); diffu_model_plan_print shows it.
@@ -92,6 +96,14 @@ typedef struct diffu_batch {
 int diffu_batch_tokens(const diffu_batch *b);
 /* Padded row count of the batch's activations (see "Row layout"). */
 int diffu_batch_rows(const diffu_model *m, const diffu_batch *b);
+/* The row panel a forward in this precision (diffu_precision, 0 = auto) needs:
+ * diffu_row_panel() for fp32 (sgemm), 1 for bf16/int8 (oneDNN). */
+int diffu_forward_panel(int precision);
+int diffu_model_panel(const diffu_model *m);
+/* In place, x [diffu_batch_rows x hidden]: the padded row layout to one row
+ * per token (returns diffu_batch_tokens), and back (the padding rows zeroed). */
+int diffu_batch_compact(const diffu_model *m, const diffu_batch *b, float *x);
+void diffu_batch_expand(const diffu_model *m, const diffu_batch *b, float *x);
 /* Rows of room a logits buffer needs for this batch (>= n_rows). */
 int diffu_batch_logit_rows(const diffu_model *m, const diffu_batch *b);
 /* The plan's capacities: activation rows [x buffers], logits rows. */

@@ -8,7 +8,7 @@
 
 #include "diffu.pb-c.h"
 #include "gemm.h"
-#include "kernels.h"
+#include "forward.h"
 
 #ifndef DIFFU_BUILD_ID
 #define DIFFU_BUILD_ID "diffu-unknown"
@@ -68,12 +68,6 @@ static void check_one(const Diffu__Handshake *me, const Diffu__Handshake *h, int
                  who, (unsigned long long)h->model_fingerprint, (unsigned long long)me->model_fingerprint);
         return;
     }
-    if (h->row_panel != me->row_panel) {
-        snprintf(why, n, "%s uses row panel %u, rank 0 uses %u: activations passed between stages would not line up"
-                 " (model/forward.h, \"Row layout\"; another OpenBLAS build or DIFFU_ROW_PANEL setting on that host:"
-                 " use one BLAS, or set DIFFU_ROW_PANEL to the same value on every rank)", who, h->row_panel, me->row_panel);
-        return;
-    }
     if (h->layout_hash != me->layout_hash) {
         snprintf(why, n, "%s computed layout %016llx, rank 0 computed %016llx (different config or options)", who,
                  (unsigned long long)h->layout_hash, (unsigned long long)me->layout_hash);
@@ -109,16 +103,20 @@ static void summary(diffu_comm *c, Diffu__Handshake **hs, int world, const Diffu
         for (int j = i; j < world && used + 16 < sizeof hosts; j++)
             if (!strcmp(hs[j]->hostname, hs[i]->hostname)) used += (size_t)snprintf(hosts + used, sizeof hosts - used, " %d", j);
     }
-    DLOG_INFO("handshake: %d rank(s) on %d host(s) (%s); protocol %u, build %s, model fingerprint %016llx, layout %016llx,"
-              " row panel %u", world, n_hosts, hosts, me->protocol_version, me->build_id,
-              (unsigned long long)me->model_fingerprint, (unsigned long long)me->layout_hash, me->row_panel);
+    DLOG_INFO("handshake: %d rank(s) on %d host(s) (%s); protocol %u, build %s, model fingerprint %016llx, layout %016llx",
+              world, n_hosts, hosts, me->protocol_version, me->build_id, (unsigned long long)me->model_fingerprint,
+              (unsigned long long)me->layout_hash);
     (void)c;
-    char precs[1024] = "";
+    char precs[1024] = "", panels[512] = "";
     used = 0;
     for (int i = 0; i < world && used + 64 < sizeof precs; i++)
         used += (size_t)snprintf(precs + used, sizeof precs - used, "%s%d:%s/%s", i ? " " : "", i, hs[i]->precision,
                                  hs[i]->cpu_isa);
-    DLOG_INFO("handshake: gemm precision/cpu by rank: %s", precs);
+    used = 0;
+    for (int i = 0; i < world && used + 16 < sizeof panels; i++)
+        used += (size_t)snprintf(panels + used, sizeof panels - used, "%s%u", i ? " " : "", hs[i]->row_panel);
+    DLOG_INFO("handshake: gemm precision/cpu by rank: %s; row panel by rank: %s (each stage's own, forward.h)", precs,
+              panels);
     for (int i = 0; i < world; i++) { /* oversubscribed hosts: threads of all ranks there vs its CPUs */
         int seen = 0;
         for (int j = 0; j < i; j++) seen |= !strcmp(hs[j]->hostname, hs[i]->hostname);
@@ -152,13 +150,13 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
     h.threads = threads > 0 ? (uint32_t)threads : 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     h.host_cpus = cpus > 0 ? (uint32_t)cpus : 0;
-    h.row_panel = (uint32_t)diffu_row_panel();
     diffu_precision prec;
     diffu_err perr;
     if (diffu_precision_resolve(DIFFU_PREC_AUTO, &prec, &perr)) {
         if (!errbuf[0]) snprintf(errbuf, sizeof errbuf, "%s", perr.msg);
         prec = DIFFU_PREC_AUTO;
     }
+    h.row_panel = (uint32_t)diffu_forward_panel(prec == DIFFU_PREC_AUTO ? DIFFU_PREC_FP32 : prec); /* for the log */
     char precbuf[16], isabuf[32];
     snprintf(precbuf, sizeof precbuf, "%s", diffu_precision_name(prec));
     snprintf(isabuf, sizeof isabuf, "%s", diffu_cpu_get()->isa);
@@ -195,13 +193,21 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
                                                              " much older version)", i);
         }
         for (int i = 0; i < world && !why[0]; i++) check_one(&h, hs[i], i, world, l, why, sizeof why);
-        for (int i = 1; i < world && !why[0]; i++) /* the ranks of one stage compute in one precision */
-            for (int j = 0; j < i && !why[0]; j++)
-                if (hs[j]->stage == hs[i]->stage && strcmp(hs[j]->precision, hs[i]->precision))
+        for (int i = 1; i < world && !why[0]; i++) /* the ranks of one stage: one precision, one row layout */
+            for (int j = 0; j < i && !why[0]; j++) {
+                if (hs[j]->stage != hs[i]->stage) continue;
+                if (strcmp(hs[j]->precision, hs[i]->precision))
                     snprintf(why, sizeof why, "rank %d (host %s) computes stage %u in %s, rank %d (host %s) in %s: the"
                              " tensor-parallel ranks of one stage must use one precision (set --precision or"
                              " DIFFU_PRECISION alike on every rank of the stage)", i, hs[i]->hostname, hs[i]->stage,
                              hs[i]->precision, j, hs[j]->hostname, hs[j]->precision);
+                else if (hs[j]->row_panel != hs[i]->row_panel)
+                    snprintf(why, sizeof why, "rank %d (host %s) computes stage %u on row panel %u, rank %d (host %s) on"
+                             " %u: the tensor-parallel ranks of one stage sum their rows in one layout (model/forward.h,"
+                             " \"Row layout\"; another OpenBLAS build or DIFFU_ROW_PANEL setting: use one BLAS on the"
+                             " stage's hosts, or set DIFFU_ROW_PANEL alike)", i, hs[i]->hostname, hs[i]->stage,
+                             hs[i]->row_panel, j, hs[j]->hostname, hs[j]->row_panel);
+            }
         one_line(why);
         Diffu__HandshakeReply r = DIFFU__HANDSHAKE_REPLY__INIT;
         r.ok = why[0] == 0;

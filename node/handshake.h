@@ -2,9 +2,9 @@
  *
  * Every rank packs a diffu.Handshake (proto/diffu.proto, protobuf-c): protocol
  * version, build id, model fingerprint (diffu_ckpt_fingerprint), world size,
- * pp, tp, the row panel of its BLAS (diffu_row_panel: every sequence starts on
- * a multiple of it in the activations stages pass on, so all ranks must agree
- * or the rows would not line up), its own view of the layout (stage, tp rank, layers, and the hash of
+ * pp, tp, the row panel its forward uses (diffu_forward_panel, for the log
+ * only: activations travel between stages one row per token, so stages of
+ * different panels line up, model/forward.h), its own view of the layout (stage, tp rank, layers, and the hash of
  * the whole plan), hostname, pid, and the error it hit opening the model or
  * making the layout, if any. Rank 0 gathers them and compares every rank's
  * fields with its own; the first mismatch (lowest rank) becomes a one-line
@@ -16,8 +16,8 @@
  *
  * Test hook (tests only): DIFFU_DEBUG_HANDSHAKE=RANK:FIELD=VALUE makes that rank
  * claim another value, FIELD one of fingerprint (hex), build (string),
- * protocol (integer), layout (hex hash), panel (integer). It logs a warning
- * when used. (A real panel mismatch: DIFFU_ROW_PANEL=N on one rank.) */
+ * protocol (integer), layout (hex hash), panel (integer), precision. It logs
+ * a warning when used. */
 #ifndef DIFFU_HANDSHAKE_H
 #define DIFFU_HANDSHAKE_H
 

@@ -207,7 +207,7 @@ static const float *step(diffu_stage *s, const diffu_batch *b, const diffu_kv_ba
     const diffu_rank_plan *p = s->p;
     int first = p->prev_rank < 0, last = p->next_rank < 0, H = s->hidden;
     uint64_t id = s->next_id++;
-    int cur = s->cur, T = diffu_batch_rows(s->m, b); /* activations travel in the padded row layout */
+    int cur = s->cur, T = diffu_batch_tokens(b); /* activations travel compact: one row per token */
     float *x = s->x[cur];
     double t0 = diffu_now(), waited = 0;
     s->runs++;
@@ -232,10 +232,11 @@ static const float *step(diffu_stage *s, const diffu_batch *b, const diffu_kv_ba
         int nx = cur ^ 1;
         if (diffu_comm_test(s->c, s->tx[nx])) diffu_comm_recv_act(s->c, s->rx[nx], p->prev_rank, s->x[nx], s->max_tokens, H);
         waited = diffu_now() - t0;
+        diffu_batch_expand(s->m, b, x); /* into this stage's row layout (forward.h) */
     }
     if (kb) diffu_forward_layers_kv(s->m, s->kv, kb, x);
     else diffu_forward_layers(s->m, b, x);
-    if (!last) diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, T, H, id);
+    if (!last) diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, diffu_batch_compact(s->m, b, x), H, id);
     else diffu_forward_head(s->m, b, x, s->logits);
     s->cur ^= 1;
     s->t_idle += waited;
@@ -290,7 +291,7 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
     if (!first) diffu_comm_recv_act(s->c, s->rx[0], p->prev_rank, s->x[0], s->max_tokens, H);
     for (int mb = 0; mb < n; mb++) {
         const diffu_batch *b = &batches[mb];
-        int cur = mb & 1, T = diffu_batch_rows(s->m, b); /* activations travel in the padded row layout */
+        int cur = mb & 1, T = diffu_batch_tokens(b); /* activations travel compact: one row per token */
         float *x = s->x[cur];
         if (first) {
             diffu_comm_wait(s->c, s->tx[cur], NULL, NULL); /* microbatch mb-2 left this buffer */
@@ -307,10 +308,12 @@ int diffu_stage_run(diffu_stage *s, const diffu_batch *batches, int n, diffu_sta
                 diffu_comm_wait(s->c, s->tx[nx], NULL, NULL);
                 diffu_comm_recv_act(s->c, s->rx[nx], p->prev_rank, s->x[nx], s->max_tokens, H);
             }
+            diffu_batch_expand(s->m, b, x);
         }
         diffu_forward_layers(s->m, b, x);
         if (!last) {
-            diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, T, H, base + (uint64_t)mb);
+            diffu_comm_send_act(s->c, s->tx[cur], p->next_rank, x, diffu_batch_compact(s->m, b, x), H,
+                                base + (uint64_t)mb);
         } else {
             diffu_forward_head(s->m, b, x, s->logits);
             if (fn) fn(user, mb, b, s->logits, p->shard.vocab_begin, p->shard.vocab_end);

@@ -11,7 +11,8 @@
 #        timeout=R     rank R stalls 120 s; the others must give up after --comm-timeout 2
 #                      and end the job within 10 s, naming rank R
 #        panel=R:N     rank R runs with DIFFU_ROW_PANEL=N (an MPMD launch: only that rank), as
-#                      if its BLAS were another: the handshake must refuse it
+#                      if its BLAS were another: the handshake must refuse it when rank R
+#                      shares a stage with another rank (tensor parallelism)
 #        precision=R:P rank R runs with --precision P (MPMD), the others with fp32: the handshake
 #                      must refuse it when rank R shares a stage with another rank
 # FAIL_CMD=generate (environment): run `diffu generate` (3 prompts, 64 new tokens) instead of

@@ -15,8 +15,9 @@
 #                      hosts whose BLAS differ: host 1 runs with DIFFU_ROW_PANEL=12, host 2
 #                      with 32 (what OPENBLAS_CORETYPE=Haswell and the detected Cooperlake
 #                      kernels give on this machine); the job must either give logits
-#                      within 1e-4 x scale of the single process or refuse cleanly at the
-#                      handshake (exit 1, "handshake refused") — never die on an
+#                      within 1e-4 x scale of the single process (pp2: activations travel
+#                      one row per token, each stage on its own panel) or refuse cleanly at
+#                      the handshake (tp2: exit 1, "handshake refused") — never die on an
 #                      assertion, an MPI error or a timeout
 #     generate_pp2     diffu generate --pp 2 at temperature 0: the same ids, token for
 #                      token, as the single process; reported as not run (no failure)
