@@ -71,7 +71,9 @@ typedef struct {
     diffu_engine *e;
     int n_seq;        /* sequences: the prompts' (j.n_d) or the job's samples to do */
     /* the batch job (--input / --output; rank 0) */
-    gen_jobrun *jr;
+    diffu_job *jr;
+    gen_display dsp;
+    int job_cache;    /* a request to do asks for a KV cache */
 } dctx;
 
 #define NOTHING_LEFT "every sample is already in the output"
@@ -79,7 +81,7 @@ typedef struct {
 
 static int finish(dctx *x, int rc) {
     diffu_engine_free(&x->e);
-    if (x->jr) rc = gen_job_close(&x->jr, rc);
+    rc = diffu_job_close(&x->jr, rc);
     diffu_pipeline_free(&x->pl);
     diffu_worker_free(x->w);
     diffu_stage_free(x->st);
@@ -94,13 +96,14 @@ static int finish(dctx *x, int rc) {
  * max_active policies exist at a time. 0, -1 nothing left, 1 after printing
  * the error. */
 static int job_prepare(dctx *x) {
-    int st = gen_job_open(&x->o, &x->j, &x->jr);
+    int st = gen_job_start(&x->o, &x->j, &x->dsp, &x->jr);
     if (st) return st;
     gen_job *j = &x->j;
-    int max_seq, max_new;
-    gen_job_plan(x->jr, &max_seq, &max_new);
-    gen_job_sums(x->jr, &j->sum_tokens, &j->sum_rows);
-    x->n_seq = (int)gen_job_todo(x->jr);
+    int max_seq, max_new, cache;
+    diffu_job_plan(x->jr, &max_seq, &max_new, &cache);
+    diffu_job_sums(x->jr, &j->sum_tokens, &j->sum_rows);
+    x->n_seq = (int)diffu_job_todo(x->jr);
+    x->job_cache = cache;
     j->max_seq = max_seq;
     x->o.p.max_new_tokens = max_new; /* the plan's rows per sequence */
     return 0;
@@ -136,7 +139,7 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     jp.microbatches = (uint32_t)M;
     jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->n_seq, x->j.cfg.hidden);
     jp.vocab = (uint32_t)x->j.cfg.vocab;
-    jp.kv_cache = x->o.p.cache || (x->jr && gen_job_wants_cache(x->jr)); /* (--cache, or a request's cache) */
+    jp.kv_cache = x->o.p.cache || x->job_cache; /* (--cache, or a request's cache) */
     *plen = diffu__job_plan__get_packed_size(&jp);
     *pbuf = diffu_xmalloc(*plen + 1);
     diffu__job_plan__pack(&jp, *pbuf);
@@ -276,15 +279,15 @@ int cmd_generate_dist(int argc, char **argv) {
                       (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows, (int)plan->max_seq},
             .wire = diffu_pipeline_backend(x.pl), .kv_cache = plan->kv_cache};
         if (x.jr) {
-            gen_job_engine(x.jr, &eo);
+            diffu_job_engine(x.jr, &eo);
         } else {
             eo.log_seconds = 10.0;
         }
         x.e = diffu_engine_create(&eo, x.jr ? NULL : x.j.ds, x.n_seq, &err);
         DIFFU_ASSERTF(x.e, "%s", err.msg); /* the plan was made for these sequences */
-        if (x.jr) gen_job_begin(x.jr); /* rates and ETA from here: loading excluded */
+        if (x.jr) diffu_job_begin(x.jr); /* rates and ETA from here: loading excluded */
         DIFFU_ASSERTF(!diffu_engine_run(x.e, &err), "%s", err.msg); /* (a pipeline's failures end the job) */
-        gen_job_note(x.jr); /* the summary below starts on a clean line */
+        if (x.jr) gen_display_note(&x.dsp); /* the summary below starts on a clean line */
     } else {
         code = diffu_worker_loop(x.w);
     }
@@ -299,7 +302,7 @@ int cmd_generate_dist(int argc, char **argv) {
     rc = code;
     if (rank == 0) {
         /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
-        rc = x.jr ? gen_job_rc(x.jr, x.e) : gen_report(&x.o, &x.j);
+        rc = x.jr ? gen_job_end(x.jr, &x.dsp, x.e) : gen_report(&x.o, &x.j);
         gen_timing(t_load, diffu_engine_get_stats(x.e), (long)x.n_seq * x.o.p.max_new_tokens);
     }
     diffu__job_plan__free_unpacked(plan, NULL);

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "denoise.h"
 #include "engine.h"
+#include "job.h"
 #include "tokenizer.h"
 
 typedef struct gen_opts {
@@ -42,7 +43,7 @@ typedef struct gen_opts {
     double head_rows;         /* 0: from the schedule (balance rule input) */
     int verbose;
     int dist_opts;            /* a distributed-only option was given */
-    /* the batch job (cli/generate_job.c, docs/jobs.md) */
+    /* the batch job (coordinator/job.h, docs/jobs.md) */
     const char *input, *output, *format;
     int strict;
     int allow_run_change;     /* --allow-run-change (coordinator/job_manifest.h) */
@@ -71,58 +72,26 @@ void gen_free(gen_opts *o, gen_job *j);
 /* Config, tokenizer, mask id and end ids into j / o->p (part of gen_prepare).
  * Returns 0, or 1 after printing the error. */
 int gen_setup(gen_opts *o, gen_job *j);
-/* The reply text of a finished canvas (DiffuCoder's post-processing, or the
- * cut at the --end-id tokens), appended to text. */
-void gen_reply_text(const gen_opts *o, const diffu_tokenizer *tok, const diffu_denoise *d, diffu_text *text);
-/* The batch job: --input / --output in one process (cli/generate_job.c).
- * Returns the exit status. */
+/* The batch job (--input / --output; coordinator/job.h) as both back ends
+ * run it (cli/generate_job.c). */
+typedef struct gen_display {
+    const char *output;
+    int tty, drawn;     /* stderr is a terminal; the bar is on screen */
+    double t_last;      /* the last redraw */
+} gen_display;
+/* The progress display the job calls (diffu_job_opts.note / .progress). */
+void gen_display_init(gen_display *d, const char *output);
+void gen_display_note(void *user);   /* before another line on stderr: erase the bar (NULL ok) */
+void gen_display_progress(void *user, const diffu_job_progress *p, int final);
+/* Signals, gen_setup into j, then diffu_job_open with the command line's
+ * options and the display dsp. 0 (*job: work to do), -1 (nothing left: exit
+ * 0), or 1 after printing the error. */
+int gen_job_start(gen_opts *o, gen_job *j, gen_display *dsp, diffu_job **job);
+/* After the engine's run: the job's error, if any, printed; the exit status
+ * (diffu_job_rc). Close with diffu_job_close. */
+int gen_job_end(const diffu_job *job, gen_display *dsp, const diffu_engine *e);
+/* The batch job in one process (the local backend). Returns the exit status. */
 int gen_run_job(gen_opts *o);
-
-/* The batch job's pieces, shared by both back ends (cli/generate_job.c). */
-typedef struct gen_jobrun gen_jobrun;
-/* Setup (gen_setup into j), requests, rejects, the output (resumed); the
- * samples left to do. Returns 0 (work to do), -1 (nothing left: exit 0), or
- * 1 after printing the error. */
-int gen_job_open(gen_opts *o, gen_job *j, gen_jobrun **jr);
-long gen_job_todo(const gen_jobrun *jr);
-/* Longest canvas and largest max_new_tokens over the samples to do. */
-void gen_job_plan(const gen_jobrun *jr, int *max_seq, int *max_new);
-/* 1 when a request to do asks for a KV cache (its cache, or --cache, not none). */
-int gen_job_wants_cache(const gen_jobrun *jr);
-/* Over the samples to do: canvas tokens (prompt + max_new_tokens) and
- * generated positions (the stage balance's lm_head-rows estimate). */
-void gen_job_sums(const gen_jobrun *jr, long *sum_tokens, long *sum_rows);
-/* The policy of sample k (0 .. todo-1). NULL after printing the error. */
-diffu_denoise *gen_job_make(gen_jobrun *jr, long k);
-/* Sample k has finished (d): write its record; progress on stderr now and
- * then. 0, or 1 after printing the error. */
-int gen_job_finish(gen_jobrun *jr, long k, const diffu_denoise *d, double t0);
-/* The run starts now (after loading): elapsed, rates and the ETA count from
- * here. */
-void gen_job_begin(gen_jobrun *jr);
-/* After a step: the sequence-forwards and the positions unmasked so far in
- * this run (tokens/s and the ETA before samples finish); redraws the progress
- * when it is time. */
-void gen_job_tick(gen_jobrun *jr, long forwards, long committed);
-/* The in-flight checkpoint when --checkpoint-every seconds have passed (also done by gen_job_tick);
- * call it as often as a checkpoint may be wanted. */
-void gen_job_checkpoint_maybe(gen_jobrun *jr);
-/* Per-stage utilization (busy / elapsed, < 0 unknown) shown by the progress. */
-void gen_job_set_util(gen_jobrun *jr, int n_stages, const double *util);
-/* Before printing another message on stderr: erase the in-place bar (NULL ok). */
-void gen_job_note(gen_jobrun *jr);
-/* A signal asked the job to stop (installed by gen_job_open). */
-int gen_job_stopping(void);
-/* The job's samples as the engine's sequences: eo's make / finished (the
- * record, then the policy freed) / stop (signals) / tick (progress) hooks;
- * create the engine with n = gen_job_todo and no sequences. */
-void gen_job_engine(gen_jobrun *jr, diffu_engine_opts *eo);
-/* After the run: 1 when a signal, a failed write or a failed make stopped it
- * before every sample was written, else 0. */
-int gen_job_rc(const gen_jobrun *jr, const diffu_engine *e);
-/* Final progress line, the resume hint when rc != 0, close; returns rc (1 if
- * closing the output failed). */
-int gen_job_close(gen_jobrun **jr, int rc);
 
 /* The [timing] line on stderr (both back ends). */
 /* The local backend's work (rows through the forward, FLOPs) per generated token, one "[timing] work:" line

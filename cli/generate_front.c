@@ -342,29 +342,12 @@ int gen_prepare(gen_opts *o, gen_job *j) {
 
 /* ------------------------------------------------------------ report */
 
-void gen_reply_text(const gen_opts *o, const diffu_tokenizer *tok, const diffu_denoise *d, diffu_text *text) {
-    const diffu_denoise_params *p = &o->p;
+/* The reply text of a finished canvas (DiffuCoder's post-processing, or the cut at the --end-id tokens). */
+static void gen_reply_text(const gen_opts *o, const diffu_tokenizer *tok, const diffu_denoise *d, diffu_text *text) {
     int len, L = diffu_denoise_prompt_len(d);
     const int32_t *cv = diffu_denoise_canvas(d, &len);
-    if (!o->n_end_cli) {
-        /* DiffuCoder's post-processing (model/chat.h): cut at the first <|endoftext|> /
-         * <|dlm_pad|>, drop a trailing <|im_end|> */
-        diffu_chat_reply(tok, cv + L, (size_t)(len - L), text);
-        return;
-    }
-    /* the same with the --end-id tokens */
-    int n = diffu_denoise_answer_len(d);
-    if (n > 0) {
-        int32_t last = cv[L + n - 1];
-        for (int e = 0; e < p->n_end; e++)
-            if (last == p->end_ids[e]) {
-                n--;
-                break;
-            }
-    }
-    int32_t im_end = diffu_tokenizer_special(tok)->im_end;
-    if (n > 0 && im_end >= 0 && cv[L + n - 1] == im_end) n--;
-    diffu_tokenizer_decode(tok, cv + L, (size_t)n, 0, text);
+    diffu_chat_reply_ids(tok, cv + L, (size_t)(len - L), (size_t)diffu_denoise_answer_len(d), o->p.end_ids,
+                         o->n_end_cli ? o->p.n_end : 0, text);
 }
 
 int gen_report(const gen_opts *o, const gen_job *j) {

@@ -88,7 +88,7 @@ int diffu_jobman_path(const char *output, char *buf, size_t cap);
 int diffu_jobman_check(const char *output, const diffu_jobman_ident *id, long records, int allow_change, char *note,
                        size_t note_cap, diffu_err *err);
 
-/* ---- the batch job's hook (cli: gen_job_open) --------------------------- */
+/* ---- the batch job's hook (coordinator/job.c: diffu_job_open) --------------------------- */
 
 /* This run's identity: the model's fingerprint (opens its checkpoint's
  * headers), the input's, the settings, the record fragment. Owns its strings.

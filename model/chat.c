@@ -88,3 +88,21 @@ void diffu_chat_reply(const diffu_tokenizer *tok, const int32_t *ids, size_t n, 
     diffu_text_append(out, t.data ? t.data : "", len);
     diffu_text_free(&t);
 }
+
+void diffu_chat_reply_ids(const diffu_tokenizer *tok, const int32_t *gen, size_t n_gen, size_t n_answer,
+                          const int32_t *end_ids, int n_end, diffu_text *out) {
+    if (!n_end) {
+        diffu_chat_reply(tok, gen, n_gen, out);
+        return;
+    }
+    size_t n = n_answer;
+    if (n > 0)
+        for (int e = 0; e < n_end; e++)
+            if (gen[n - 1] == end_ids[e]) {
+                n--;
+                break;
+            }
+    int32_t im_end = diffu_tokenizer_special(tok)->im_end;
+    if (n > 0 && im_end >= 0 && gen[n - 1] == im_end) n--;
+    diffu_tokenizer_decode(tok, gen, n, 0, out);
+}

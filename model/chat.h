@@ -43,4 +43,11 @@ int diffu_chat_prompt_ids(const diffu_tokenizer *tok, const char *system, const 
  * "<|im_end|>". */
 void diffu_chat_reply(const diffu_tokenizer *tok, const int32_t *ids, size_t n, diffu_text *out);
 
+/* The reply of a generation, appended to out: with no end tokens (n_end 0)
+ * diffu_chat_reply of all n_gen generated ids; else the first n_answer ids
+ * (the answer up to and including its end token) without a last token in
+ * end_ids and then a trailing <|im_end|>, decoded (`--end-id`). */
+void diffu_chat_reply_ids(const diffu_tokenizer *tok, const int32_t *gen, size_t n_gen, size_t n_answer,
+                          const int32_t *end_ids, int n_end, diffu_text *out);
+
 #endif
