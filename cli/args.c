@@ -2,9 +2,11 @@
 #include "args.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "log.h"
@@ -63,16 +65,19 @@ int arg_size(const char *cmd, const char *opt, const char *s, uint64_t *out) {
     return 0;
 }
 
-int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n) {
+int arg_int_list(const char *cmd, const char *opt, const char *s, long lo, long hi, int **out, int *n) {
     int cap = 8, k = 0;
     int *v = diffu_xmalloc((size_t)cap * sizeof *v);
     const char *p = s;
     while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
         char *end;
         errno = 0;
         long x = strtol(p, &end, 10);
-        if (errno || end == p || x < 1 || x > (1 << 30) || (*end && *end != ',')) {
-            fprintf(stderr, "diffu %s: %s: '%s' is not a comma-separated list of positive integers\n", cmd, opt, s);
+        while (end != p && (*end == ' ' || *end == '\t')) end++;
+        if (errno || end == p || x < lo || x > hi || (*end && *end != ',')) {
+            fprintf(stderr, "diffu %s: %s: '%s' is not a comma-separated list of integers in [%ld, %ld]\n", cmd, opt, s,
+                    lo, hi);
             free(v);
             return -1;
         }
@@ -168,6 +173,33 @@ int arg_genparam(const char *cmd, int row, const char *s, diffu_denoise_params *
         *n_samples = v;
     } else {
         diffu_genparam_set_int(g, p, v);
+    }
+    return 0;
+}
+
+int arg_quiet_stderr(int quiet) {
+    if (!quiet) return -1;
+    fflush(stderr);
+    int dn = open("/dev/null", O_WRONLY), saved = dup(STDERR_FILENO);
+    if (dn >= 0) {
+        dup2(dn, STDERR_FILENO);
+        close(dn);
+    }
+    return saved;
+}
+
+void arg_restore_stderr(int saved) {
+    if (saved < 0) return;
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+}
+
+int arg_launcher_rank(void) {
+    const char *v[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = getenv(v[i]);
+        if (e && *e) return atoi(e);
     }
     return 0;
 }

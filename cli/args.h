@@ -22,8 +22,15 @@ void arg_unescape(char *dst, const char *src);
  * $DIFFU_PRECISION (model/gemm.h), so every command and every rank under
  * mpirun resolves it the same way. */
 int arg_precision(const char *cmd, const char *s);
-/* Comma-separated list of positive ints; *out malloc'd. */
-int arg_int_list(const char *cmd, const char *opt, const char *s, int **out, int *n);
+/* Ranks > 0 of a job parse the same command line as rank 0; its errors are
+ * printed once: arg_quiet_stderr(1) points fd 2 at /dev/null and returns the
+ * saved descriptor (-1 when quiet is 0), arg_restore_stderr puts it back. */
+int arg_quiet_stderr(int quiet);
+/* The rank the launcher (Open MPI, PMIx, PMI) announces before MPI is up (0 when none). */
+int arg_launcher_rank(void);
+void arg_restore_stderr(int saved);
+/* Comma-separated list of ints in [lo, hi] (blanks around them allowed); *out malloc'd. */
+int arg_int_list(const char *cmd, const char *opt, const char *s, long lo, long hi, int **out, int *n);
 
 /* The generation parameters (coordinator/genparam.h, one table for every
  * command, the job input and the records) on a command line:

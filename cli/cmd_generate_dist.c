@@ -4,25 +4,25 @@
  *   1. every rank parses the same command line; rank 0 tokenizes the prompts
  *      and makes one denoising policy per (prompt, sample) (cli/generate.h);
  *   2. rank 0 broadcasts the JobPlan (capacities of one microbatch, state
- *      slots, the balance input); every rank makes the same layout from it and
- *      the handshake refuses mismatched ranks BEFORE anything loads;
- *   3. every rank loads only its slices (node/stage.h) and starts a worker
- *      (node/worker.h);
- *   4. rank 0 runs the coordinator's loop (coordinator/engine.h) over the
+ *      slots, the balance input); every rank makes the same layout from it,
+ *      the handshake refuses mismatched ranks BEFORE anything loads, and every
+ *      rank loads only its slices and starts a worker (node/runtime.h
+ *      diffu_runtime_start);
+ *   3. rank 0 runs the coordinator's loop (coordinator/engine.h) over the
  *      pipeline backend (node/pipeline.h: every rank its Control, rank 0's own
  *      stage-0 work, the StepResults from the last stage); the other ranks
  *      execute Controls until the Shutdown;
- *   5. every rank reports where its time and bytes went (RankStats); rank 0
+ *   4. every rank reports where its time and bytes went (RankStats); rank 0
  *      prints the per-stage summary and the results (as the single process).
  * MPI_THREAD_FUNNELED: MPI from the main thread only; the model's pool threads
  * compute. Exit status: 0; 1 user error or refused layout (one line from rank
  * 0); 2 usage; 3/4/5 and 128 + signal as in docs/distributed.md. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "comm.h"
 #include "commands.h"
 #include "diffu.pb-c.h"
@@ -41,32 +41,11 @@
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-/* lm_head rows per token, averaged over a sequence's steps: what the last
- * stage's head costs relative to a layer (node/layout.h's balance input).
- * Dream's schedules ask for every masked position (the count falls about
- * linearly: G/2 on average), blocks for the current block's (B/2), origin
- * only for the positions it commits (G/steps). The sampler on the same rows
- * costs about as much as 390 more hidden dimensions of lm_head (measured on
- * the Qwen2.5-0.5B shape, one thread: 1.06 ms vs 2.45 ms per row at hidden
- * 896, i.e. 0.43 of lm_head; at DiffuCoder's hidden 3584 it is ~0.1). */
-static double head_rows_estimate(const gen_opts *o, const gen_job *j, int n_seq, int hidden) {
-    const diffu_denoise_params *p = &o->p;
-    double G = p->max_new_tokens, rows;
-    if (p->block_length > 0) rows = p->block_length / 2.0;
-    else if (p->alg == DIFFU_ALG_ORIGIN && p->threshold <= 0 && p->factor <= 0) rows = G / (p->steps > 0 ? p->steps : 1);
-    else rows = G / 2.0;
-    double tokens = (double)j->sum_tokens / (n_seq > 0 ? n_seq : 1);
-    double f = rows / tokens * (1.0 + 390.0 / (hidden > 0 ? hidden : 896));
-    return f > 1.0 ? 1.0 : f < 1e-3 ? 1e-3 : f;
-}
-
 typedef struct {
     gen_opts o;
     gen_job j;
     diffu_comm *c;
-    diffu_layout *l;
-    diffu_stage *st;
-    diffu_worker *w;
+    diffu_runtime_stages rt; /* layout, this rank's shard and worker */
     diffu_pipeline *pl;
     diffu_engine *e;
     int n_seq;        /* sequences: the prompts' (j.n_d) or the job's samples to do */
@@ -83,9 +62,7 @@ static int finish(dctx *x, int rc) {
     diffu_engine_free(&x->e);
     rc = diffu_job_close(&x->jr, rc);
     diffu_pipeline_free(&x->pl);
-    diffu_worker_free(x->w);
-    diffu_stage_free(x->st);
-    diffu_layout_free(x->l);
+    diffu_runtime_stages_free(&x->rt);
     if (x->c) diffu_comm_finalize(x->c);
     gen_free(&x->o, &x->j);
     return rc;
@@ -137,7 +114,8 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     jp.mb_max_rows = (uint32_t)(per * x->o.p.max_new_tokens);
     jp.max_active = (uint32_t)active;
     jp.microbatches = (uint32_t)M;
-    jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : head_rows_estimate(&x->o, &x->j, x->n_seq, x->j.cfg.hidden);
+    double mean_tokens = (double)x->j.sum_tokens / (x->n_seq > 0 ? x->n_seq : 1);
+    jp.head_row_frac = x->o.head_rows > 0 ? x->o.head_rows : diffu_denoise_head_rows(&x->o.p, mean_tokens, x->j.cfg.hidden);
     jp.vocab = (uint32_t)x->j.cfg.vocab;
     jp.kv_cache = x->o.p.cache || x->job_cache; /* (--cache, or a request's cache) */
     *plen = diffu__job_plan__get_packed_size(&jp);
@@ -146,29 +124,10 @@ static int make_plan(dctx *x, int pp, int tp, int world, uint8_t **pbuf, size_t 
     return 0;
 }
 
-/* This rank's shard (node/stage.h) and worker, sized by the plan. 0, or -1
- * with err (local: the caller agrees with the other ranks). */
-static int load_stage(dctx *x, const Diffu__JobPlan *plan, int threads, diffu_err *err) {
-    diffu_model_opts mo;
-    diffu_model_opts_default(&mo);
-    mo.max_tokens = (int)plan->mb_max_tokens;
-    mo.max_seq = (int)plan->max_seq;
-    mo.max_rows = (int)plan->mb_max_rows;
-    mo.max_seqs = (int)plan->mb_max_seqs;
-    mo.threads = threads;
-    mo.f32_weights = x->o.f32;
-    mo.quiet = !x->o.verbose;
-    if (diffu_stage_init(x->c, x->l, x->o.model, &mo, &x->st, err)) return -1;
-    diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
-                            (int)plan->mb_max_tokens, (int)plan->mb_max_rows, plan->kv_cache};
-    x->w = diffu_worker_create(x->c, x->st, &wp, err);
-    return x->w ? 0 : -1;
-}
-
 int cmd_generate_dist(int argc, char **argv) {
     dctx x;
     memset(&x, 0, sizeof x);
-    int lrank = gen_launcher_rank();
+    int lrank = arg_launcher_rank();
     int rc = gen_parse(argc, argv, &x.o, lrank != 0);
     if (rc) {
         gen_free(&x.o, NULL);
@@ -221,29 +180,21 @@ int cmd_generate_dist(int argc, char **argv) {
     free(pbuf);
     DIFFU_ASSERTF(plan, "rank 0's job plan does not parse");
 
-    /* 2. fingerprint + layout, then the handshake (a local failure travels in it) */
-    diffu_layout_opts lo;
-    diffu_layout_opts_default(&lo);
-    lo.max_tokens = (int)plan->mb_max_tokens;
-    lo.max_seq = (int)plan->max_seq;
-    lo.max_rows = (int)plan->mb_max_rows;
-    lo.threads = threads;
-    lo.head_row_frac = plan->head_row_frac;
-    lo.cache_slots = plan->kv_cache ? (int)plan->max_active : 0; /* counted in the memory check below */
-    lo.cache_ctx = (int)plan->max_seq;
-    diffu_runtime_opts ro = {x.o.model, pp, tp, x.o.pp, x.o.tp, threads, plan->vocab, &lo};
-    if (diffu_runtime_join(c, &ro, &x.l, &err)) {
+    /* 2. layout + handshake, the memory check, this rank's shard and worker (node/runtime.h) */
+    diffu_runtime_start_opts so = {x.o.model, pp, tp, x.o.pp, x.o.tp, threads, x.o.f32, x.o.verbose};
+    if (diffu_runtime_start(c, plan, &so, &x.rt, &err)) {
         if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         diffu__job_plan__free_unpacked(plan, NULL);
         return finish(&x, 1);
     }
-    int P = diffu_layout_pp(x.l), T = diffu_layout_tp(x.l);
+    diffu_layout *l = x.rt.l;
+    int P = diffu_layout_pp(l), T = diffu_layout_tp(l);
     if (rank == 0) {
         int b, e;
         char stages[512] = "";
         size_t used = 0;
         for (int s = 0; s < P && used + 32 < sizeof stages; s++) {
-            diffu_layout_stage_layers(x.l, s, &b, &e);
+            diffu_layout_stage_layers(l, s, &b, &e);
             used += (size_t)snprintf(stages + used, sizeof stages - used, "%s[%d,%d)", s ? " " : "", b, e);
         }
         DLOG_INFO("generate: %d sequence(s) on %d stage(s) x %d tp rank(s), stage layers %s (+head on the last; balance"
@@ -251,29 +202,12 @@ int cmd_generate_dist(int argc, char **argv) {
                   " once, phase spread %d", x.n_seq, P, T, stages, plan->head_row_frac, plan->microbatches,
                   plan->mb_max_seqs, plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1));
     }
-
-    /* 3. this rank's shard and worker */
-    rc = diffu_stage_check_memory(c, x.l, &err); /* before loading: refused with the numbers */
-    if (diffu_comm_agree(c, rc, err.msg, &err)) {
-        if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-        diffu__job_plan__free_unpacked(plan, NULL);
-        return finish(&x, 1);
-    }
-    double t_load = diffu_now();
-    rc = load_stage(&x, plan, threads, &err);
-    if (diffu_comm_agree(c, rc, err.msg, &err)) {
-        if (rank == 0) fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-        diffu__job_plan__free_unpacked(plan, NULL);
-        return finish(&x, 1);
-    }
-    t_load = diffu_now() - t_load;
-    diffu_stage_log_memory(x.st);
     diffu_comm_reset_stats(c);
 
-    /* 4. the run: rank 0 the engine over the pipeline, the others their worker */
+    /* 3. the run: rank 0 the engine over the pipeline, the others their worker */
     int code = 0;
     if (rank == 0) {
-        x.pl = diffu_pipeline_create(c, x.l, x.w, (int)plan->microbatches);
+        x.pl = diffu_pipeline_create(c, l, x.rt.w, (int)plan->microbatches);
         diffu_engine_opts eo = {
             .sched = {(int)plan->microbatches, (int)plan->max_active, x.o.spread ? x.o.spread : (P > 1 ? 4 : 1),
                       (int)plan->mb_max_seqs, (int)plan->mb_max_tokens, (int)plan->mb_max_rows, (int)plan->max_seq},
@@ -289,21 +223,21 @@ int cmd_generate_dist(int argc, char **argv) {
         DIFFU_ASSERTF(!diffu_engine_run(x.e, &err), "%s", err.msg); /* (a pipeline's failures end the job) */
         if (x.jr) gen_display_note(&x.dsp); /* the summary below starts on a clean line */
     } else {
-        code = diffu_worker_loop(x.w);
+        code = diffu_worker_loop(x.rt.w);
     }
 
-    /* 5. where the time and bytes went */
+    /* 4. where the time and bytes went */
     diffu_runtime_run run = {0, 0, 0, 0, 0};
     if (rank == 0) {
         const diffu_engine_stats *es = diffu_engine_get_stats(x.e);
         run = (diffu_runtime_run){es->wall, es->coord, es->wait, es->sched.microbatches, es->sched.seq_steps};
     }
-    diffu_runtime_report(c, x.l, x.w, &run);
+    diffu_runtime_report(c, l, x.rt.w, &run);
     rc = code;
     if (rank == 0) {
         /* results: stdout, --out, per-sample lines, then timing (the batch job wrote them as they finished) */
         rc = x.jr ? gen_job_end(x.jr, &x.dsp, x.e) : gen_report(&x.o, &x.j);
-        gen_timing(t_load, diffu_engine_get_stats(x.e), (long)x.n_seq * x.o.p.max_new_tokens);
+        gen_timing(x.rt.t_load, diffu_engine_get_stats(x.e), (long)x.n_seq * x.o.p.max_new_tokens);
     }
     diffu__job_plan__free_unpacked(plan, NULL);
     if (diffu_comm_agree(c, rc, "writing the results failed", &err)) rc = 1;

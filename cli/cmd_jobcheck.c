@@ -78,6 +78,45 @@ static int do_repair(const char *path, int dry) {
     return 0;
 }
 
+/* The rejects (stderr, and the rejects file), then one line per accepted
+ * request on stdout and the summary. 0, or 1 after printing the error (a
+ * strict refusal included). */
+static int report(diffu_jobin *in, const char *input, const char *rejects, int strict, long long max_prob) {
+    diffu_err err;
+    int nrej = diffu_jobin_n_rejects(in), nreq = diffu_jobin_count(in);
+    if (rejects && diffu_jobin_write_rejects(in, rejects, &err)) {
+        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
+        return 1;
+    }
+    if (strict && nrej)
+        fprintf(stderr, "diffu " CMD ": error: %s: %d bad line%s; --strict refuses the whole file:\n", input, nrej,
+                nrej > 1 ? "s" : "");
+    diffu_jobin_list_rejects(in, stderr, (long)max_prob, rejects);
+    if (strict && nrej) return 1;
+
+    diffu_text t = {0};
+    for (int i = 0; i < nreq; i++) {
+        t.len = 0;
+        diffu_jobin_describe(diffu_jobin_get(in, i), &t);
+        fwrite(t.data, 1, t.len, stdout);
+        fputc('\n', stdout);
+    }
+    diffu_text_free(&t);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "diffu " CMD ": error: writing stdout: %s\n", strerror(errno));
+        return 1;
+    }
+    const diffu_jobin_stats *st = diffu_jobin_get_stats(in);
+    fprintf(stderr, "[diffu] %s: %d request%s accepted (%ld sample%s), %d rejected", input, nreq, nreq == 1 ? "" : "s",
+            st->samples, st->samples == 1 ? "" : "s", nrej);
+    if (st->blank) fprintf(stderr, ", %d blank line%s skipped", st->blank, st->blank > 1 ? "s" : "");
+    if (st->crlf) fprintf(stderr, ", CRLF line endings");
+    if (st->bom) fprintf(stderr, ", UTF-8 BOM skipped");
+    if (st->gz) fprintf(stderr, ", gzip");
+    fputc('\n', stderr);
+    return 0;
+}
+
 int cmd_jobcheck(int argc, char **argv) {
     enum {
         O_INPUT = 1, O_STRICT, O_REJECTS, O_MAXCTX, O_MODEL, O_MAXPROB, O_MAXLINE, O_SYSTEM, O_PREFILL,
@@ -173,44 +212,7 @@ int cmd_jobcheck(int argc, char **argv) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
     }
-    int nrej = diffu_jobin_n_rejects(in), nreq = diffu_jobin_count(in);
-    if (rejects && diffu_jobin_write_rejects(in, rejects, &err)) {
-        fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
-        goto out;
-    }
-    if (strict && nrej)
-        fprintf(stderr, "diffu " CMD ": error: %s: %d bad line%s; --strict refuses the whole file:\n", input, nrej,
-                nrej > 1 ? "s" : "");
-    char line[2048];
-    for (int i = 0; i < nrej && i < max_prob; i++) {
-        diffu_jobin_format_reject(in, i, line, sizeof line);
-        fprintf(stderr, "%s\n", line);
-    }
-    if (nrej > max_prob)
-        fprintf(stderr, "... and %lld more%s%s\n", nrej - max_prob, rejects ? " in " : "", rejects ? rejects : "");
-    if (strict && nrej) goto out;
-
-    diffu_text t = {0};
-    for (int i = 0; i < nreq; i++) {
-        t.len = 0;
-        diffu_jobin_describe(diffu_jobin_get(in, i), &t);
-        fwrite(t.data, 1, t.len, stdout);
-        fputc('\n', stdout);
-    }
-    diffu_text_free(&t);
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "diffu " CMD ": error: writing stdout: %s\n", strerror(errno));
-        goto out;
-    }
-    const diffu_jobin_stats *st = diffu_jobin_get_stats(in);
-    fprintf(stderr, "[diffu] %s: %d request%s accepted (%ld sample%s), %d rejected", input, nreq, nreq == 1 ? "" : "s",
-            st->samples, st->samples == 1 ? "" : "s", nrej);
-    if (st->blank) fprintf(stderr, ", %d blank line%s skipped", st->blank, st->blank > 1 ? "s" : "");
-    if (st->crlf) fprintf(stderr, ", CRLF line endings");
-    if (st->bom) fprintf(stderr, ", UTF-8 BOM skipped");
-    if (st->gz) fprintf(stderr, ", gzip");
-    fputc('\n', stderr);
-    rc = 0;
+    rc = report(in, input, rejects, strict, max_prob);
 out:
     diffu_jobin_free(&in);
     diffu_tokenizer_free(&tok);

@@ -74,7 +74,7 @@ int cmd_logits(int argc, char **argv) {
     }
     int *lens = NULL, n_seq = 1;
     if (lengths) {
-        if (arg_int_list("logits", "--lengths", lengths, &lens, &n_seq)) {
+        if (arg_int_list("logits", "--lengths", lengths, 1, 1 << 30, &lens, &n_seq)) {
             free(ids);
             return 2;
         }

@@ -2,12 +2,10 @@
  * the run is node/logits_dist.h. Exit status: 0, 1 (user error, printed once by
  * rank 0), 2 (usage). */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -22,16 +20,6 @@ static void usage(FILE *f) {
             "  groups that follow each other through the pipeline (default 1). --comm-timeout S: a rank that\n"
             "  waits longer than S seconds for a peer ends the job (default 300, env DIFFU_COMM_TIMEOUT).\n"
             "  --verbose prints every rank's memory plan.\n");
-}
-
-/* Rank as the launcher announces it, before MPI is up (to print usage errors once). */
-static int launcher_rank(void) {
-    const char *v[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
-    for (int i = 0; i < 3; i++) {
-        const char *e = getenv(v[i]);
-        if (e && *e) return atoi(e);
-    }
-    return 0;
 }
 
 typedef struct {
@@ -52,15 +40,7 @@ static int parse(int argc, char **argv, dopts *o) {
     long long v;
     double d;
     /* arg_* and getopt print their errors; once per job is enough: silence fd 2 on ranks > 0 */
-    int quiet = launcher_rank() != 0, saved = -1;
-    if (quiet) {
-        int dn = open("/dev/null", O_WRONLY);
-        saved = dup(STDERR_FILENO);
-        if (dn >= 0) {
-            dup2(dn, STDERR_FILENO);
-            close(dn);
-        }
-    }
+    int quiet = arg_launcher_rank() != 0, saved = arg_quiet_stderr(quiet);
     int rc = 0, c;
     optind = 1;
     opterr = !quiet;
@@ -72,7 +52,7 @@ static int parse(int argc, char **argv, dopts *o) {
         case 'l':
             free(o->lengths);
             o->lengths = NULL;
-            if (arg_int_list("logits", "--lengths", optarg, &o->lengths, &o->n_lengths)) rc = 2;
+            if (arg_int_list("logits", "--lengths", optarg, 1, 1 << 30, &o->lengths, &o->n_lengths)) rc = 2;
             break;
         case 'j': if (arg_int("logits", "--threads", optarg, 1, 1024, &v)) rc = 2; else o->threads = (int)v; break;
         case 'f': o->f32 = 1; break;
@@ -91,10 +71,7 @@ static int parse(int argc, char **argv, dopts *o) {
         rc = 2;
     }
     if (rc > 0) usage(stderr);
-    if (quiet && saved >= 0) {
-        dup2(saved, STDERR_FILENO);
-        close(saved);
-    }
+    arg_restore_stderr(saved);
     return rc;
 }
 
@@ -102,7 +79,7 @@ int cmd_logits_dist(int argc, char **argv) {
     dopts o;
     int prc = parse(argc, argv, &o);
     if (prc < 0) {
-        if (launcher_rank() == 0) usage(stdout);
+        if (arg_launcher_rank() == 0) usage(stdout);
         return 0;
     }
     if (prc) return prc;

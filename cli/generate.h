@@ -102,8 +102,6 @@ void gen_timing(double t_load, const diffu_engine_stats *st, long gen_tokens);
 /* Does this command line ask for the distributed back end? (--pp / --tp, or
  * launched by mpirun with more than one rank.) */
 int gen_wants_dist(int argc, char **argv);
-/* The rank the launcher announces before MPI is up (0 when none). */
-int gen_launcher_rank(void);
 
 int cmd_generate_dist(int argc, char **argv);
 

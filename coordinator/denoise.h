@@ -162,6 +162,11 @@ int diffu_denoise_stopped_early(const diffu_denoise *d);
 /* Number of generated positions up to and including the first end token
  * (all of them when there is none). */
 int diffu_denoise_answer_len(const diffu_denoise *d);
+/* lm_head rows per canvas token, averaged over a sequence's steps, plus the
+ * sampler's cost on those rows: what the last stage's head costs relative to
+ * a layer (node/layout.h's balance input), for parameters p, canvases of
+ * mean_tokens tokens and a model of this hidden size. In (0, 1]. */
+double diffu_denoise_head_rows(const diffu_denoise_params *p, double mean_tokens, int hidden);
 uint32_t diffu_denoise_request(const diffu_denoise *d);
 uint32_t diffu_denoise_sample(const diffu_denoise *d);
 void diffu_denoise_arness(const diffu_denoise *d, diffu_arness *out);

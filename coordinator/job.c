@@ -108,12 +108,7 @@ static int read_input(diffu_job *j, diffu_err *err) {
     snprintf(rej_path, sizeof rej_path, "%s.rejects.jsonl", o->output);
     if (diffu_jobin_write_rejects(j->in, rej_path, err)) return -1;
     if (nrej) {
-        char line[2048];
-        for (int i = 0; i < nrej && i < REJECTS_SHOWN; i++) {
-            diffu_jobin_format_reject(j->in, i, line, sizeof line);
-            fprintf(stderr, "%s\n", line);
-        }
-        if (nrej > REJECTS_SHOWN) fprintf(stderr, "... and %d more in %s\n", nrej - REJECTS_SHOWN, rej_path);
+        diffu_jobin_list_rejects(j->in, stderr, REJECTS_SHOWN, rej_path);
         if (o->strict)
             return diffu_err_set(err, "%s: %d bad line%s; --strict refuses the whole file (listed above)", o->input,
                                  nrej, nrej > 1 ? "s" : "");

@@ -867,6 +867,15 @@ int diffu_jobin_format_reject(const diffu_jobin *in, int i, char *buf, size_t ca
     return snprintf(buf, cap, "%s:%d: %s", in->path, r->line, r->reason);
 }
 
+void diffu_jobin_list_rejects(const diffu_jobin *in, FILE *f, long max, const char *more_in) {
+    char line[2048];
+    for (int i = 0; i < in->n_rej && i < max; i++) {
+        diffu_jobin_format_reject(in, i, line, sizeof line);
+        fprintf(f, "%s\n", line);
+    }
+    if (in->n_rej > max) fprintf(f, "... and %ld more%s%s\n", in->n_rej - max, more_in ? " in " : "", more_in ? more_in : "");
+}
+
 int diffu_jobin_write_rejects(const diffu_jobin *in, const char *path, diffu_err *err) {
     if (in->n_rej == 0) {
         struct stat st; /* (unlink reports EROFS on a read-only filesystem even when there is nothing to remove) */

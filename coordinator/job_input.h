@@ -61,6 +61,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "denoise.h"
 #include "log.h"
@@ -152,6 +153,9 @@ int diffu_jobin_n_rejects(const diffu_jobin *in);
 const diffu_jobin_reject *diffu_jobin_get_reject(const diffu_jobin *in, int i);
 /* "PATH:LINE: reason" into buf (snprintf semantics). */
 int diffu_jobin_format_reject(const diffu_jobin *in, int i, char *buf, size_t cap);
+/* The first max rejects on f, one formatted line each, then "... and N more"
+ * (+ " in MORE_IN" when more_in is not NULL). */
+void diffu_jobin_list_rejects(const diffu_jobin *in, FILE *f, long max, const char *more_in);
 
 /* Write the rejects as JSONL to path, replacing it atomically (temporary file
  * + rename): {"file", "line", "field", "id", "reason", "raw"} per reject; a raw

@@ -37,6 +37,54 @@ int diffu_runtime_join(diffu_comm *c, const diffu_runtime_opts *o, diffu_layout 
     return 0;
 }
 
+int diffu_runtime_start(diffu_comm *c, const Diffu__JobPlan *plan, const diffu_runtime_start_opts *o,
+                        diffu_runtime_stages *out, diffu_err *err) {
+    memset(out, 0, sizeof *out);
+    diffu_layout_opts lo;
+    diffu_layout_opts_default(&lo);
+    lo.max_tokens = (int)plan->mb_max_tokens;
+    lo.max_seq = (int)plan->max_seq;
+    lo.max_rows = (int)plan->mb_max_rows;
+    lo.threads = o->threads;
+    lo.head_row_frac = plan->head_row_frac;
+    lo.cache_slots = plan->kv_cache ? (int)plan->max_active : 0; /* counted in the memory check below */
+    lo.cache_ctx = (int)plan->max_seq;
+    diffu_runtime_opts ro = {o->model, o->pp, o->tp, o->pp_given, o->tp_given, o->threads, plan->vocab, &lo};
+    if (diffu_runtime_join(c, &ro, &out->l, err)) return -1;
+    int rc = diffu_stage_check_memory(c, out->l, err); /* before loading: refused with the numbers */
+    if (diffu_comm_agree(c, rc, err->msg, err)) goto fail;
+    double t = diffu_now();
+    diffu_model_opts mo;
+    diffu_model_opts_default(&mo);
+    mo.max_tokens = (int)plan->mb_max_tokens;
+    mo.max_seq = (int)plan->max_seq;
+    mo.max_rows = (int)plan->mb_max_rows;
+    mo.max_seqs = (int)plan->mb_max_seqs;
+    mo.threads = o->threads;
+    mo.f32_weights = o->f32_weights;
+    mo.quiet = !o->verbose;
+    rc = diffu_stage_init(c, out->l, o->model, &mo, &out->st, err);
+    if (!rc) {
+        diffu_worker_plan wp = {(int)plan->max_active, (int)plan->max_seq, (int)plan->mb_max_seqs,
+                                (int)plan->mb_max_tokens, (int)plan->mb_max_rows, plan->kv_cache};
+        rc = (out->w = diffu_worker_create(c, out->st, &wp, err)) ? 0 : -1;
+    }
+    if (diffu_comm_agree(c, rc, err->msg, err)) goto fail;
+    out->t_load = diffu_now() - t;
+    diffu_stage_log_memory(out->st);
+    return 0;
+fail:
+    diffu_runtime_stages_free(out);
+    return -1;
+}
+
+void diffu_runtime_stages_free(diffu_runtime_stages *s) {
+    diffu_worker_free(s->w);
+    diffu_stage_free(s->st);
+    diffu_layout_free(s->l);
+    memset(s, 0, sizeof *s);
+}
+
 /* ------------------------------------------------------------ live utilization */
 
 /* Rank 0: each stage's utilization while the run goes (node/worker.h, live

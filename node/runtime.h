@@ -4,6 +4,8 @@
  *
  *   diffu_runtime_join     fingerprint -> layout -> handshake -> stage
  *                          communicators: every rank, before anything loads
+ *   diffu_runtime_start    a generation run's stages from rank 0's JobPlan:
+ *                          join, the memory check, this rank's shard + worker
  *   diffu_runtime_live_*   rank 0's view of each stage's utilization while a
  *                          run goes (the floats node/worker.h sends)
  *   diffu_runtime_report   every rank's RankStats (proto/diffu.proto) to rank
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include "comm.h"
+#include "diffu.pb-c.h"
 #include "layout.h"
 #include "log.h"
 #include "worker.h"
@@ -34,6 +37,33 @@ typedef struct diffu_runtime_opts {
  * communicators. 0 with *out (owned by the caller; diffu_layout_free), or -1
  * on every rank with err. */
 int diffu_runtime_join(diffu_comm *c, const diffu_runtime_opts *o, diffu_layout **out, diffu_err *err);
+
+/* A generation run's stages on this rank (diffu_runtime_start). */
+typedef struct diffu_runtime_stages {
+    diffu_layout *l;
+    diffu_stage *st;
+    diffu_worker *w;
+    double t_load;         /* seconds loading this rank's shard */
+} diffu_runtime_stages;
+
+typedef struct diffu_runtime_start_opts {
+    const char *model;
+    int pp, tp, pp_given, tp_given; /* as diffu_runtime_opts */
+    int threads;           /* per rank */
+    int f32_weights;       /* widen the weights to fp32 at load (model/forward.h) */
+    int verbose;           /* every rank prints its memory plan */
+} diffu_runtime_start_opts;
+
+/* Collective (world). plan: the JobPlan rank 0 broadcast (proto/diffu.proto:
+ * microbatch capacities, state slots, the balance input, kv_cache), the same
+ * on every rank. Makes the layout from it and joins (diffu_runtime_join),
+ * refuses a plan that does not fit a rank's memory before loading
+ * (diffu_stage_check_memory), loads this rank's shard and creates its worker;
+ * every failure is agreed, so every rank returns -1 with the same err, else 0
+ * with *out (free with diffu_runtime_stages_free). */
+int diffu_runtime_start(diffu_comm *c, const Diffu__JobPlan *plan, const diffu_runtime_start_opts *o,
+                        diffu_runtime_stages *out, diffu_err *err);
+void diffu_runtime_stages_free(diffu_runtime_stages *s);
 
 /* Rank 0: each stage's busy / elapsed while a run goes. Local (receives
  * posted to each stage's tp-0 rank). */

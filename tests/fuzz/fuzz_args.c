@@ -1,5 +1,5 @@
 /* fuzz_args.c — numeric command-line arguments: the option-value parsers
- * (cli/args.c) and the whole `diffu generate` option parser (cli/generate_front.c
+ * (cli/args.c) and the whole `diffu generate` option parser (cli/generate_args.c
  * gen_parse: every option of the single-process, distributed and batch-job
  * runs). Byte 0 selects what runs; the rest is the text (cut at the first NUL).
  *   0 arg_int   1 arg_double   2 arg_size   3 arg_int_list
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (arg_size("fuzz", "--size", s, &sv) == 0) FZ_CHECK(sv > 0, "size 0 accepted from '%s'", s);
         break;
     case 3:
-        if (arg_int_list("fuzz", "--list", s, &list, &nl) == 0) {
+        if (arg_int_list("fuzz", "--list", s, 1, 1 << 30, &list, &nl) == 0) {
             FZ_CHECK(nl >= 1, "empty list accepted");
             for (int i = 0; i < nl; i++) FZ_CHECK(list[i] >= 1 && list[i] <= (1 << 30), "item %d", list[i]);
             free(list);
