@@ -28,6 +28,7 @@
 void gen_display_init(gen_display *d, const char *output) {
     memset(d, 0, sizeof *d);
     d->output = output;
+    d->t_last = diffu_now(); /* the first line one interval into the run, not at its first step */
     const char *term = getenv("TERM");
     d->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
 }

@@ -204,8 +204,9 @@ int diffu_forward_panel(int precision) {
 
 int diffu_model_panel(const diffu_model *m) { return m->panel; }
 
-/* Row i of the compact rows goes to padded row pad_row(i); rows move up (expand)
- * or down (compact) only, so both run in place, in opposite orders. */
+/* Sequence i's rows sit at its token offset when compact and at its panel-padded
+ * offset (never lower) when expanded: rows only move down (compact) or up
+ * (expand), so both run in place, in opposite orders. */
 int diffu_batch_compact(const diffu_model *m, const diffu_batch *b, float *x) {
     size_t H = (size_t)m->cfg.hidden;
     int row = 0, tok = 0;

@@ -156,7 +156,7 @@ int diffu_handshake(diffu_comm *c, uint64_t fingerprint, const diffu_layout *l, 
         if (!errbuf[0]) snprintf(errbuf, sizeof errbuf, "%s", perr.msg);
         prec = DIFFU_PREC_AUTO;
     }
-    h.row_panel = (uint32_t)diffu_forward_panel(prec == DIFFU_PREC_AUTO ? DIFFU_PREC_FP32 : prec); /* for the log */
+    h.row_panel = (uint32_t)diffu_forward_panel(prec); /* (fp32's when the precision failed to resolve) */
     char precbuf[16], isabuf[32];
     snprintf(precbuf, sizeof precbuf, "%s", diffu_precision_name(prec));
     snprintf(isabuf, sizeof isabuf, "%s", diffu_cpu_get()->isa);

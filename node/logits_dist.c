@@ -96,6 +96,53 @@ static int finish(diffu_comm *c, int rc, const diffu_err *err) {
     return rc;
 }
 
+/* The sequences of rank 0's StepCommand, split into M microbatches of whole
+ * sequences (microbatch k: sequences [k n / M, (k+1) n / M), every row asked). */
+typedef struct {
+    int n_seq, N, max_seq, max_tokens, max_seqs;
+    int *lens, *tok_off;  /* [n_seq], [M + 1] */
+    int32_t *ids, *rows;  /* [N] */
+    diffu_batch *mbs;     /* [M] */
+} batches;
+
+static void split_batches(const uint8_t *buf, size_t len, int M, batches *B) {
+    Diffu__StepCommand *cmd = diffu__step_command__unpack(NULL, len, buf);
+    DIFFU_ASSERTF(cmd && cmd->n_seqs > 0, "the step command from rank 0 does not parse");
+    int n_seq = (int)cmd->n_seqs, N = 0, max_seq = 0;
+    int *lens = diffu_xmalloc((size_t)n_seq * sizeof *lens);
+    for (int i = 0; i < n_seq; i++) {
+        lens[i] = (int)cmd->seqs[i]->length;
+        DIFFU_ASSERT(cmd->seqs[i]->n_tokens == (size_t)lens[i]);
+        N += lens[i];
+        max_seq = lens[i] > max_seq ? lens[i] : max_seq;
+    }
+    int32_t *ids = diffu_xmalloc((size_t)N * 4), *rows = diffu_xmalloc((size_t)N * 4);
+    for (int i = 0, at = 0; i < n_seq; at += lens[i], i++) memcpy(ids + at, cmd->seqs[i]->tokens, (size_t)lens[i] * 4);
+    diffu__step_command__free_unpacked(cmd, NULL);
+    for (int i = 0; i < N; i++) rows[i] = i;
+    diffu_batch *mbs = diffu_xcalloc((size_t)M, sizeof *mbs);
+    int *tok_off = diffu_xcalloc((size_t)M + 1, sizeof *tok_off), max_tokens = 0, max_seqs = 1;
+    for (int k = 0, at = 0; k < M; k++) {
+        int s0 = (int)((long long)k * n_seq / M), s1 = (int)((long long)(k + 1) * n_seq / M), T = 0;
+        for (int i = s0; i < s1; i++) T += lens[i];
+        mbs[k] = (diffu_batch){s1 - s0, lens + s0, ids + at, NULL, T, rows};
+        tok_off[k] = at;
+        at += T;
+        tok_off[k + 1] = at;
+        max_tokens = T > max_tokens ? T : max_tokens;
+        max_seqs = s1 - s0 > max_seqs ? s1 - s0 : max_seqs;
+    }
+    *B = (batches){n_seq, N, max_seq, max_tokens, max_seqs, lens, tok_off, ids, rows, mbs};
+}
+
+static void batches_free(batches *B) {
+    free(B->mbs);
+    free(B->tok_off);
+    free(B->ids);
+    free(B->rows);
+    free(B->lens);
+}
+
 int diffu_logits_dist_run(const diffu_logits_dist_opts *o, diffu_err *err) {
     diffu_comm *c;
     if (diffu_comm_init(&c, err)) {
@@ -121,42 +168,19 @@ int diffu_logits_dist_run(const diffu_logits_dist_opts *o, diffu_err *err) {
         return finish(c, -1, err);
     }
     diffu_comm_bcast_bytes(c, &cbuf, &clen);
-    Diffu__StepCommand *cmd = diffu__step_command__unpack(NULL, clen, cbuf);
+    batches B;
+    split_batches(cbuf, clen, o->microbatches, &B);
     free(cbuf);
-    DIFFU_ASSERTF(cmd && cmd->n_seqs > 0, "the step command from rank 0 does not parse");
-    int n_seq = (int)cmd->n_seqs, M = o->microbatches, N = 0, max_seq = 0;
-    int *lens = diffu_xmalloc((size_t)n_seq * sizeof *lens);
-    for (int i = 0; i < n_seq; i++) {
-        lens[i] = (int)cmd->seqs[i]->length;
-        DIFFU_ASSERT(cmd->seqs[i]->n_tokens == (size_t)lens[i]);
-        N += lens[i];
-        max_seq = lens[i] > max_seq ? lens[i] : max_seq;
-    }
-    int32_t *ids = diffu_xmalloc((size_t)N * 4), *rows = diffu_xmalloc((size_t)N * 4);
-    for (int i = 0, at = 0; i < n_seq; at += lens[i], i++) memcpy(ids + at, cmd->seqs[i]->tokens, (size_t)lens[i] * 4);
-    diffu__step_command__free_unpacked(cmd, NULL);
-    for (int i = 0; i < N; i++) rows[i] = i;
-    /* microbatch k: sequences [k n_seq / M, (k+1) n_seq / M), all rows */
-    diffu_batch *mbs = diffu_xcalloc((size_t)M, sizeof *mbs);
-    int *tok_off = diffu_xcalloc((size_t)M + 1, sizeof *tok_off), max_tokens = 0, max_seqs = 1;
-    for (int k = 0, at = 0; k < M; k++) {
-        int s0 = (int)((long long)k * n_seq / M), s1 = (int)((long long)(k + 1) * n_seq / M), T = 0;
-        for (int i = s0; i < s1; i++) T += lens[i];
-        mbs[k] = (diffu_batch){s1 - s0, lens + s0, ids + at, NULL, T, rows};
-        tok_off[k] = at;
-        at += T;
-        tok_off[k + 1] = at;
-        max_tokens = T > max_tokens ? T : max_tokens;
-        max_seqs = s1 - s0 > max_seqs ? s1 - s0 : max_seqs;
-    }
+    int n_seq = B.n_seq, M = o->microbatches, N = B.N;
+    diffu_batch *mbs = B.mbs;
 
     /* 3. this rank's shard */
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);
-    mo.max_tokens = max_tokens;
-    mo.max_seq = max_seq;
-    mo.max_rows = max_tokens;
-    mo.max_seqs = max_seqs;
+    mo.max_tokens = B.max_tokens;
+    mo.max_seq = B.max_seq;
+    mo.max_rows = B.max_tokens;
+    mo.max_seqs = B.max_seqs;
     mo.threads = o->threads;
     mo.f32_weights = o->f32;
     mo.quiet = !o->verbose;
@@ -165,7 +189,7 @@ int diffu_logits_dist_run(const diffu_logits_dist_opts *o, diffu_err *err) {
     if (diffu_comm_agree(c, rc, err->msg, err)) {
         diffu_stage_free(st);
         diffu_layout_free(l);
-        free(mbs); free(tok_off); free(ids); free(rows); free(lens);
+        batches_free(&B);
         return finish(c, -1, err);
     }
     diffu_stage_log_memory(st);
@@ -199,7 +223,7 @@ int diffu_logits_dist_run(const diffu_logits_dist_opts *o, diffu_err *err) {
                 int vb = lp->shard.vocab_begin, nv = lp->shard.vocab_end - vb;
                 diffu_comm_wait(c, rx[k * T + t], NULL, NULL);
                 for (int r = 0; r < mbs[k].n_rows; r++)
-                    memcpy(out + (size_t)(tok_off[k] + r) * V + vb, slices[k * T + t] + (size_t)r * nv, (size_t)nv * 4);
+                    memcpy(out + (size_t)(B.tok_off[k] + r) * V + vb, slices[k * T + t] + (size_t)r * nv, (size_t)nv * 4);
                 free(slices[k * T + t]);
                 diffu_xfer_free(rx[k * T + t]);
             }
@@ -216,10 +240,6 @@ int diffu_logits_dist_run(const diffu_logits_dist_opts *o, diffu_err *err) {
     diffu_xfer_free(snd.x);
     diffu_stage_free(st);
     diffu_layout_free(l);
-    free(mbs);
-    free(tok_off);
-    free(ids);
-    free(rows);
-    free(lens);
+    batches_free(&B);
     return finish(c, rc, err);
 }
