@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "denoise.h"
@@ -22,72 +21,7 @@
 
 #define CMD "generate"
 
-/* ------------------------------------------------------------ watch */
-
-typedef struct {
-    diffu_tokenizer *tok;
-    diffu_text text;
-    int32_t mask_id;
-} watch_ctx;
-
-static void render_run(watch_ctx *w, const int32_t *ids, int n, int is_new) {
-    if (is_new) fputs("\033[1;30;42m", stderr);
-    if (w->tok) {
-        w->text.len = 0;
-        diffu_tokenizer_decode(w->tok, ids, (size_t)n, 0, &w->text);
-        fwrite(w->text.data, 1, w->text.len, stderr);
-    } else {
-        for (int i = 0; i < n; i++) fprintf(stderr, "%d ", ids[i]);
-    }
-    if (is_new) fputs("\033[0m", stderr);
-}
-
-/* Redraw all canvases: masks as shaded boxes, tokens committed in the step
- * just taken highlighted. */
-static void watch_draw(watch_ctx *w, diffu_denoise **ds, int n_d, int n_samples, long step) {
-    fputs("\033[H\033[2J", stderr);
-    for (int k = 0; k < n_d; k++) {
-        diffu_denoise *d = ds[k];
-        int len, L = diffu_denoise_prompt_len(d);
-        const int32_t *c = diffu_denoise_canvas(d, &len);
-        const int32_t *cs = diffu_denoise_commit_steps(d);
-        int last = diffu_denoise_steps_taken(d) - 1;
-        fprintf(stderr, "\033[1m── prompt %d sample %d · step %d · %d masked%s\033[0m\n", k / n_samples, k % n_samples,
-                diffu_denoise_steps_taken(d), diffu_denoise_masked(d), diffu_denoise_done(d) ? " · done" : "");
-        int G = len - L;
-        for (int j = 0; j < G;) {
-            int st = cs[j] == DIFFU_STEP_MASKED ? 0 : cs[j] == last ? 2 : 1;
-            int e = j + 1;
-            while (e < G && (cs[e] == DIFFU_STEP_MASKED ? 0 : cs[e] == last ? 2 : 1) == st) e++;
-            if (st == 0) {
-                fputs("\033[2m", stderr);
-                for (int q = j; q < e; q++) fputs("░", stderr);
-                fputs("\033[0m", stderr);
-            } else {
-                render_run(w, c + L + j, e - j, st == 2);
-            }
-            j = e;
-        }
-        fputs("\n\n", stderr);
-    }
-    fprintf(stderr, "[step %ld]\n", step);
-    fflush(stderr);
-}
-
 /* ------------------------------------------------------------ hooks */
-
-/* --watch: a redraw after every step (the engine's microbatch). */
-typedef struct {
-    watch_ctx w;
-    diffu_denoise **ds;
-    int n_d, n_samples;
-    long steps;
-} watch_hook;
-
-static void watch_stepped(void *user, const diffu_engine *e) {
-    watch_hook *h = user;
-    watch_draw(&h->w, h->ds, h->n_d, h->n_samples, ++h->steps);
-}
 
 /* --dump-origin-uniforms: each canvas's uniforms, step by step (the engine's
  * stepping hook), written at the end step-major (step 0 of every canvas,
@@ -177,7 +111,7 @@ int cmd_generate(int argc, char **argv) {
     diffu_engine *e = NULL;
     FILE *dump = NULL;
     dump_hook dh;
-    watch_hook wh;
+    gen_watch wh;
     memset(&dh, 0, sizeof dh);
     memset(&wh, 0, sizeof wh);
     diffu_err err;
@@ -220,17 +154,7 @@ int cmd_generate(int argc, char **argv) {
         eo.sched.stepping = dump_stepping;
         eo.sched.stepping_user = &dh;
     }
-    if (o.watch && !isatty(2)) {
-        DLOG_WARN("--watch: stderr is not a terminal; no live view");
-    } else if (o.watch) {
-        wh.w.tok = j.tok;
-        wh.w.mask_id = p->mask_id;
-        wh.ds = j.ds;
-        wh.n_d = n_d;
-        wh.n_samples = (int)o.n_samples;
-        eo.stepped = watch_stepped;
-        eo.user = &wh;
-    }
+    if (o.watch) gen_watch_attach(&wh, &o, &j, &eo);
     if (!(e = diffu_engine_create(&eo, j.ds, n_d, &err)) || diffu_engine_run(e, &err)) {
         fprintf(stderr, "diffu " CMD ": error: %s\n", err.msg);
         goto out;
@@ -245,7 +169,7 @@ int cmd_generate(int argc, char **argv) {
 out:
     if (dump) fclose(dump);
     dump_free(&dh);
-    diffu_text_free(&wh.w.text);
+    gen_watch_free(&wh);
     diffu_engine_free(&e);
     diffu_model_free(m);
     gen_free(&o, &j);

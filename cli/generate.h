@@ -93,6 +93,19 @@ int gen_job_end(const diffu_job *job, gen_display *dsp, const diffu_engine *e);
 /* The batch job in one process (the local backend). Returns the exit status. */
 int gen_run_job(gen_opts *o);
 
+/* --watch (cli/generate_watch.c): the live view on a terminal. attach sets
+ * eo's stepped hook (user = w) when stderr is a terminal, else warns. */
+typedef struct gen_watch {
+    diffu_tokenizer *tok;
+    diffu_text text;
+    int32_t mask_id;
+    diffu_denoise **ds; /* borrowed: the job's canvases */
+    int n_d, n_samples;
+    long steps;
+} gen_watch;
+void gen_watch_attach(gen_watch *w, const gen_opts *o, const gen_job *j, diffu_engine_opts *eo);
+void gen_watch_free(gen_watch *w);
+
 /* The [timing] line on stderr (both back ends). */
 /* The local backend's work (rows through the forward, FLOPs) per generated token, one "[timing] work:" line
  * on stderr; nothing under mpirun. */
