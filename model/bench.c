@@ -163,21 +163,53 @@ static void raw_sgemm(FILE *out, const diffu_config *cfg, long long tokens, long
     free(Y);
 }
 
+/* One path of a forward benchmark: its precision, fp32-resident weights, and its label once loaded. */
+typedef struct {
+    diffu_precision prec;
+    int f32;
+    char label[64];
+} bench_path;
+
+/* Load the model once per path (one set of threads for all); 0, or -1 with err and nothing loaded. */
+static int load_paths(const char *model, diffu_model_opts *mo, int n, bench_path *paths, diffu_model **models,
+                      diffu_err *err) {
+    for (int k = 0; k < n; k++) {
+        mo->f32_weights = paths[k].f32;
+        mo->precision = (int)paths[k].prec;
+        if (k >= 1) mo->pool = diffu_model_pool(models[0]);
+        if (diffu_model_load(model, mo, &models[k], err)) {
+            for (int i = k - 1; i >= 0; i--) diffu_model_free(models[i]);
+            return -1;
+        }
+        paths[k].prec = diffu_gemm_precision(diffu_model_gemm(models[k]));
+        snprintf(paths[k].label, sizeof paths[k].label, "%s%s", diffu_precision_name(paths[k].prec),
+                 paths[k].f32 ? " fp32-resident" : "");
+    }
+    return 0;
+}
+
+/* The time ratios of the paths against the first, and the core's peak per dtype. */
+static void print_ratios_and_peaks(FILE *out, int n, const bench_path *paths, double *const *t, int reps, int peak,
+                                   const double *pk1, const double *pk, int nthreads) {
+    for (int k = 1; k < n; k++) {
+        double a = diffu_bench_median(t[k], reps), b = diffu_bench_median(t[0], reps);
+        fprintf(out, "compare: %s / %s time ratio %.3f (speed-up %.2fx)\n", paths[k].label, paths[0].label, a / b,
+                b / a);
+    }
+    if (peak)
+        for (int pi = DIFFU_PREC_FP32; pi <= DIFFU_PREC_INT8; pi++)
+            fprintf(out, "peak: %-5s %-16s 1 thread %.1f, %d threads %.1f G%s/s\n",
+                    diffu_precision_name((diffu_precision)pi), diffu_cpu_peak_insn((diffu_precision)pi), pk1[pi],
+                    nthreads, pk[pi], pi == DIFFU_PREC_INT8 ? "OP" : "FLOP");
+}
+
 int diffu_bench_forward(const diffu_bench_forward_opts *o, FILE *out, diffu_err *err) {
     const char *model = o->model, *save = o->save;
     long long tokens = o->tokens, seqs = o->seqs, rows = o->rows, threads = o->threads, reps = o->reps;
     int peak = o->peak, no_sgemm = !o->sgemm, n_models = o->n_paths, rc = 0;
     DIFFU_ASSERT(n_models >= 1 && n_models <= DIFFU_BENCH_MAX_PATHS && tokens >= 1 && reps >= 1 && seqs >= 1);
-    struct {
-        diffu_precision prec;
-        int f32;
-        char label[64];
-    } modes[DIFFU_BENCH_MAX_PATHS];
-    for (int k = 0; k < n_models; k++) {
-        modes[k].prec = o->paths[k].prec;
-        modes[k].f32 = o->paths[k].f32;
-        modes[k].label[0] = 0;
-    }
+    bench_path modes[DIFFU_BENCH_MAX_PATHS];
+    for (int k = 0; k < n_models; k++) modes[k] = (bench_path){o->paths[k].prec, o->paths[k].f32, ""};
     if (seqs > tokens) seqs = tokens;
     if (rows < 0 || rows > tokens) rows = tokens;
     diffu_model_opts mo;
@@ -188,18 +220,7 @@ int diffu_bench_forward(const diffu_bench_forward_opts *o, FILE *out, diffu_err 
     mo.max_seqs = (int)seqs;
     mo.threads = (int)threads;
     diffu_model *models[DIFFU_BENCH_MAX_PATHS] = {NULL};
-    for (int k = 0; k < n_models; k++) {
-        mo.f32_weights = modes[k].f32;
-        mo.precision = (int)modes[k].prec;
-        if (k >= 1) mo.pool = diffu_model_pool(models[0]); /* one set of threads for all */
-        if (diffu_model_load(model, &mo, &models[k], err)) {
-            for (int i = k - 1; i >= 0; i--) diffu_model_free(models[i]);
-            return -1;
-        }
-        modes[k].prec = diffu_gemm_precision(diffu_model_gemm(models[k]));
-        snprintf(modes[k].label, sizeof modes[k].label, "%s%s", diffu_precision_name(modes[k].prec),
-                 modes[k].f32 ? " fp32-resident" : "");
-    }
+    if (load_paths(model, &mo, n_models, modes, models, err)) return -1;
     diffu_model *m = models[0];
     const diffu_config *cfg = diffu_model_config(m);
     int nthreads = diffu_model_get_opts(m)->threads;
@@ -250,14 +271,7 @@ int diffu_bench_forward(const diffu_bench_forward_opts *o, FILE *out, diffu_err 
     for (int k = 0; k < n_models; k++)
         print_path(out, model, tokens, seqs, rows, reps, nthreads, models[k], modes[k].label, modes[k].prec, t[k], gsec[k],
                    gfl[k], flops, pk, peak);
-    if (n_models > 1)
-        for (int k = 1; k < n_models; k++)
-            fprintf(out, "compare: %s / %s time ratio %.3f (speed-up %.2fx)\n", modes[k].label, modes[0].label,
-                   diffu_bench_median(t[k], (int)reps) / diffu_bench_median(t[0], (int)reps), diffu_bench_median(t[0], (int)reps) / diffu_bench_median(t[k], (int)reps));
-    if (peak)
-        for (int pi = DIFFU_PREC_FP32; pi <= DIFFU_PREC_INT8; pi++)
-            fprintf(out, "peak: %-5s %-16s 1 thread %.1f, %d threads %.1f G%s/s\n", diffu_precision_name((diffu_precision)pi),
-                   diffu_cpu_peak_insn((diffu_precision)pi), pk1[pi], nthreads, pk[pi], pi == DIFFU_PREC_INT8 ? "OP" : "FLOP");
+    print_ratios_and_peaks(out, n_models, modes, t, (int)reps, peak, pk1, pk, nthreads);
     if (save) {
         double fwd[4] = {0}; /* by diffu_precision: GFLOP/s per core of the weights-as-loaded paths */
         for (int k = 0; k < n_models; k++)

@@ -111,52 +111,28 @@ static int close_file(FILE *f, const char *path, diffu_err *err) {
     return 0;
 }
 
-int diffu_tokenizer_write_dream(const char *base, const char *out_dir, diffu_err *err) {
-    diffu_json_doc *doc = diffu_json_parse_file(base, err);
-    if (!doc) return -1;
-    int rc = -1;
-    char *path = NULL;
-    FILE *f = NULL;
-    const diffu_json *root = diffu_json_root(doc);
-    const diffu_json *model = diffu_json_get(root, "model");
-    const diffu_json *vocab = diffu_json_get(model, "vocab");
-    const diffu_json *merges = diffu_json_get(model, "merges");
-    if (!model || model->type != DJ_OBJ) {
-        diffu_err_set(err, "%s: field 'model' is missing", base);
-        goto out;
+/* The base must be exactly the Qwen2.5 vocabulary: ids 0..151642, once each. */
+static int check_base_vocab(const char *base, const diffu_json *vocab, diffu_err *err) {
+    uint8_t *seen = diffu_xcalloc(DREAM_BASE_VOCAB, 1);
+    const char *why = NULL;
+    for (size_t i = 0; i < vocab->u.kids.n && !why; i++) {
+        const diffu_json *x = vocab->u.kids.items[i];
+        if (x->type != DJ_NUM || !x->u.num.is_int || x->u.num.i < 0 || x->u.num.i >= DREAM_BASE_VOCAB)
+            why = "an id outside 0..151642";
+        else if (seen[x->u.num.i]++)
+            why = "a repeated id";
     }
-    if (!vocab || vocab->type != DJ_OBJ || !merges || merges->type != DJ_ARR) {
-        diffu_err_set(err, "%s: field 'model.vocab' / 'model.merges' is missing", base);
-        goto out;
-    }
-    /* the base must be exactly the Qwen2.5 vocabulary: ids 0..151642, once each */
-    {
-        uint8_t *seen = diffu_xcalloc(DREAM_BASE_VOCAB, 1);
-        const char *why = NULL;
-        for (size_t i = 0; i < vocab->u.kids.n && !why; i++) {
-            const diffu_json *x = vocab->u.kids.items[i];
-            if (x->type != DJ_NUM || !x->u.num.is_int || x->u.num.i < 0 || x->u.num.i >= DREAM_BASE_VOCAB)
-                why = "an id outside 0..151642";
-            else if (seen[x->u.num.i]++)
-                why = "a repeated id";
-        }
-        free(seen);
-        if (!why && vocab->u.kids.n != DREAM_BASE_VOCAB) why = "not 151643 entries";
-        if (why) {
-            diffu_err_set(err, "%s: field 'model.vocab': %s; expected the Qwen2.5 base vocabulary (ids 0..151642)",
-                          base, why);
-            goto out;
-        }
-    }
+    free(seen);
+    if (!why && vocab->u.kids.n != DREAM_BASE_VOCAB) why = "not 151643 entries";
+    if (why)
+        return diffu_err_set(err, "%s: field 'model.vocab': %s; expected the Qwen2.5 base vocabulary (ids 0..151642)",
+                             base, why);
+    return 0;
+}
 
-    size_t dl = strlen(out_dir);
-    path = diffu_xmalloc(dl + 32);
-    snprintf(path, dl + 32, "%s/tokenizer.json", out_dir);
-    f = fopen(path, "wb");
-    if (!f) {
-        diffu_err_set(err, "%s: cannot create: %s", path, strerror(errno));
-        goto out;
-    }
+/* tokenizer.json: Dream's added tokens, the base's normalizer / pre-tokenizer /
+ * post-processor / decoder as they are, its vocabulary and merges. */
+static void put_tokenizer_json(FILE *f, const diffu_json *root, const diffu_json *vocab, const diffu_json *merges) {
     fputs("{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[", f);
     for (size_t i = 0; i < N_DREAM_ADDED; i++) {
         if (i) fputc(',', f);
@@ -186,17 +162,10 @@ int diffu_tokenizer_write_dream(const char *base, const char *out_dir, diffu_err
         put_value(f, merges->u.kids.items[i]);
     }
     fputs("]}}\n", f);
-    if (close_file(f, path, err) < 0) {
-        f = NULL;
-        goto out;
-    }
+}
 
-    snprintf(path, dl + 32, "%s/tokenizer_config.json", out_dir);
-    f = fopen(path, "wb");
-    if (!f) {
-        diffu_err_set(err, "%s: cannot create: %s", path, strerror(errno));
-        goto out;
-    }
+/* tokenizer_config.json: Dream's added tokens and special-token names. */
+static void put_tokenizer_config(FILE *f) {
     fputs("{\n\"add_bos_token\":false,\n\"add_prefix_space\":false,\n\"added_tokens_decoder\":{", f);
     for (size_t i = 0; i < N_DREAM_ADDED; i++) {
         fprintf(f, "%s\n\"%d\":", i ? "," : "", DREAM_ADDED[i].id);
@@ -207,15 +176,42 @@ int diffu_tokenizer_write_dream(const char *base, const char *out_dir, diffu_err
           "\"errors\":\"replace\",\n\"model_max_length\":131072,\n\"split_special_tokens\":false,\n"
           "\"tokenizer_class\":\"Qwen2Tokenizer\"\n}\n",
           f);
-    if (close_file(f, path, err) < 0) {
-        f = NULL;
-        goto out;
+}
+
+/* out_dir/name written by put (one of the two above); 0 or -1 with err. */
+static int write_one(const char *out_dir, const char *name, const diffu_json *root, const diffu_json *vocab,
+                     const diffu_json *merges, diffu_err *err) {
+    size_t n = strlen(out_dir) + strlen(name) + 2;
+    char *path = diffu_xmalloc(n);
+    snprintf(path, n, "%s/%s", out_dir, name);
+    FILE *f = fopen(path, "wb");
+    int rc;
+    if (!f) {
+        rc = diffu_err_set(err, "%s: cannot create: %s", path, strerror(errno));
+    } else {
+        if (root) put_tokenizer_json(f, root, vocab, merges);
+        else put_tokenizer_config(f);
+        rc = close_file(f, path, err);
     }
-    f = NULL;
-    rc = 0;
-out:
-    if (f) fclose(f);
     free(path);
+    return rc;
+}
+
+int diffu_tokenizer_write_dream(const char *base, const char *out_dir, diffu_err *err) {
+    diffu_json_doc *doc = diffu_json_parse_file(base, err);
+    if (!doc) return -1;
+    int rc = -1;
+    const diffu_json *root = diffu_json_root(doc);
+    const diffu_json *model = diffu_json_get(root, "model");
+    const diffu_json *vocab = diffu_json_get(model, "vocab");
+    const diffu_json *merges = diffu_json_get(model, "merges");
+    if (!model || model->type != DJ_OBJ)
+        diffu_err_set(err, "%s: field 'model' is missing", base);
+    else if (!vocab || vocab->type != DJ_OBJ || !merges || merges->type != DJ_ARR)
+        diffu_err_set(err, "%s: field 'model.vocab' / 'model.merges' is missing", base);
+    else if (!check_base_vocab(base, vocab, err) && !write_one(out_dir, "tokenizer.json", root, vocab, merges, err) &&
+             !write_one(out_dir, "tokenizer_config.json", NULL, NULL, NULL, err))
+        rc = 0;
     diffu_json_free(doc);
     return rc;
 }
