@@ -178,7 +178,7 @@ static void put_tokenizer_config(FILE *f) {
           f);
 }
 
-/* out_dir/name written by put (one of the two above); 0 or -1 with err. */
+/* out_dir/name: tokenizer.json when root is given, else tokenizer_config.json; 0 or -1 with err. */
 static int write_one(const char *out_dir, const char *name, const diffu_json *root, const diffu_json *vocab,
                      const diffu_json *merges, diffu_err *err) {
     size_t n = strlen(out_dir) + strlen(name) + 2;
