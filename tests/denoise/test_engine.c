@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "local.h"
 #include "mkmodel.h"
+#include "tiny_model.h"
 #include "sampler.h"
 
 /* ---- allocation counter (link with -Wl,--wrap=malloc,...) ---- */
@@ -230,20 +231,10 @@ int main(void) {
     if (!mkdtemp(dir)) return 1;
     char mdir[256];
     snprintf(mdir, sizeof mdir, "%s/m", dir);
-    diffu_mkmodel_opts mk;
-    memset(&mk, 0, sizeof mk);
+    diffu_config cfg;
+    if (tiny_model_write(mdir, VOCAB, 3, &cfg)) return 1;
     diffu_err err;
-    if (diffu_mkmodel_preset("tiny", &mk.cfg, &err)) return 1;
-    mk.cfg.vocab = VOCAB;
-    diffu_mkmodel_fix_ids(&mk.cfg);
-    mk.dtype = DIFFU_BF16;
-    mk.seed = 3;
-    mk.threads = 2;
-    if (diffu_mkmodel_write(mdir, &mk, &err)) {
-        fprintf(stderr, "mkmodel: %s\n", err.msg);
-        return 1;
-    }
-    make_specs(mk.cfg.mask_id);
+    make_specs(cfg.mask_id);
     plan pl = plan_all();
     diffu_model_opts mo;
     diffu_model_opts_default(&mo);

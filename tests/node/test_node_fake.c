@@ -44,6 +44,7 @@
 #include "fake_comm.h"
 #include "kvpolicy.h"
 #include "mkmodel.h"
+#include "tiny_model.h"
 #include "pipeline.h"
 #include "runtime.h"
 #include "worker.h"
@@ -313,23 +314,12 @@ int main(void) {
     char dir[] = "/tmp/diffu-test-node-fake.XXXXXX";
     if (!mkdtemp(dir)) return 1;
     snprintf(MODEL, sizeof MODEL, "%s/m", dir);
-    diffu_mkmodel_opts mk;
-    memset(&mk, 0, sizeof mk);
-    diffu_err err;
-    if (diffu_mkmodel_preset("tiny", &mk.cfg, &err)) return 1;
-    mk.cfg.vocab = VOCAB;
-    diffu_mkmodel_fix_ids(&mk.cfg);
-    mk.dtype = DIFFU_BF16;
-    mk.seed = 7;
-    mk.threads = 2;
-    HIDDEN = mk.cfg.hidden;
-    if (diffu_mkmodel_write(MODEL, &mk, &err)) {
-        fprintf(stderr, "mkmodel: %s\n", err.msg);
-        return 1;
-    }
+    diffu_config cfg;
+    if (tiny_model_write(MODEL, VOCAB, 7, &cfg)) return 1;
+    HIDDEN = cfg.hidden;
     static const int layouts[][2] = {{2, 1}, {1, 2}, {2, 2}};
     for (int kv = 0; kv <= 1; kv++) {
-        make_specs(mk.cfg.mask_id, kv);
+        make_specs(cfg.mask_id, kv);
         result ref[NR];
         run_local(kv, ref);
         for (size_t k = 0; k < sizeof layouts / sizeof *layouts; k++) run_layout(layouts[k][0], layouts[k][1], kv, ref);
