@@ -6,11 +6,13 @@
 # per-core rates saved for `diffu plan`, and the DiffuCoder-7B HumanEval estimate.
 # Run it on a quiet machine; it prints a Markdown section for docs/BENCHMARKS.md.
 #
-# usage: benchmarks/bench_gemm.sh [--reps K (default 5)] [--quick] [--e2e]
+# usage: benchmarks/bench_gemm.sh [--reps K (default 5)] [--quick] [--e2e] [--e2e-steps S]
 #   --e2e  also the end-to-end generation throughput: the main job (deploy/main_job.sh: the
 #          embedded toy model, mpirun --pp 2) in fp32 and bf16 alternated, 3 runs each, and
 #          benchmarks/bench_generate.py (16 requests, one process x 2 threads and --pp 2) in fp32
 #          and then bf16 (two runs of that script, one per precision; long: ~15+ min on 2 cores)
+#   --e2e-steps S  bench_generate.py's denoising steps (default 64 = 4 tokens per step; fp32 on
+#          OpenBLAS's AVX2 kernels takes ~30 min per layout at 64: 16 steps cut every run by 4)
 # environment:
 #   DIFFU_BIN   diffu binary (default build/bin/diffu)
 #   MODEL       the small model (default /tmp/m_small; made with
@@ -32,6 +34,8 @@ RATES="${RATES:-$HOME/.cache/diffu/rates.txt}"
 REPS=5
 STEPS=8
 E2E=0
+E2E_STEPS=64
+ARGS="$*"
 read -r -a TOKENS <<<"${BENCH_TOKENS:-256 512}"   # overrides for a smoke run only
 read -r -a THREADS <<<"${BENCH_THREADS:-1 2}"
 while (($#)); do
@@ -39,7 +43,8 @@ while (($#)); do
     --reps) REPS="$2"; shift 2 ;;
     --quick) REPS=2; STEPS=3; shift ;;
     --e2e) E2E=1; shift ;;
-    *) echo "usage: $0 [--reps K] [--quick]" >&2; exit 2 ;;
+    --e2e-steps) E2E_STEPS="$2"; shift 2 ;;
+    *) echo "usage: $0 [--reps K] [--quick] [--e2e] [--e2e-steps S]" >&2; exit 2 ;;
     esac
 done
 [[ -x "$BIN" ]] || { echo "bench_gemm: $BIN not built (cmake --build build)" >&2; exit 1; }
@@ -128,7 +133,7 @@ if ((E2E)); then
     for p in fp32 bf16; do
         echo "== end to end: bench_generate.py, $p" >&2
         /usr/bin/python3 "$ROOT/benchmarks/bench_generate.py" --bin "$BIN" --model "$MODEL" --requests 16 \
-            --configs 1x2,pp2 --reps 1 --extra "--precision $p" >"$W/e2e.$p" 2>&1 || tail -5 "$W/e2e.$p" >&2
+            --steps "$E2E_STEPS" --configs 1x2,pp2 --reps 1 --extra "--precision $p" >"$W/e2e.$p" 2>&1 || tail -5 "$W/e2e.$p" >&2
     done
 fi
 
@@ -145,7 +150,7 @@ LAST="$W/diffu.${TOKENS[0]}.${THREADS[-1]}"
 cpu=$(grep -m1 '^cpu:' "$LAST" | sed 's/^cpu: //')
 echo "### GEMM paths per forward, small model (Qwen2.5-0.5B shape, BF16), $(date -u +%Y-%m-%d)"
 echo
-echo "CPU: $cpu. Command: \`benchmarks/bench_gemm.sh --reps $REPS\` (one run; every configuration's diffu paths"
+echo "CPU: $cpu. Command: \`benchmarks/bench_gemm.sh${ARGS:+ $ARGS}\` (one run; every configuration's diffu paths"
 echo "alternate rep by rep, llama.cpp runs right after them). Kernel paths:"
 grep -h '^forward:' "$LAST" | grep -o 'gemm [a-z0-9]* [^)]*)' | sort -u | sed 's/^/- /'
 echo "- llama.cpp: ${llama_why:-llama-diffusion-cli ($(cd "$LLAMA_DIR" 2>/dev/null && grep -o 'GGML_NATIVE[^ ]*' build/CMakeCache.txt | head -1), CPU backend), time per step over $STEPS steps}"
@@ -186,7 +191,7 @@ print(f"bf16 / fp32 tokens/s: {med['bf16'] / med['fp32']:.2f}x")
 print()
 EOF
     for p in fp32 bf16; do
-        echo "End to end, $p (benchmarks/bench_generate.py --requests 16 --configs 1x2,pp2 --extra \"--precision $p\"):"
+        echo "End to end, $p (benchmarks/bench_generate.py --requests 16 --steps $E2E_STEPS --configs 1x2,pp2 --extra \"--precision $p\"):"
         echo '```'
         grep -E "tokens/s|ratio" "$W/e2e.$p" || tail -20 "$W/e2e.$p"
         echo '```'

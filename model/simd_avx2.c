@@ -196,7 +196,7 @@ QK_ROWS(1)
 
 static void qk_v(float *S, int lds, const float *Q, int ldq, const float *K, int ldk, int rn, int L, int hd, float scale,
                  float *kt) {
-    diffu_simd_qk_drive(S, lds, Q, ldq, K, ldk, rn, L, hd, scale, kt, qk_rows4, qk_rows1);
+    diffu_simd_qk_drive(S, lds, Q, ldq, K, ldk, rn, L, hd, scale, kt, 4, qk_rows4, qk_rows1);
 }
 
 /* O[r][d0 .. d0+16): a chain of FMAs over j = 0..L-1 in order. */
@@ -225,7 +225,7 @@ PV_ROWS(4)
 PV_ROWS(1)
 
 static void pv_v(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int rn, int L, int hd) {
-    diffu_simd_pv_drive(O, ldo, P, ldp, V, ldv, rn, L, hd, NV * W, pv_rows4, pv_rows1);
+    diffu_simd_pv_drive(O, ldo, P, ldp, V, ldv, rn, L, hd, NV * W, 4, pv_rows4, pv_rows1);
 }
 
 const diffu_simd diffu_simd_avx2_table = {

@@ -164,67 +164,121 @@ static float to_s8_v(int8_t *o, const float *x, int n) {
 
 enum { KB = DIFFU_SIMD_KBLOCK, NV = KB / W };
 
-/* S rows i0..i0+R of one key block: every element a chain of FMAs over d = 0..hd-1 in order, then * scale. */
-#define QK_ROWS(R)                                                                                                   \
-    static inline void qk_rows##R(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk,     \
-                                  float scale) {                                                                    \
-        __m512 acc[R][NV];                                                                                         \
-        for (int r = 0; r < R; r++)                                                                                \
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                          \
-        for (int d = 0; d < hd; d++) {                                                                             \
-            const float *kd = kt + (size_t)d * KB;                                                                 \
-            __m512 k0 = _mm512_loadu_ps(kd), k1 = _mm512_loadu_ps(kd + W), k2 = _mm512_loadu_ps(kd + 2 * W),          \
-                   k3 = _mm512_loadu_ps(kd + 3 * W);                                                              \
-            for (int r = 0; r < R; r++) {                                                                          \
-                __m512 q = _mm512_set1_ps(Q[(size_t)r * ldq + d]);                                                 \
-                acc[r][0] = _mm512_fmadd_ps(q, k0, acc[r][0]);                                                     \
-                acc[r][1] = _mm512_fmadd_ps(q, k1, acc[r][1]);                                                     \
-                acc[r][2] = _mm512_fmadd_ps(q, k2, acc[r][2]);                                                     \
-                acc[r][3] = _mm512_fmadd_ps(q, k3, acc[r][3]);                                                     \
-            }                                                                                                      \
-        }                                                                                                          \
-        for (int r = 0; r < R; r++)                                                                                \
-            for (int v = 0; v < NV && v * W < nk; v++)                                                             \
-                _mm512_mask_storeu_ps(S + (size_t)r * lds + v * W, tail(nk - v * W), _mm512_mul_ps(acc[r][v], _mm512_set1_ps(scale))); \
+/* The row kernels keep their accumulators in named variables, not arrays: GCC
+ * 12 kept an array's copy on the stack in step with the registers (a store per
+ * accumulator per key in pv). 6 rows x 4 vectors = 24 accumulators, + 4
+ * operands + 1 broadcast = 29 of the 32 zmm registers. */
+#define ACC_DECL(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0, a##r##3 = a##r##0
+#define ACC_FMA(r, x)                                                                                                \
+    do {                                                                                                             \
+        __m512 b_ = _mm512_set1_ps(x);                                                                               \
+        a##r##0 = _mm512_fmadd_ps(b_, v0, a##r##0), a##r##1 = _mm512_fmadd_ps(b_, v1, a##r##1);                     \
+        a##r##2 = _mm512_fmadd_ps(b_, v2, a##r##2), a##r##3 = _mm512_fmadd_ps(b_, v3, a##r##3);                     \
+    } while (0)
+/* stores of row r under the masks m0..m3 (a zero mask stores nothing and cannot fault), after f */
+#define ACC_STORE(r, base, f)                                                                                        \
+    do {                                                                                                             \
+        float *o_ = (base);                                                                                          \
+        _mm512_mask_storeu_ps(o_, m0, f(a##r##0)), _mm512_mask_storeu_ps(o_ + W, m1, f(a##r##1));                   \
+        _mm512_mask_storeu_ps(o_ + 2 * W, m2, f(a##r##2)), _mm512_mask_storeu_ps(o_ + 3 * W, m3, f(a##r##3));       \
+    } while (0)
+#define ACC_MASKS(n)                                                                                                 \
+    __mmask16 m0 = tail(n), m1 = (n) > W ? tail((n) - W) : 0, m2 = (n) > 2 * W ? tail((n) - 2 * W) : 0;             \
+    __mmask16 m3 = (n) > 3 * W ? tail((n) - 3 * W) : 0
+#define LOAD4(p, m)                                                                                                  \
+    __m512 v0 = _mm512_maskz_loadu_ps(m##0, (p)), v1 = _mm512_maskz_loadu_ps(m##1, (p) + W);                        \
+    __m512 v2 = _mm512_maskz_loadu_ps(m##2, (p) + 2 * W), v3 = _mm512_maskz_loadu_ps(m##3, (p) + 3 * W)
+#define FULL(x) (x)
+
+/* S rows of one key block: every element a chain of FMAs over d = 0..hd-1 in order, then * scale. */
+static inline void qk_rows6(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk, float scale) {
+    __mmask16 f0 = 0xffff, f1 = f0, f2 = f0, f3 = f0; /* kt is KB wide, zero past nk */
+    ACC_DECL(0);
+    ACC_DECL(1);
+    ACC_DECL(2);
+    ACC_DECL(3);
+    ACC_DECL(4);
+    ACC_DECL(5);
+    for (int d = 0; d < hd; d++) {
+        LOAD4(kt + (size_t)d * KB, f);
+        const float *q = Q + d;
+        ACC_FMA(0, q[0]);
+        ACC_FMA(1, q[(size_t)ldq]);
+        ACC_FMA(2, q[(size_t)2 * ldq]);
+        ACC_FMA(3, q[(size_t)3 * ldq]);
+        ACC_FMA(4, q[(size_t)4 * ldq]);
+        ACC_FMA(5, q[(size_t)5 * ldq]);
     }
-QK_ROWS(4)
-QK_ROWS(1)
+    __m512 sc = _mm512_set1_ps(scale);
+    ACC_MASKS(nk);
+#define SCALE(x) _mm512_mul_ps((x), sc)
+    ACC_STORE(0, S, SCALE);
+    ACC_STORE(1, S + (size_t)lds, SCALE);
+    ACC_STORE(2, S + (size_t)2 * lds, SCALE);
+    ACC_STORE(3, S + (size_t)3 * lds, SCALE);
+    ACC_STORE(4, S + (size_t)4 * lds, SCALE);
+    ACC_STORE(5, S + (size_t)5 * lds, SCALE);
+}
+
+static inline void qk_rows1(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk, float scale) {
+    (void)lds, (void)ldq;
+    __mmask16 f0 = 0xffff, f1 = f0, f2 = f0, f3 = f0;
+    ACC_DECL(0);
+    for (int d = 0; d < hd; d++) {
+        LOAD4(kt + (size_t)d * KB, f);
+        ACC_FMA(0, Q[d]);
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    ACC_MASKS(nk);
+    ACC_STORE(0, S, SCALE);
+#undef SCALE
+}
 
 static void qk_v(float *S, int lds, const float *Q, int ldq, const float *K, int ldk, int rn, int L, int hd, float scale,
                  float *kt) {
-    diffu_simd_qk_drive(S, lds, Q, ldq, K, ldk, rn, L, hd, scale, kt, qk_rows4, qk_rows1);
+    diffu_simd_qk_drive(S, lds, Q, ldq, K, ldk, rn, L, hd, scale, kt, 6, qk_rows6, qk_rows1);
 }
 
 /* O rows of one 64-column block [d0, d0 + nd): every element a chain of FMAs over j = 0..L-1 in order. */
-#define PV_ROWS(R)                                                                                                   \
-    static inline void pv_rows##R(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L,       \
-                                  int nd) {                                                                       \
-        __m512 acc[R][NV];                                                                                         \
-        __mmask16 m[NV];                                                                                           \
-        for (int v = 0; v < NV; v++) m[v] = v * W < nd ? tail(nd - v * W) : 0;                                     \
-        for (int r = 0; r < R; r++)                                                                                \
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                          \
-        for (int j = 0; j < L; j++) {                                                                              \
-            const float *vj = V + (size_t)j * ldv;                                                                 \
-            __m512 v0 = _mm512_maskz_loadu_ps(m[0], vj), v1 = _mm512_maskz_loadu_ps(m[1], vj + W),                 \
-                   v2 = _mm512_maskz_loadu_ps(m[2], vj + 2 * W), v3 = _mm512_maskz_loadu_ps(m[3], vj + 3 * W);     \
-            for (int r = 0; r < R; r++) {                                                                          \
-                __m512 p = _mm512_set1_ps(P[(size_t)r * ldp + j]);                                                 \
-                acc[r][0] = _mm512_fmadd_ps(p, v0, acc[r][0]);                                                     \
-                acc[r][1] = _mm512_fmadd_ps(p, v1, acc[r][1]);                                                     \
-                acc[r][2] = _mm512_fmadd_ps(p, v2, acc[r][2]);                                                     \
-                acc[r][3] = _mm512_fmadd_ps(p, v3, acc[r][3]);                                                     \
-            }                                                                                                      \
-        }                                                                                                          \
-        for (int r = 0; r < R; r++)                                                                                \
-            for (int v = 0; v < NV; v++)                                                                           \
-                if (m[v]) _mm512_mask_storeu_ps(O + (size_t)r * ldo + v * W, m[v], acc[r][v]);                    \
+static inline void pv_rows6(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L, int nd) {
+    ACC_MASKS(nd);
+    ACC_DECL(0);
+    ACC_DECL(1);
+    ACC_DECL(2);
+    ACC_DECL(3);
+    ACC_DECL(4);
+    ACC_DECL(5);
+    for (int j = 0; j < L; j++) {
+        LOAD4(V + (size_t)j * ldv, m);
+        const float *p = P + j;
+        ACC_FMA(0, p[0]);
+        ACC_FMA(1, p[(size_t)ldp]);
+        ACC_FMA(2, p[(size_t)2 * ldp]);
+        ACC_FMA(3, p[(size_t)3 * ldp]);
+        ACC_FMA(4, p[(size_t)4 * ldp]);
+        ACC_FMA(5, p[(size_t)5 * ldp]);
     }
-PV_ROWS(4)
-PV_ROWS(1)
+    ACC_STORE(0, O, FULL);
+    ACC_STORE(1, O + (size_t)ldo, FULL);
+    ACC_STORE(2, O + (size_t)2 * ldo, FULL);
+    ACC_STORE(3, O + (size_t)3 * ldo, FULL);
+    ACC_STORE(4, O + (size_t)4 * ldo, FULL);
+    ACC_STORE(5, O + (size_t)5 * ldo, FULL);
+}
+
+static inline void pv_rows1(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L, int nd) {
+    (void)ldo, (void)ldp;
+    ACC_MASKS(nd);
+    ACC_DECL(0);
+    for (int j = 0; j < L; j++) {
+        LOAD4(V + (size_t)j * ldv, m);
+        ACC_FMA(0, P[j]);
+    }
+    ACC_STORE(0, O, FULL);
+}
 
 static void pv_v(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int rn, int L, int hd) {
-    diffu_simd_pv_drive(O, ldo, P, ldp, V, ldv, rn, L, hd, KB, pv_rows4, pv_rows1);
+    diffu_simd_pv_drive(O, ldo, P, ldp, V, ldv, rn, L, hd, KB, 6, pv_rows6, pv_rows1);
 }
 
 const diffu_simd diffu_simd_avx512_table = {

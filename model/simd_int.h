@@ -58,31 +58,33 @@ static inline void diffu_simd_kt(float *kt, const float *K, int ldk, int kb, int
     }
 }
 
-/* The vector tables' attention drivers: rows by 4, then one at a time, through
- * the table's register-blocked kernels (each element computed in the same order
- * by both, so the blocking never shows in the bits). */
+/* The vector tables' attention drivers: rows by nr (the table's register
+ * block: 4 for avx2, 6 for avx512), then one at a time, through the table's
+ * register-blocked kernels (each element computed in the same order by both, so
+ * the blocking never shows in the bits). */
 typedef void (*diffu_simd_qk_rows)(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk,
                                    float scale);
 typedef void (*diffu_simd_pv_rows)(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L, int nd);
 
 static inline void diffu_simd_qk_drive(float *S, int lds, const float *Q, int ldq, const float *K, int ldk, int rn, int L,
-                                       int hd, float scale, float *kt, diffu_simd_qk_rows rows4, diffu_simd_qk_rows rows1) {
+                                       int hd, float scale, float *kt, int nr, diffu_simd_qk_rows rowsn,
+                                       diffu_simd_qk_rows rows1) {
     for (int kb = 0; kb < L; kb += DIFFU_SIMD_KBLOCK) {
         int nk = L - kb < DIFFU_SIMD_KBLOCK ? L - kb : DIFFU_SIMD_KBLOCK;
         diffu_simd_kt(kt, K, ldk, kb, nk, hd);
         int i = 0;
-        for (; i + 4 <= rn; i += 4) rows4(S + (size_t)i * lds + kb, lds, Q + (size_t)i * ldq, ldq, kt, hd, nk, scale);
+        for (; i + nr <= rn; i += nr) rowsn(S + (size_t)i * lds + kb, lds, Q + (size_t)i * ldq, ldq, kt, hd, nk, scale);
         for (; i < rn; i++) rows1(S + (size_t)i * lds + kb, lds, Q + (size_t)i * ldq, ldq, kt, hd, nk, scale);
     }
 }
 
 /* O in column blocks of width cb (the kernels' register block). */
 static inline void diffu_simd_pv_drive(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int rn, int L,
-                                       int hd, int cb, diffu_simd_pv_rows rows4, diffu_simd_pv_rows rows1) {
+                                       int hd, int cb, int nr, diffu_simd_pv_rows rowsn, diffu_simd_pv_rows rows1) {
     for (int d0 = 0; d0 < hd; d0 += cb) {
         int nd = hd - d0 < cb ? hd - d0 : cb;
         int i = 0;
-        for (; i + 4 <= rn; i += 4) rows4(O + (size_t)i * ldo + d0, ldo, P + (size_t)i * ldp, ldp, V + d0, ldv, L, nd);
+        for (; i + nr <= rn; i += nr) rowsn(O + (size_t)i * ldo + d0, ldo, P + (size_t)i * ldp, ldp, V + d0, ldv, L, nd);
         for (; i < rn; i++) rows1(O + (size_t)i * ldo + d0, ldo, P + (size_t)i * ldp, ldp, V + d0, ldv, L, nd);
     }
 }
