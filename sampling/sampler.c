@@ -167,19 +167,21 @@ void diffu_sampler_row(const float *logits, int V, const diffu_sample_job *job, 
     const diffu_sampler_params *p = job->params;
     double *z = s->z;
     double T = p->temperature;
-    if (T > 0)
-        for (int v = 0; v < V; v++) z[v] = (double)logits[v] / T;
-    else
-        for (int v = 0; v < V; v++) z[v] = (double)logits[v];
-    if (p->ban_token >= 0 && p->ban_token < V) z[p->ban_token] = -INFINITY;
-    if (p->top_p > 0 && p->top_p < 1) apply_top_p(z, V, p->top_p, s);
-    if (p->top_k > 0 && p->top_k < V) apply_top_k(z, V, p->top_k, s);
+    /* z = logits (/ T) in double, and its max in the same pass; a ban or a filter
+     * that may have removed the max recomputes it */
+    double m = vm_load_max(z, logits, V, T);
+    int remax = 0;
+    if (p->ban_token >= 0 && p->ban_token < V) {
+        remax = z[p->ban_token] == m;
+        z[p->ban_token] = -INFINITY;
+    }
+    if (p->top_p > 0 && p->top_p < 1) apply_top_p(z, V, p->top_p, s), remax = 1;
+    if (p->top_k > 0 && p->top_k < V) apply_top_k(z, V, p->top_k, s), remax = 1;
+    if (remax) m = vm_max(z, V);
 
     /* softmax over the full vocabulary; z becomes exp(z - max) (sampler_math.h: vectorized, double) */
-    double m = vm_max(z, V);
     DIFFU_ASSERTF(isfinite(m), "logits row has no finite maximum (NaN/inf from the forward?)");
-    int32_t arg = 0; /* argmax: the first maximal id */
-    while (z[arg] != m) arg++;
+    int32_t arg = vm_first_eq(z, V, m); /* argmax: the first maximal id */
     double Z = vm_exp_sum(z, V, m); /* z[arg] = exp(0) = 1 */
     int32_t tok = arg;
     if (T > 0) {

@@ -10,7 +10,10 @@
  * term is in [0, 1] after the max is subtracted, and the partial sums are
  * added pairwise). Where the compiler has no AVX-512 (DIFFU_NATIVE off on an
  * older build host) the same formulas run scalar.
+ *   vm_load_max   z[v] = x[v] in double (/ T when T > 0: the scalar division, so the
+ *                 same bits), returns the max: the widening and the max in one pass
  *   vm_max        max of z[0..n) (NaN-free input)
+ *   vm_first_eq   the first v with z[v] == m (-1 if none): the argmax's lowest id
  *   vm_exp_sum    z[v] = exp(z[v] - m) in place; returns the sum (exp(-inf) = 0
  *                 exactly; terms below exp(-708) are flushed to 0)
  *   vm_sum        sum of z[0..n)
@@ -168,6 +171,48 @@ static inline double vm_max(const double *z, int n) {
 #endif
     for (; v < n; v++) m = z[v] > m ? z[v] : m;
     return m;
+}
+
+static inline double vm_load_max(double *z, const float *x, int n, double T) {
+    int v = 0;
+    double m = -INFINITY;
+#if defined(__AVX512F__)
+    __m512d a0 = _mm512_set1_pd(-INFINITY), a1 = a0, tt = _mm512_set1_pd(T);
+    if (T > 0)
+        for (; v + 16 <= n; v += 16) {
+            __m512d x0 = _mm512_div_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + v)), tt);
+            __m512d x1 = _mm512_div_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + v + 8)), tt);
+            _mm512_storeu_pd(z + v, x0), _mm512_storeu_pd(z + v + 8, x1);
+            a0 = _mm512_max_pd(a0, x0), a1 = _mm512_max_pd(a1, x1);
+        }
+    else
+        for (; v + 16 <= n; v += 16) {
+            __m512d x0 = _mm512_cvtps_pd(_mm256_loadu_ps(x + v)), x1 = _mm512_cvtps_pd(_mm256_loadu_ps(x + v + 8));
+            _mm512_storeu_pd(z + v, x0), _mm512_storeu_pd(z + v + 8, x1);
+            a0 = _mm512_max_pd(a0, x0), a1 = _mm512_max_pd(a1, x1);
+        }
+    m = _mm512_reduce_max_pd(_mm512_max_pd(a0, a1));
+#endif
+    for (; v < n; v++) {
+        double d = T > 0 ? (double)x[v] / T : (double)x[v];
+        z[v] = d;
+        m = d > m ? d : m;
+    }
+    return m;
+}
+
+static inline int vm_first_eq(const double *z, int n, double m) {
+    int v = 0;
+#if defined(__AVX512F__)
+    __m512d mm = _mm512_set1_pd(m);
+    for (; v + 8 <= n; v += 8) {
+        __mmask8 k = _mm512_cmp_pd_mask(_mm512_loadu_pd(z + v), mm, _CMP_EQ_OQ);
+        if (k) return v + __builtin_ctz((unsigned)k);
+    }
+#endif
+    for (; v < n; v++)
+        if (z[v] == m) return v;
+    return -1;
 }
 
 static inline double vm_exp_sum(double *z, int n, double m) {
