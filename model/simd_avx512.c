@@ -189,35 +189,28 @@ enum { KB = DIFFU_SIMD_KBLOCK, NV = KB / W };
     __m512 v0 = _mm512_maskz_loadu_ps(m##0, (p)), v1 = _mm512_maskz_loadu_ps(m##1, (p) + W);                        \
     __m512 v2 = _mm512_maskz_loadu_ps(m##2, (p) + 2 * W), v3 = _mm512_maskz_loadu_ps(m##3, (p) + 3 * W)
 #define FULL(x) (x)
+/* the 6-row block: accumulators, one step's FMAs (x: row 0's operand, ld: the row stride), stores */
+#define ACC_DECL6 ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3); ACC_DECL(4); ACC_DECL(5)
+#define ACC_FMA6(x, ld)                                                                                              \
+    ACC_FMA(0, (x)[0]); ACC_FMA(1, (x)[(size_t)(ld)]); ACC_FMA(2, (x)[(size_t)2 * (ld)]);                           \
+    ACC_FMA(3, (x)[(size_t)3 * (ld)]); ACC_FMA(4, (x)[(size_t)4 * (ld)]); ACC_FMA(5, (x)[(size_t)5 * (ld)])
+#define ACC_STORE6(base, ld, f)                                                                                      \
+    ACC_STORE(0, (base), f); ACC_STORE(1, (base) + (size_t)(ld), f); ACC_STORE(2, (base) + (size_t)2 * (ld), f);    \
+    ACC_STORE(3, (base) + (size_t)3 * (ld), f); ACC_STORE(4, (base) + (size_t)4 * (ld), f);                         \
+    ACC_STORE(5, (base) + (size_t)5 * (ld), f)
 
 /* S rows of one key block: every element a chain of FMAs over d = 0..hd-1 in order, then * scale. */
 static inline void qk_rows6(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk, float scale) {
     __mmask16 f0 = 0xffff, f1 = f0, f2 = f0, f3 = f0; /* kt is KB wide, zero past nk */
-    ACC_DECL(0);
-    ACC_DECL(1);
-    ACC_DECL(2);
-    ACC_DECL(3);
-    ACC_DECL(4);
-    ACC_DECL(5);
+    ACC_DECL6;
     for (int d = 0; d < hd; d++) {
         LOAD4(kt + (size_t)d * KB, f);
-        const float *q = Q + d;
-        ACC_FMA(0, q[0]);
-        ACC_FMA(1, q[(size_t)ldq]);
-        ACC_FMA(2, q[(size_t)2 * ldq]);
-        ACC_FMA(3, q[(size_t)3 * ldq]);
-        ACC_FMA(4, q[(size_t)4 * ldq]);
-        ACC_FMA(5, q[(size_t)5 * ldq]);
+        ACC_FMA6(Q + d, ldq);
     }
     __m512 sc = _mm512_set1_ps(scale);
     ACC_MASKS(nk);
 #define SCALE(x) _mm512_mul_ps((x), sc)
-    ACC_STORE(0, S, SCALE);
-    ACC_STORE(1, S + (size_t)lds, SCALE);
-    ACC_STORE(2, S + (size_t)2 * lds, SCALE);
-    ACC_STORE(3, S + (size_t)3 * lds, SCALE);
-    ACC_STORE(4, S + (size_t)4 * lds, SCALE);
-    ACC_STORE(5, S + (size_t)5 * lds, SCALE);
+    ACC_STORE6(S, lds, SCALE);
 }
 
 static inline void qk_rows1(float *S, int lds, const float *Q, int ldq, const float *kt, int hd, int nk, float scale) {
@@ -242,28 +235,12 @@ static void qk_v(float *S, int lds, const float *Q, int ldq, const float *K, int
 /* O rows of one 64-column block [d0, d0 + nd): every element a chain of FMAs over j = 0..L-1 in order. */
 static inline void pv_rows6(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L, int nd) {
     ACC_MASKS(nd);
-    ACC_DECL(0);
-    ACC_DECL(1);
-    ACC_DECL(2);
-    ACC_DECL(3);
-    ACC_DECL(4);
-    ACC_DECL(5);
+    ACC_DECL6;
     for (int j = 0; j < L; j++) {
         LOAD4(V + (size_t)j * ldv, m);
-        const float *p = P + j;
-        ACC_FMA(0, p[0]);
-        ACC_FMA(1, p[(size_t)ldp]);
-        ACC_FMA(2, p[(size_t)2 * ldp]);
-        ACC_FMA(3, p[(size_t)3 * ldp]);
-        ACC_FMA(4, p[(size_t)4 * ldp]);
-        ACC_FMA(5, p[(size_t)5 * ldp]);
+        ACC_FMA6(P + j, ldp);
     }
-    ACC_STORE(0, O, FULL);
-    ACC_STORE(1, O + (size_t)ldo, FULL);
-    ACC_STORE(2, O + (size_t)2 * ldo, FULL);
-    ACC_STORE(3, O + (size_t)3 * ldo, FULL);
-    ACC_STORE(4, O + (size_t)4 * ldo, FULL);
-    ACC_STORE(5, O + (size_t)5 * ldo, FULL);
+    ACC_STORE6(O, ldo, FULL);
 }
 
 static inline void pv_rows1(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int L, int nd) {
