@@ -15,8 +15,8 @@ N x S records (tests/job/crash_resume_long.sh: 50 x 2 under mpirun, 5 kills).
    every completion / generated id / finish reason equal to run 1's (the
    denoiser's draws are keyed by the request id and the forward is
    batch-invariant; the crash runs use other window sizes on purpose).
-3. SIGTERM: exit non-zero with the resume hint; the rerun completes (with
-   in-flight checkpoints: the sample in flight is saved and continued).
+3. SIGTERM (under --mpi to the ranks, as scancel sends it): exit non-zero with the resume hint; the rerun
+   completes (with in-flight checkpoints: the sample in flight is saved and continued).
 With --mpi, every run is `mpirun -np NP diffu generate --pp P ...`.
 With --cache MODE:REFRESH, every run decodes in blocks of 4 through the KV cache (under --mpi the
 stages hold it); a sample continued from a checkpoint starts with a full pass (a fresh policy).
@@ -301,11 +301,12 @@ for i in range(a.kills):
         # which a SIGKILL can cut before the last lines arrive
         e_run["DIFFU_TRACE"] = "inflight"
         e_run["DIFFU_TRACE_FILE"] = trace_path
+    # (read while no run writes the output)
+    left = len(expected) - (len(read(out)) if os.path.exists(out) else 0)
     pr = subprocess.Popen(cmd(out, ["--max-active", "1"] + ckpt), stdout=subprocess.DEVNULL, stderr=errf,
                           env=e_run)
     # a random moment within (about) half the time the work left would take, so that later kills
     # still land mid-job
-    left = len(expected) - (len(read(out)) if os.path.exists(out) else 0)
     delay = rng.uniform(0.2, max(0.4, 0.5 * T * left / len(expected)))
     if ckpt:
         # counted from the run's first checkpoint, not from the launch: the start-up (mpirun, the model, the
@@ -405,7 +406,17 @@ while pr.poll() is None and time.time() - t_wait < 240:
     if os.path.exists(out) and os.path.getsize(out) > 0 and b"\n" in open(out, "rb").read():
         break
     time.sleep(0.05)
-pr.send_signal(signal.SIGTERM)
+if a.mpi:
+    # to the ranks, as scancel and a cluster's shutdown deliver it: SIGTERM to mpirun itself (Open MPI 4.1) reaches
+    # the ranks odls_base_sigkill_timeout s (default 1) late and is followed by SIGKILL as long after, too soon
+    # for the drain on a loaded machine (docs/jobs.md: under mpirun, stop a job with SIGUSR1)
+    for q in descendants(pr.pid)[1:]:
+        try:
+            os.kill(q, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+else:
+    pr.send_signal(signal.SIGTERM)
 _, err = pr.communicate()
 if pr.returncode == 0:
     print("note: the job finished before SIGTERM")
