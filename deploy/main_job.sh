@@ -7,7 +7,7 @@
 # model, under `mpirun -np 2` as a 2-stage pipeline, output to a .jsonl.gz.
 #
 # The default model is models/diffu-toy-code: a TOY Dream-architecture model of
-# 5.2 M parameters trained on this project's machine for about an hour on
+# 10.0 M parameters trained on this project's machine for 85 minutes on
 # Debian's Python sources (models/diffu-toy-code/README.md). It writes
 # Python-shaped code, mostly wrong; it is not DiffuCoder. The same command runs a
 # real checkpoint directory (e.g. apple/DiffuCoder-7B-Instruct, downloaded):
@@ -15,10 +15,12 @@
 # (DIFFU_MAX_NEW_TOKENS / DIFFU_STEPS: 256 / 256 are DiffuCoder's settings; the
 # default 64 / 64 keeps the demo short). DIFFU_MODEL=random uses the old default,
 # `diffu mkmodel --preset small` with random weights.
-# Rerunning resumes: finished (id, sample) records are skipped.
+# Rerunning resumes: finished (id, sample) records are skipped. Ctrl-C stops it
+# gracefully (the samples in flight are saved and continued by the rerun; see below).
+# DIFFU_BIN: the diffu binary (default: DIFFU_BUILD or build/, then bin/diffu).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${DIFFU_BUILD:-$ROOT/build}/bin/diffu"
+BIN="${DIFFU_BIN:-${DIFFU_BUILD:-$ROOT/build}/bin/diffu}"
 CACHE="${DIFFU_CACHE:-$HOME/.cache/diffu}"
 MODEL="${DIFFU_MODEL:-$ROOT/models/diffu-toy-code}"
 # the toy model commits its trailing <|dlm_pad|> tokens first and leaves near-empty replies
@@ -39,9 +41,31 @@ if [[ ! -f "$MODEL/config.json" ]]; then
 fi
 "$BIN" inspect "$MODEL" --pp "$NP" --tp 1
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-# one rank per core, one thread per rank; short canvases so the demo ends in minutes
-mpirun -np "$NP" --bind-to core --map-by core "$BIN" generate --model "$MODEL" --pp "$NP" --tp 1 --threads 1 \
+# one rank per core, one thread per rank; short canvases so the demo ends in minutes.
+# Ctrl-C stops the job gracefully: mpirun runs in its own session (the terminal's SIGINT does not reach it)
+# and the first Ctrl-C / SIGTERM is passed to it as SIGUSR1, which it forwards to the ranks at once; the
+# job drains, saves the samples in flight and exits 1 with the resume hint. A second one ends it (SIGTERM to
+# mpirun). SIGINT/SIGTERM given to mpirun itself reach the ranks 1 s late, followed by SIGKILL (docs/jobs.md).
+setsid mpirun -np "$NP" --bind-to core --map-by core "$BIN" generate --model "$MODEL" --pp "$NP" --tp 1 --threads 1 \
     --input "$INPUT" --output "$OUTPUT" \
     --max-new-tokens "${DIFFU_MAX_NEW_TOKENS:-64}" --steps "${DIFFU_STEPS:-64}" --alg entropy \
-    --temperature "${DIFFU_TEMPERATURE:-0.2}" --top-p 0.95 --seed 1 "${BLOCK_ARGS[@]+"${BLOCK_ARGS[@]}"}"
+    --temperature "${DIFFU_TEMPERATURE:-0.2}" --top-p 0.95 --seed 1 "${BLOCK_ARGS[@]+"${BLOCK_ARGS[@]}"}" &
+job=$! stops=0
+on_stop() {
+    stops=$((stops + 1))
+    if ((stops == 1)); then
+        echo "[main] stopping: the job finishes its steps in flight and saves its samples (again to end it now)" >&2
+        kill -USR1 "$job" 2>/dev/null || true
+    else
+        kill -TERM "$job" 2>/dev/null || true
+    fi
+}
+trap on_stop INT TERM
+rc=0
+while :; do
+    wait "$job" && rc=0 || rc=$? # a trapped signal interrupts wait: wait again while mpirun runs
+    kill -0 "$job" 2>/dev/null || break
+done
+trap - INT TERM
+[[ $rc -eq 0 ]] || exit "$rc"
 echo "[main] wrote $OUTPUT ($(zcat "$OUTPUT" | wc -l) records) with $MODEL; the default is a toy model — see deploy/main_job.sh for a real checkpoint" >&2

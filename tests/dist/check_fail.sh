@@ -9,7 +9,9 @@
 #                      test SIGKILLs it and requires the job to end within 10 s, non-zero
 #        signal=R:SIG  the same, sending SIG (e.g. SEGV, TERM) instead of SIGKILL
 #        timeout=R     rank R stalls 120 s; the others must give up after --comm-timeout 2
-#                      and end the job within 10 s, naming rank R
+#                      and end the job within 10 s of the stall, the rank that timed out naming
+#                      rank R as whom it waited for (whichever neighbour's wait runs out first:
+#                      rank R+1's for activations from R, or rank R-1's for R to take its own)
 #        panel=R:N     rank R runs with DIFFU_ROW_PANEL=N (an MPMD launch: only that rank), as
 #                      if its BLAS were another: the handshake must refuse it when rank R
 #                      shares a stage with another rank (tensor parallelism)
@@ -84,4 +86,8 @@ limit=30
 "$PY" -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$took" "$limit" || {
     echo "FAIL: took $took s, more than $limit s"; exit 1; }
 expect_in "$LOG" "$EXPECT"
+if [[ "$CASE" == timeout=* ]] &&
+    ! grep -qE "waited [0-9.]+ s \(the communication timeout.* rank $R \(stage" "$LOG"; then
+    echo "FAIL: no rank's timeout message names rank $R as whom it waited for"; exit 1
+fi
 echo PASS
