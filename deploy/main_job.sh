@@ -42,8 +42,8 @@ fi
 "$BIN" inspect "$MODEL" --pp "$NP" --tp 1
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 # one rank per core, one thread per rank; short canvases so the demo ends in minutes.
-# Ctrl-C stops the job gracefully: mpirun runs in its own session (the terminal's SIGINT does not reach it)
-# and the first Ctrl-C / SIGTERM is passed to it as SIGUSR1, which it forwards to the ranks at once; the
+# Ctrl-C stops the job gracefully: mpirun runs in its own session (the terminal's SIGINT and SIGHUP do not reach it)
+# and the first Ctrl-C / SIGTERM / SIGHUP is passed to it as SIGUSR1, which it forwards to the ranks at once; the
 # job drains, saves the samples in flight and exits 1 with the resume hint. A second one ends it (SIGTERM to
 # mpirun). SIGINT/SIGTERM given to mpirun itself reach the ranks 1 s late, followed by SIGKILL (docs/jobs.md).
 setsid mpirun -np "$NP" --bind-to core --map-by core "$BIN" generate --model "$MODEL" --pp "$NP" --tp 1 --threads 1 \
@@ -60,12 +60,12 @@ on_stop() {
         kill -TERM "$job" 2>/dev/null || true
     fi
 }
-trap on_stop INT TERM
+trap on_stop INT TERM HUP
 rc=0
 while :; do
     wait "$job" && rc=0 || rc=$? # a trapped signal interrupts wait: wait again while mpirun runs
     kill -0 "$job" 2>/dev/null || break
 done
-trap - INT TERM
+trap - INT TERM HUP
 [[ $rc -eq 0 ]] || exit "$rc"
 echo "[main] wrote $OUTPUT ($(zcat "$OUTPUT" | wc -l) records) with $MODEL; the default is a toy model — see deploy/main_job.sh for a real checkpoint" >&2
