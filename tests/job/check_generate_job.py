@@ -15,7 +15,7 @@ N x S records (tests/job/crash_resume_long.sh: 50 x 2 under mpirun, 5 kills).
    every completion / generated id / finish reason equal to run 1's (the
    denoiser's draws are keyed by the request id and the forward is
    batch-invariant; the crash runs use other window sizes on purpose).
-3. SIGTERM (under --mpi to the ranks, as scancel sends it): exit non-zero with the resume hint; the rerun
+3. SIGTERM (under --mpi to the ranks themselves): exit non-zero with the resume hint; the rerun
    completes (with in-flight checkpoints: the sample in flight is saved and continued).
 With --mpi, every run is `mpirun -np NP diffu generate --pp P ...`.
 With --cache MODE:REFRESH, every run decodes in blocks of 4 through the KV cache (under --mpi the
@@ -407,7 +407,7 @@ while pr.poll() is None and time.time() - t_wait < 240:
         break
     time.sleep(0.05)
 if a.mpi:
-    # to the ranks, as scancel and a cluster's shutdown deliver it: SIGTERM to mpirun itself (Open MPI 4.1) reaches
+    # to the ranks themselves (the product's SIGTERM path under mpirun): SIGTERM to mpirun itself (Open MPI 4.1) reaches
     # the ranks odls_base_sigkill_timeout s (default 1) late and is followed by SIGKILL as long after, too soon
     # for the drain on a loaded machine (docs/jobs.md: under mpirun, stop a job with SIGUSR1)
     for q in descendants(pr.pid)[1:]:
