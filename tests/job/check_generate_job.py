@@ -194,10 +194,18 @@ def kill_all(pr):
         except ProcessLookupError:
             pass
     pr.wait()
+    def gone(p):
+        try:
+            return open(f"/proc/{p}/stat").read().split(") ")[1][0] == "Z"
+        except OSError:
+            return True
+
     for p in procs[1:]:  # wait until the ranks are gone (they hold the output's lock)
-        for _ in range(500):
-            if not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split(") ")[1][0] == "Z":
-                break
+        t0 = time.time()
+        while not gone(p):
+            if time.time() - t0 > 120:
+                fail(f"process {p} of the killed job still alive 120 s after SIGKILL (the next run would find the"
+                     " output locked)")
             time.sleep(0.01)
 
 
