@@ -185,14 +185,18 @@ def descendants(pid):
     return out
 
 
+def send(procs, sig):
+    for p in procs:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
 def kill_all(pr):
     """SIGKILL the job: the process and everything under it (mpirun's ranks run in their own process groups)."""
     procs = descendants(pr.pid)
-    for p in procs:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    send(procs, signal.SIGKILL)
     pr.wait()
     def gone(p):
         try:
@@ -274,27 +278,25 @@ def step_seconds(begun):
 
 
 def wait_trace(pr, path, what, limit=240.0):
-    """Poll the crash run's trace until it shows its first checkpoint begun ("begun") or a durable
-    checkpoint holding a sample part-way ("midway"), the run ends, or `limit` seconds pass."""
+    """Poll the crash run's trace (read by trace() above) until it shows its first checkpoint begun ("begun") or
+    a durable checkpoint holding a sample part-way with half its steps still to go, so that it cannot end before
+    the kill ("midway"); or until the run ends or `limit` seconds pass."""
+    def part_way(st):
+        return any(0 < steps <= max(1, ref.get(k, {}).get("steps", 2) // 2) for k, (steps, _) in st.items())
+
     t0 = time.time()
     while pr.poll() is None and time.time() - t0 < limit:
         if os.path.exists(path):
-            midway = False
-            for line in open(path).read().splitlines():
-                f = line.split()
-                if len(f) >= 5 and f[1:4] == ["trace", "inflight", "begin"]:
-                    if what == "begun":
+            with open(path) as tf:
+                text = tf.read()
+            begun, written = trace(text[:text.rfind("\n") + 1])  # whole lines only: the run is still writing
+            if what == "begun" and begun:
+                return
+            if what == "midway":
+                for w in written:  # a write made durable: the last one begun before it is the checkpoint on disk
+                    on_disk = [st for t, st in begun if t <= w]
+                    if on_disk and part_way(on_disk[-1]):
                         return
-                    midway = False
-                    for tok in f[5:]:
-                        key, sf = tok.rsplit("@", 1)
-                        rid, si = key.rsplit("#", 1)
-                        steps = int(sf.split("/")[0])
-                        # part-way, with half the sample's steps still to go: it cannot end before the kill
-                        total = ref.get((rid, int(si)), {}).get("steps", 2)
-                        midway |= 0 < steps <= max(1, total // 2)
-                elif len(f) == 5 and f[1:4] == ["trace", "inflight", "written"] and midway:
-                    return
         time.sleep(0.005)
 
 
@@ -418,11 +420,7 @@ if a.mpi:
     # to the ranks themselves (the product's SIGTERM path under mpirun): SIGTERM to mpirun itself (Open MPI 4.1) reaches
     # the ranks odls_base_sigkill_timeout s (default 1) late and is followed by SIGKILL as long after, too soon
     # for the drain on a loaded machine (docs/jobs.md: under mpirun, stop a job with SIGUSR1)
-    for q in descendants(pr.pid)[1:]:
-        try:
-            os.kill(q, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    send(descendants(pr.pid)[1:], signal.SIGTERM)
 else:
     pr.send_signal(signal.SIGTERM)
 _, err = pr.communicate()
